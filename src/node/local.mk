@@ -1,0 +1,1 @@
+# (module not built yet)
