@@ -1,1 +1,7 @@
-# (module not built yet)
+noinst_LIBRARIES += libkvfsstore.a
+libkvfsstore_a_SOURCES = \
+	src/store/record.c src/store/record.h \
+	src/store/txn.c src/store/txn.h \
+	src/store/kv.c src/store/kv.h src/store/kv_internal.h \
+	src/store/kv_apply.c \
+	src/store/log.c src/store/log.h

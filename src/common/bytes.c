@@ -1,0 +1,99 @@
+/*
+ * Growable byte buffer and CRC-32C (Castagnoli), used for checksums over
+ * wire payloads. The CRC is table-driven (slice-by-1): payloads are small
+ * and this is not on a path that needs SSE4.2.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "common/bytes.h"
+
+void bb_init(struct byte_buf *b)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->err = 0;
+}
+
+void bb_free(struct byte_buf *b)
+{
+	free(b->data);
+	bb_init(b);
+}
+
+int bb_reserve(struct byte_buf *b, size_t extra)
+{
+	if (b->err)
+		return -1;
+	if (b->len + extra <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + extra)
+		cap *= 2;
+	uint8_t *d = realloc(b->data, cap);
+	if (!d) {
+		b->err = 1;
+		return -1;
+	}
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+void bb_put(struct byte_buf *b, const void *p, size_t n)
+{
+	if (n == 0 || bb_reserve(b, n) < 0)
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void bb_u8(struct byte_buf *b, uint8_t v)
+{
+	bb_put(b, &v, 1);
+}
+
+void bb_le32(struct byte_buf *b, uint32_t v)
+{
+	uint8_t t[4];
+	put_le32(t, v);
+	bb_put(b, t, 4);
+}
+
+void bb_le64(struct byte_buf *b, uint64_t v)
+{
+	uint8_t t[8];
+	put_le64(t, v);
+	bb_put(b, t, 8);
+}
+
+uint8_t *bb_take(struct byte_buf *b, size_t *len)
+{
+	uint8_t *d = b->data;
+	*len = b->len;
+	bb_init(b);
+	return d;
+}
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	pthread_once(&crc_once, crc_init);
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}

@@ -1,0 +1,249 @@
+/*
+ * The state machine database: opening with the options that keep memory
+ * bounded whatever the dataset size (block cache, memtable, open files),
+ * point reads, iterators and the metadata kept beside the data.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "store/kv_internal.h"
+
+void kv_options_default(struct kv_options *o)
+{
+	o->cache_bytes = 64u << 20;
+	o->write_buffer = 16u << 20;
+	o->max_open_files = 500;
+	o->sync = true;
+}
+
+static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *err)
+{
+	char *e = NULL;
+	size_t len = 0;
+	char *v = leveldb_get(kv->db, kv->ropts, key, klen, &len, &e);
+	if (e) {
+		log_error("kv", "reading metadata: %s", e);
+		leveldb_free(e);
+		*err = KVFS_ESTORAGE;
+		return 0;
+	}
+	if (!v)
+		return 0;
+	uint64_t x = len == 8 ? get_le64((uint8_t *)v) : 0;
+	if (len != 8)
+		*err = KVFS_ECORRUPT;
+	leveldb_free(v);
+	return x;
+}
+
+int kv_open(const char *path, const struct kv_options *o, struct kv **out)
+{
+	struct kv *kv = calloc(1, sizeof *kv);
+	char *e = NULL;
+	int rc = 0;
+	if (!kv)
+		return -ENOMEM;
+	kv->opts = leveldb_options_create();
+	kv->cache = leveldb_cache_create_lru(o->cache_bytes);
+	kv->filter = leveldb_filterpolicy_create_bloom(10);
+	leveldb_options_set_create_if_missing(kv->opts, 1);
+	leveldb_options_set_paranoid_checks(kv->opts, 1);
+	leveldb_options_set_cache(kv->opts, kv->cache);
+	leveldb_options_set_filter_policy(kv->opts, kv->filter);
+	leveldb_options_set_write_buffer_size(kv->opts, o->write_buffer);
+	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
+	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
+	leveldb_options_set_compression(kv->opts, leveldb_snappy_compression);
+	kv->ropts = leveldb_readoptions_create();
+	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
+	kv->wopts = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(kv->wopts, o->sync);
+
+	kv->db = leveldb_open(kv->opts, path, &e);
+	if (e) {
+		log_error("kv", "cannot open %s: %s", path, e);
+		leveldb_free(e);
+		rc = KVFS_ESTORAGE;
+		goto err_after_options;
+	}
+	kv->applied = read_meta_u64(kv, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, &rc);
+	kv->count = read_meta_u64(kv, KV_META_COUNT, sizeof KV_META_COUNT - 1, &rc);
+	if (rc)
+		goto err_after_open;
+	*out = kv;
+	return 0;
+
+err_after_open:
+	leveldb_close(kv->db);
+err_after_options:
+	leveldb_writeoptions_destroy(kv->wopts);
+	leveldb_readoptions_destroy(kv->ropts);
+	leveldb_options_destroy(kv->opts);
+	leveldb_filterpolicy_destroy(kv->filter);
+	leveldb_cache_destroy(kv->cache);
+	free(kv);
+	return rc;
+}
+
+void kv_close(struct kv *kv)
+{
+	if (!kv)
+		return;
+	leveldb_close(kv->db);
+	leveldb_writeoptions_destroy(kv->wopts);
+	leveldb_readoptions_destroy(kv->ropts);
+	leveldb_options_destroy(kv->opts);
+	leveldb_filterpolicy_destroy(kv->filter);
+	leveldb_cache_destroy(kv->cache);
+	free(kv);
+}
+
+uint64_t kv_applied_index(struct kv *kv)
+{
+	return __atomic_load_n(&kv->applied, __ATOMIC_ACQUIRE);
+}
+
+uint64_t kv_key_count(struct kv *kv)
+{
+	return __atomic_load_n(&kv->count, __ATOMIC_RELAXED);
+}
+
+uint64_t kv_disk_size(struct kv *kv)
+{
+	const char *start = "", *limit = "\xff\xff\xff\xff";
+	size_t sl = 0, ll = 4;
+	uint64_t size = 0;
+	leveldb_approximate_sizes(kv->db, 1, &start, &sl, &limit, &ll, &size);
+	return size;
+}
+
+int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,
+		char **val, size_t *vlen)
+{
+	char stackbuf[512], *k = stackbuf, *e = NULL;
+	if (klen + 1 > sizeof stackbuf && !(k = malloc(klen + 1)))
+		return -ENOMEM;
+	k[0] = KV_USER_PREFIX;
+	memcpy(k + 1, key, klen);
+	*val = leveldb_get(kv->db, ro, k, klen + 1, vlen, &e);
+	if (k != stackbuf)
+		free(k);
+	if (e) {
+		log_error("kv", "read failed: %s", e);
+		leveldb_free(e);
+		return KVFS_ESTORAGE;
+	}
+	return *val ? 0 : KVFS_ENOTFOUND;
+}
+
+int kv_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len)
+{
+	return kv_read_raw(kv, kv->ropts, key, klen, rec, rec_len);
+}
+
+void kv_free(void *p)
+{
+	leveldb_free(p);
+}
+
+int kv_get_membership(struct kv *kv, char **blob, size_t *len)
+{
+	char *e = NULL;
+	*blob = leveldb_get(kv->db, kv->ropts, KV_META_MEMBERS, sizeof KV_META_MEMBERS - 1, len, &e);
+	if (e) {
+		log_error("kv", "reading membership: %s", e);
+		leveldb_free(e);
+		return KVFS_ESTORAGE;
+	}
+	return *blob ? 0 : KVFS_ENOTFOUND;
+}
+
+struct kv_iter {
+	leveldb_iterator_t *it;
+	leveldb_readoptions_t *ro;
+	const leveldb_snapshot_t *snap;
+	struct kv *kv;
+};
+
+struct kv_iter *kv_iter_create(struct kv *kv)
+{
+	struct kv_iter *it = calloc(1, sizeof *it);
+	if (!it)
+		return NULL;
+	it->kv = kv;
+	it->snap = leveldb_create_snapshot(kv->db);
+	it->ro = leveldb_readoptions_create();
+	leveldb_readoptions_set_verify_checksums(it->ro, 1);
+	leveldb_readoptions_set_fill_cache(it->ro, 0); /* scans must not evict hot keys */
+	leveldb_readoptions_set_snapshot(it->ro, it->snap);
+	it->it = leveldb_create_iterator(kv->db, it->ro);
+	return it;
+}
+
+void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
+{
+	char stackbuf[512], *k = stackbuf;
+	if (slen + 1 > sizeof stackbuf && !(k = malloc(slen + 1))) {
+		leveldb_iter_seek_to_last(it->it); /* degrade: end the scan */
+		leveldb_iter_next(it->it);
+		return;
+	}
+	k[0] = KV_USER_PREFIX;
+	memcpy(k + 1, start, slen);
+	leveldb_iter_seek(it->it, k, slen + 1);
+	if (k != stackbuf)
+		free(k);
+}
+
+bool kv_iter_valid(struct kv_iter *it)
+{
+	if (!leveldb_iter_valid(it->it))
+		return false;
+	size_t len;
+	const char *k = leveldb_iter_key(it->it, &len);
+	return len >= 1 && k[0] == KV_USER_PREFIX;
+}
+
+void kv_iter_next(struct kv_iter *it)
+{
+	leveldb_iter_next(it->it);
+}
+
+const uint8_t *kv_iter_key(struct kv_iter *it, size_t *klen)
+{
+	size_t len;
+	const char *k = leveldb_iter_key(it->it, &len);
+	*klen = len - 1;
+	return (const uint8_t *)k + 1;
+}
+
+const uint8_t *kv_iter_record(struct kv_iter *it, size_t *len)
+{
+	return (const uint8_t *)leveldb_iter_value(it->it, len);
+}
+
+int kv_iter_status(struct kv_iter *it)
+{
+	char *e = NULL;
+	leveldb_iter_get_error(it->it, &e);
+	if (e) {
+		log_error("kv", "iteration failed: %s", e);
+		leveldb_free(e);
+		return KVFS_ESTORAGE;
+	}
+	return 0;
+}
+
+void kv_iter_destroy(struct kv_iter *it)
+{
+	if (!it)
+		return;
+	leveldb_iter_destroy(it->it);
+	leveldb_readoptions_destroy(it->ro);
+	leveldb_release_snapshot(it->kv->db, it->snap);
+	free(it);
+}

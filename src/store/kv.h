@@ -1,0 +1,88 @@
+/*
+ * The state machine database (kv/): user keys -> value records (record.h),
+ * plus the applied index, the key count and the cluster membership, always
+ * written in the same synced LevelDB batch as the data they describe.
+ *
+ * Threads: kv_apply(), kv_set_meta() and snapshot installation are called by
+ * the node loop only. kv_get(), the iterators and the counters may be called
+ * from any thread at any time (LevelDB is thread-safe; readers see whole
+ * apply batches only, since each batch is one atomic LevelDB write).
+ */
+#ifndef KVFS_STORE_KV_H
+#define KVFS_STORE_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/record.h"
+
+struct kv;
+
+struct kv_options {
+	size_t cache_bytes;   /* LevelDB block cache (default 64 MiB) */
+	size_t write_buffer;  /* LevelDB memtable size (default 16 MiB) */
+	int max_open_files;   /* default 500 */
+	bool sync;            /* fsync every apply batch (default true) */
+};
+
+void kv_options_default(struct kv_options *o);
+
+/* Opens (creating if needed) the database at path. On failure returns a
+ * negative code, logs LevelDB's message, and *out is untouched. */
+int kv_open(const char *path, const struct kv_options *opts, struct kv **out);
+void kv_close(struct kv *kv);
+
+/* Last Raft index whose effects are in the database. */
+uint64_t kv_applied_index(struct kv *kv);
+/* Number of user keys (directory markers included). */
+uint64_t kv_key_count(struct kv *kv);
+/* Approximate size of the database on disk, bytes. */
+uint64_t kv_disk_size(struct kv *kv);
+
+/* Reads the record of key. On success *rec is a malloc'd copy the caller
+ * frees with kv_free(); returns 0, KVFS_ENOTFOUND, or KVFS_ESTORAGE. */
+int kv_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len);
+void kv_free(void *p);
+
+/* One committed Raft entry for the apply stage. data/len is an encoded
+ * transaction (txn.h), or NULL/0 for entries that only advance the applied
+ * index (leader no-ops, membership changes). result is written by kv_apply:
+ * 0 when the transaction applied, KVFS_EPRECOND / KVFS_ENOTFOUND /
+ * KVFS_EEXIST / KVFS_ETOOMANY when a precondition failed (nothing of that
+ * entry was written), KVFS_EPROTO for an undecodable payload (logged; the
+ * entry is skipped identically on every replica). */
+struct kv_entry {
+	uint64_t index;
+	const void *data;
+	size_t len;
+	int result;
+	uint64_t deleted; /* keys removed by the entry, for replies */
+};
+
+/* Applies entries (in index order, each > the applied index) in one atomic,
+ * synced LevelDB write that also records the new applied index and, when
+ * membership is non-NULL, the membership blob. Returns 0, or KVFS_ESTORAGE
+ * when the write failed: the caller must stop the node. */
+int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
+	     size_t membership_len);
+
+/* Reads the membership blob stored by kv_apply (malloc'd, kv_free()).
+ * Returns 0, KVFS_ENOTFOUND when none was stored, KVFS_ESTORAGE. */
+int kv_get_membership(struct kv *kv, char **blob, size_t *len);
+
+/* Iterates user keys in byte order from start (inclusive). The iterator sees
+ * one consistent state of the database. */
+struct kv_iter;
+struct kv_iter *kv_iter_create(struct kv *kv);
+void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen);
+bool kv_iter_valid(struct kv_iter *it);
+void kv_iter_next(struct kv_iter *it);
+/* Borrowed until the next move of the iterator. */
+const uint8_t *kv_iter_key(struct kv_iter *it, size_t *klen);
+const uint8_t *kv_iter_record(struct kv_iter *it, size_t *len);
+/* 0, or KVFS_ESTORAGE when iteration stopped on an error. */
+int kv_iter_status(struct kv_iter *it);
+void kv_iter_destroy(struct kv_iter *it);
+
+#endif

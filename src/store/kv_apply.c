@@ -1,0 +1,553 @@
+/*
+ * The apply stage: evaluates committed transactions against the state machine
+ * and writes a whole batch of them with one synced LevelDB write.
+ *
+ * Transactions in one batch must see each other's effects, but nothing reaches
+ * LevelDB until the batch is complete, so changes are staged in an overlay (a
+ * hash map key -> record | deleted) consulted before the database. A failed
+ * precondition must leave no trace of its transaction, so every overlay change
+ * made by the current transaction is recorded in an undo list and rolled back
+ * if a later op of the same transaction fails. At the end, the overlay's final
+ * state of each key, the applied index, the key count and (if given) the
+ * membership go into one WriteBatch written with sync=1: the database is always
+ * a consistent prefix of the log (DESIGN.md §2).
+ *
+ * Determinism: results depend only on the database state and the entries
+ * (mtime comes from the transaction, never from this node's clock), so every
+ * replica applies every entry identically.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "store/kv_internal.h"
+#include "store/txn.h"
+
+enum ov_state { OV_DB = 0, OV_PRESENT, OV_ABSENT };
+
+struct ov_ent {
+	uint8_t *key; /* owned; NULL = empty slot */
+	uint32_t klen;
+	uint32_t hash;
+	uint8_t state;
+	uint8_t *rec; /* owned when OV_PRESENT */
+	size_t rlen;
+};
+
+struct undo {
+	const uint8_t *key; /* owned by the overlay entry */
+	uint32_t klen, hash;
+	uint8_t state;
+	uint8_t *rec; /* previous record, owned by the undo entry until commit */
+	size_t rlen;
+};
+
+struct apply_ctx {
+	struct kv *kv;
+	struct ov_ent *tab;
+	size_t cap, used;
+	struct undo *undo;
+	size_t n_undo, cap_undo;
+	int64_t count_delta, txn_count_delta;
+};
+
+static uint32_t hash_key(const uint8_t *k, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 16777619u;
+	return h;
+}
+
+static struct ov_ent *ov_find(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32_t h)
+{
+	if (!c->cap)
+		return NULL;
+	for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		struct ov_ent *e = &c->tab[i];
+		if (!e->key)
+			return e;
+		if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
+			return e;
+	}
+}
+
+static int ov_grow(struct apply_ctx *c)
+{
+	size_t ncap = c->cap ? c->cap * 2 : 64;
+	struct ov_ent *old = c->tab, *nt = calloc(ncap, sizeof *nt);
+	size_t ocap = c->cap;
+	if (!nt)
+		return -ENOMEM;
+	c->tab = nt;
+	c->cap = ncap;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i].key)
+			*ov_find(c, old[i].key, old[i].klen, old[i].hash) = old[i];
+	free(old);
+	return 0;
+}
+
+/* Returns the overlay slot for key, inserting it in state OV_DB if new. */
+static struct ov_ent *ov_slot(struct apply_ctx *c, const uint8_t *key, size_t klen)
+{
+	uint32_t h = hash_key(key, klen);
+	if ((c->used + 1) * 2 > c->cap && ov_grow(c) < 0)
+		return NULL;
+	struct ov_ent *e = ov_find(c, key, klen, h);
+	if (!e->key) {
+		if (!(e->key = malloc(klen ? klen : 1)))
+			return NULL;
+		memcpy(e->key, key, klen);
+		e->klen = (uint32_t)klen;
+		e->hash = h;
+		e->state = OV_DB;
+		c->used++;
+	}
+	return e;
+}
+
+/* Current record of key as the running batch sees it. *owned tells whether the
+ * caller must kv_free() *rec (database read) or not (borrowed from overlay). */
+static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const uint8_t **rec,
+		  size_t *rlen, bool *owned)
+{
+	*owned = false;
+	struct ov_ent *e = c->cap ? ov_find(c, key, klen, hash_key(key, klen)) : NULL;
+	if (e && e->key && e->state != OV_DB) {
+		if (e->state == OV_ABSENT)
+			return KVFS_ENOTFOUND;
+		*rec = e->rec;
+		*rlen = e->rlen;
+		return 0;
+	}
+	char *v;
+	int rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
+	if (rc == 0) {
+		*rec = (const uint8_t *)v;
+		*owned = true;
+	}
+	return rc;
+}
+
+/* Sets key to rec (taking ownership) or, with rec NULL, to deleted. */
+static int stage(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t *rec, size_t rlen)
+{
+	struct ov_ent *e = ov_slot(c, key, klen);
+	if (e && c->n_undo == c->cap_undo) {
+		size_t nc = c->cap_undo ? c->cap_undo * 2 : 16;
+		struct undo *u = realloc(c->undo, nc * sizeof *u);
+		if (u) {
+			c->undo = u;
+			c->cap_undo = nc;
+		} else {
+			e = NULL;
+		}
+	}
+	if (!e) {
+		free(rec);
+		return -ENOMEM;
+	}
+	c->undo[c->n_undo++] = (struct undo){e->key, e->klen, e->hash, e->state, e->rec, e->rlen};
+	e->state = rec ? OV_PRESENT : OV_ABSENT;
+	e->rec = rec;
+	e->rlen = rlen;
+	return 0;
+}
+
+static void txn_commit(struct apply_ctx *c)
+{
+	for (size_t i = 0; i < c->n_undo; i++)
+		free(c->undo[i].rec);
+	c->n_undo = 0;
+	c->count_delta += c->txn_count_delta;
+	c->txn_count_delta = 0;
+}
+
+static void txn_rollback(struct apply_ctx *c)
+{
+	while (c->n_undo > 0) {
+		struct undo *u = &c->undo[--c->n_undo];
+		struct ov_ent *e = ov_find(c, u->key, u->klen, u->hash);
+		free(e->rec);
+		e->state = u->state;
+		e->rec = u->rec;
+		e->rlen = u->rlen;
+	}
+	c->txn_count_delta = 0;
+}
+
+static uint8_t *make_record(const struct record_meta *m, const void *val, size_t vlen, size_t *rlen)
+{
+	uint8_t *r = malloc(RECORD_HEADER_SIZE + vlen);
+	if (!r)
+		return NULL;
+	record_encode_header(r, m);
+	if (vlen)
+		memcpy(r + RECORD_HEADER_SIZE, val, vlen);
+	*rlen = RECORD_HEADER_SIZE + vlen;
+	return r;
+}
+
+/* Moves the record at src to dst within the running transaction. */
+static int move_key(struct apply_ctx *c, const uint8_t *src, size_t slen, const uint8_t *dst,
+		    size_t dlen, uint8_t flags, uint64_t index)
+{
+	const uint8_t *rec, *drec, *val;
+	size_t rlen, drlen, vlen;
+	bool owned, downed;
+	struct record_meta m;
+	int rc = lookup(c, src, slen, &rec, &rlen, &owned);
+	if (rc)
+		return rc;
+	if (slen == dlen && memcmp(src, dst, slen) == 0)
+		goto out;
+	rc = record_decode(rec, rlen, &m, &val, &vlen);
+	if (rc)
+		goto out;
+	int drc = lookup(c, dst, dlen, &drec, &drlen, &downed);
+	uint64_t dversion = 0;
+	if (drc == 0) {
+		struct record_meta dm;
+		const uint8_t *dv;
+		size_t dvl;
+		if (record_decode(drec, drlen, &dm, &dv, &dvl) == 0)
+			dversion = dm.version;
+		if (downed)
+			kv_free((void *)drec);
+		if (flags & TXN_F_NO_REPLACE) {
+			rc = KVFS_EEXIST;
+			goto out;
+		}
+	} else if (drc != KVFS_ENOTFOUND) {
+		rc = drc;
+		goto out;
+	} else {
+		c->txn_count_delta++;
+	}
+	m.create_rev = index;
+	m.mod_rev = index;
+	m.version = dversion + 1;
+	size_t nlen;
+	uint8_t *nrec = make_record(&m, val, vlen, &nlen);
+	if (!nrec || (rc = stage(c, dst, dlen, nrec, nlen)) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = stage(c, src, slen, NULL, 0)) == 0)
+		c->txn_count_delta--;
+out:
+	if (owned)
+		kv_free((void *)rec);
+	return rc;
+}
+
+struct keylist {
+	uint8_t **keys;
+	uint32_t *lens;
+	size_t n, cap;
+};
+
+static void keylist_free(struct keylist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->lens);
+}
+
+static int keylist_add(struct keylist *l, const uint8_t *k, size_t len)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		uint8_t **nk = realloc(l->keys, nc * sizeof *nk);
+		if (!nk)
+			return -ENOMEM;
+		l->keys = nk;
+		uint32_t *nl = realloc(l->lens, nc * sizeof *nl);
+		if (!nl)
+			return -ENOMEM;
+		l->lens = nl;
+		l->cap = nc;
+	}
+	if (!(l->keys[l->n] = malloc(len ? len : 1)))
+		return -ENOMEM;
+	memcpy(l->keys[l->n], k, len);
+	l->lens[l->n++] = (uint32_t)len;
+	return 0;
+}
+
+/* Collects every key under prefix that exists as the running batch sees it.
+ * Fails with KVFS_ETOOMANY past max_keys (0 = no limit). */
+static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t plen,
+			  uint32_t max_keys, struct keylist *out)
+{
+	struct kv_iter *it = kv_iter_create(c->kv);
+	int rc = 0;
+	if (!it)
+		return -ENOMEM;
+	for (kv_iter_seek(it, prefix, plen); kv_iter_valid(it); kv_iter_next(it)) {
+		size_t klen;
+		const uint8_t *k = kv_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		struct ov_ent *e = c->cap ? ov_find(c, k, klen, hash_key(k, klen)) : NULL;
+		if (e && e->key && e->state != OV_DB)
+			continue; /* the overlay pass below decides */
+		if ((rc = keylist_add(out, k, klen)) < 0)
+			break;
+		if (max_keys && out->n > max_keys) {
+			rc = KVFS_ETOOMANY;
+			break;
+		}
+	}
+	if (rc == 0)
+		rc = kv_iter_status(it);
+	kv_iter_destroy(it);
+	for (size_t i = 0; rc == 0 && i < c->cap; i++) {
+		struct ov_ent *e = &c->tab[i];
+		if (!e->key || e->state != OV_PRESENT || e->klen < plen ||
+		    memcmp(e->key, prefix, plen) != 0)
+			continue;
+		if ((rc = keylist_add(out, e->key, e->klen)) == 0 && max_keys && out->n > max_keys)
+			rc = KVFS_ETOOMANY;
+	}
+	return rc;
+}
+
+static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_op *op,
+		    struct kv_entry *ent)
+{
+	const uint8_t *rec = NULL, *val;
+	size_t rlen = 0, vlen;
+	bool owned = false;
+	struct record_meta m = {0};
+	int rc = 0, cur;
+
+	switch (op->type) {
+	case TXN_CHECK:
+		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		if (cur != 0 && cur != KVFS_ENOTFOUND)
+			return cur;
+		if (cur == 0 && (rc = record_decode(rec, rlen, &m, &val, &vlen)) != 0)
+			break;
+		if (op->rev == 0)
+			rc = ((cur == 0) == !!(op->flags & TXN_F_MUST_EXIST)) ? 0 : KVFS_EPRECOND;
+		else
+			rc = (cur == 0 && m.mod_rev == op->rev) ? 0 : KVFS_EPRECOND;
+		break;
+	case TXN_PUT: {
+		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		if (cur != 0 && cur != KVFS_ENOTFOUND)
+			return cur;
+		struct record_meta nm = {.kind = op->kind,
+					 .mode = op->mode,
+					 .mtime_ns = t->mtime_ns,
+					 .create_rev = ent->index,
+					 .mod_rev = ent->index,
+					 .version = 1};
+		if (cur == 0) {
+			if ((rc = record_decode(rec, rlen, &m, &val, &vlen)) != 0)
+				break;
+			nm.create_rev = m.create_rev;
+			nm.version = m.version + 1;
+			if (op->flags & TXN_F_KEEP_MODE)
+				nm.mode = m.mode;
+		} else {
+			c->txn_count_delta++;
+		}
+		size_t nlen;
+		uint8_t *nrec = make_record(&nm, op->value, op->value_len, &nlen);
+		rc = nrec ? stage(c, op->key, op->key_len, nrec, nlen) : -ENOMEM;
+		break;
+	}
+	case TXN_DELETE:
+		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		if (cur == KVFS_ENOTFOUND) {
+			rc = (op->flags & TXN_F_MUST_EXIST) ? KVFS_ENOTFOUND : 0;
+		} else if (cur == 0) {
+			if ((rc = stage(c, op->key, op->key_len, NULL, 0)) == 0) {
+				c->txn_count_delta--;
+				ent->deleted++;
+			}
+		} else {
+			return cur;
+		}
+		break;
+	case TXN_DELETE_PREFIX:
+	case TXN_RENAME_PREFIX: {
+		struct keylist l = {0};
+		rc = collect_prefix(c, op->key, op->key_len, op->max_keys, &l);
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			if (op->type == TXN_DELETE_PREFIX) {
+				if ((rc = stage(c, l.keys[i], l.lens[i], NULL, 0)) == 0) {
+					c->txn_count_delta--;
+					ent->deleted++;
+				}
+				continue;
+			}
+			size_t nlen = op->dst_len + l.lens[i] - op->key_len;
+			uint8_t *nk = malloc(nlen ? nlen : 1);
+			if (!nk) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(nk, op->dst, op->dst_len);
+			memcpy(nk + op->dst_len, l.keys[i] + op->key_len, l.lens[i] - op->key_len);
+			rc = move_key(c, l.keys[i], l.lens[i], nk, nlen, 0, ent->index);
+			free(nk);
+		}
+		keylist_free(&l);
+		break;
+	}
+	case TXN_RENAME:
+		rc = move_key(c, op->key, op->key_len, op->dst, op->dst_len, op->flags, ent->index);
+		break;
+	case TXN_TOUCH: {
+		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		if (cur == KVFS_ENOTFOUND) {
+			rc = (op->flags & TXN_F_MUST_EXIST) ? KVFS_ENOTFOUND : 0;
+			break;
+		}
+		if (cur != 0)
+			return cur;
+		if ((rc = record_decode(rec, rlen, &m, &val, &vlen)) != 0)
+			break;
+		if (op->flags & TXN_F_SET_MODE)
+			m.mode = op->mode;
+		if (op->flags & TXN_F_SET_MTIME)
+			m.mtime_ns = op->mtime_ns;
+		m.mod_rev = ent->index;
+		size_t nlen;
+		uint8_t *nrec = make_record(&m, val, vlen, &nlen);
+		rc = nrec ? stage(c, op->key, op->key_len, nrec, nlen) : -ENOMEM;
+		break;
+	}
+	default:
+		rc = KVFS_EPROTO;
+	}
+	if (owned)
+		kv_free((void *)rec);
+	return rc;
+}
+
+static bool fatal(int rc)
+{
+	return rc == KVFS_ESTORAGE || rc == -ENOMEM || rc == KVFS_ECORRUPT;
+}
+
+/* Applies one transaction; returns a fatal error or 0 (ent->result says how
+ * the transaction itself ended). */
+static int apply_entry(struct apply_ctx *c, struct kv_entry *ent)
+{
+	struct txn t;
+	int rc = txn_decode(ent->data, ent->len, &t);
+	ent->result = 0;
+	ent->deleted = 0;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		log_error("kv", "entry %llu: undecodable transaction skipped",
+			  (unsigned long long)ent->index);
+		ent->result = KVFS_EPROTO;
+		return 0;
+	}
+	for (uint32_t i = 0; i < t.n_ops && rc == 0; i++)
+		rc = apply_op(c, &t, &t.ops[i], ent);
+	txn_free(&t);
+	if (rc == 0) {
+		txn_commit(c);
+		return 0;
+	}
+	txn_rollback(c);
+	ent->deleted = 0;
+	if (fatal(rc))
+		return rc;
+	ent->result = rc;
+	return 0;
+}
+
+static void ctx_free(struct apply_ctx *c)
+{
+	for (size_t i = 0; i < c->cap; i++) {
+		free(c->tab[i].key);
+		free(c->tab[i].rec);
+	}
+	free(c->tab);
+	free(c->undo);
+}
+
+int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
+	     size_t membership_len)
+{
+	struct apply_ctx c = {.kv = kv};
+	uint64_t applied = kv_applied_index(kv);
+	char *e = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct kv_entry *ent = &entries[i];
+		if (ent->index <= applied) {
+			ent->result = 0; /* already applied before a restart */
+			continue;
+		}
+		applied = ent->index;
+		if (ent->data && ent->len)
+			rc = apply_entry(&c, ent);
+		else
+			ent->result = 0;
+	}
+	if (rc) {
+		log_error("kv", "apply failed: %s", kvfs_strerror(rc));
+		ctx_free(&c);
+		return KVFS_ESTORAGE;
+	}
+
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	for (size_t i = 0; i < c.cap; i++) {
+		struct ov_ent *oe = &c.tab[i];
+		if (!oe->key || oe->state == OV_DB)
+			continue;
+		char stackbuf[512], *k = stackbuf;
+		if (oe->klen + 1 > sizeof stackbuf && !(k = malloc(oe->klen + 1))) {
+			rc = -ENOMEM;
+			break;
+		}
+		k[0] = KV_USER_PREFIX;
+		memcpy(k + 1, oe->key, oe->klen);
+		if (oe->state == OV_PRESENT)
+			leveldb_writebatch_put(wb, k, oe->klen + 1, (char *)oe->rec, oe->rlen);
+		else
+			leveldb_writebatch_delete(wb, k, oe->klen + 1);
+		if (k != stackbuf)
+			free(k);
+	}
+	uint8_t a[8], cnt[8];
+	uint64_t count = (uint64_t)((int64_t)kv_key_count(kv) + c.count_delta);
+	put_le64(a, applied);
+	put_le64(cnt, count);
+	leveldb_writebatch_put(wb, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, (char *)a, 8);
+	leveldb_writebatch_put(wb, KV_META_COUNT, sizeof KV_META_COUNT - 1, (char *)cnt, 8);
+	if (membership)
+		leveldb_writebatch_put(wb, KV_META_MEMBERS, sizeof KV_META_MEMBERS - 1,
+				       membership, membership_len);
+	if (rc == 0) {
+		leveldb_write(kv->db, kv->wopts, wb, &e);
+		if (e) {
+			log_error("kv", "synced write of apply batch failed: %s", e);
+			leveldb_free(e);
+			rc = KVFS_ESTORAGE;
+		}
+	}
+	leveldb_writebatch_destroy(wb);
+	ctx_free(&c);
+	if (rc)
+		return KVFS_ESTORAGE;
+	__atomic_store_n(&kv->count, count, __ATOMIC_RELAXED);
+	__atomic_store_n(&kv->applied, applied, __ATOMIC_RELEASE);
+	return 0;
+}
