@@ -1,0 +1,170 @@
+/*
+ * Follower side of AppendEntries and heartbeats (Figure 2, AppendEntries RPC,
+ * receiver implementation):
+ *   1. Reply false if term < currentTerm (core.c).
+ *   2. Reply false if log doesn't contain an entry at prevLogIndex whose term
+ *      matches prevLogTerm.
+ *   3. If an existing entry conflicts with a new one (same index but
+ *      different terms), delete the existing entry and all that follow it.
+ *   4. Append any new entries not already in the log.
+ *   5. If leaderCommit > commitIndex, set commitIndex =
+ *      min(leaderCommit, index of last new entry).
+ * A rejection carries a conflict hint (the "fast backup" of §5.3) so the
+ * leader skips a whole term per round trip. The acknowledgement goes out
+ * only after the appended entries are persisted (queued as a late message).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/impl.h"
+
+/* Applies a configuration entry as soon as it is appended (thesis §4.1). */
+static void note_conf(struct raft_core *c, const struct raft_entry *e, uint64_t index)
+{
+	struct raft_conf conf;
+	if (e->type != RAFT_ENTRY_CONF || raft_conf_decode(&conf, e->data, e->len) != 0)
+		return;
+	c->conf = conf;
+	c->conf_index = index;
+	c->conf_changed = true;
+	rtrace(c, RAFT_TRACE_INFO, "configuration at %llu: %u servers, %u voters",
+	       (unsigned long long)index, conf.n, raft_conf_voters(&conf));
+	if (c->state == RAFT_LEADER)
+		progress_sync_conf(c);
+}
+
+/* Appends copies of entries (already checked to follow the log). */
+int append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rv = log_append(&c->log, e[i].term, e[i].type, e[i].data, e[i].len);
+		if (rv)
+			return rv;
+		note_conf(c, &e[i], log_last_index(&c->log));
+	}
+	return 0;
+}
+
+static void truncate_from(struct raft_core *c, uint64_t from)
+{
+	assert(from > c->commit);
+	rtrace(c, RAFT_TRACE_INFO, "truncate conflicting suffix from %llu (last %llu)",
+	       (unsigned long long)from, (unsigned long long)log_last_index(&c->log));
+	log_truncate(&c->log, from);
+	if (from <= c->persisted) {
+		c->persisted = from - 1;
+		if (!c->truncate_from || from < c->truncate_from)
+			c->truncate_from = from;
+	}
+	if (c->conf_index >= from)
+		conf_refresh(c);
+}
+
+static void reply(struct raft_core *c, const struct raft_msg *m, bool reject, uint64_t index)
+{
+#if RAFT_PLANT_BUG == 1
+	bool early = true; /* BUG: acknowledges entries before persisting them */
+#else
+	bool early = false;
+#endif
+	struct raft_msg *r = send_msg(c, early, RAFT_MSG_APPEND_RESP, m->from);
+	r->reject = reject;
+	r->index = index;
+	if (reject) {
+		uint64_t last = log_last_index(&c->log);
+		if (m->index > last) {
+			r->hint_index = last + 1;
+			r->hint_term = 0;
+		} else {
+			uint64_t t = log_term(&c->log, m->index);
+			uint64_t i = m->index;
+			while (i - 1 > c->log.offset && i - 1 > c->commit &&
+			       log_term(&c->log, i - 1) == t)
+				i--;
+			r->hint_index = i;
+			r->hint_term = t;
+		}
+	}
+}
+
+int step_append(struct raft_core *c, const struct raft_msg *m)
+{
+	uint64_t last;
+
+	c->leader = m->from;
+	c->election_elapsed = 0;
+	if (c->install_pending)
+		return 0; /* the leader retries after the install */
+	if (m->index < c->commit) {
+		reply(c, m, false, c->commit);
+		return 0;
+	}
+	last = log_last_index(&c->log);
+	if (m->index > last || log_term(&c->log, m->index) != m->log_term) {
+		rtrace(c, RAFT_TRACE_DEBUG, "reject append prev=%llu/%llu (last %llu)",
+		       (unsigned long long)m->index, (unsigned long long)m->log_term,
+		       (unsigned long long)last);
+		reply(c, m, true, m->index);
+		return 0;
+	}
+	size_t k = 0;
+	for (; k < m->n_entries; k++) {
+		const struct raft_entry *e = &m->entries[k];
+		uint64_t idx = m->index + 1 + k;
+		if (idx > log_last_index(&c->log))
+			break;
+		if (log_term(&c->log, idx) != e->term) {
+#if RAFT_PLANT_BUG == 4
+			/* BUG: replaces the conflicting entries but keeps the
+			 * stale suffix beyond the new ones. */
+			uint64_t old_last = log_last_index(&c->log);
+			uint64_t new_last = m->index + m->n_entries;
+			size_t ns = old_last > new_last ? (size_t)(old_last - new_last) : 0;
+			struct raft_entry *saved = calloc(ns + 1, sizeof(*saved));
+			for (size_t j = 0; j < ns; j++) {
+				const struct raft_entry *x = log_get(&c->log, new_last + 1 + j);
+				saved[j] = *x;
+				void *d = x->len ? malloc(x->len) : NULL;
+				if (x->len)
+					memcpy(d, x->data, x->len);
+				saved[j].data = d;
+			}
+			truncate_from(c, idx);
+			append_entries_local(c, m->entries + k, m->n_entries - k);
+			append_entries_local(c, saved, ns);
+			for (size_t j = 0; j < ns; j++)
+				free((void *)saved[j].data);
+			free(saved);
+			k = m->n_entries;
+#else
+			truncate_from(c, idx);
+#endif
+			break;
+		}
+	}
+	if (k < m->n_entries) {
+		int rv = append_entries_local(c, m->entries + k, m->n_entries - k);
+		if (rv)
+			return rv;
+	}
+	uint64_t last_new = m->index + m->n_entries;
+	uint64_t nc = m->commit < last_new ? m->commit : last_new;
+	if (nc > c->commit) {
+		c->commit = nc;
+		rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)nc);
+	}
+	reply(c, m, false, last_new);
+	return 0;
+}
+
+void step_heartbeat(struct raft_core *c, const struct raft_msg *m)
+{
+	c->leader = m->from;
+	c->election_elapsed = 0;
+	uint64_t last = log_last_index(&c->log);
+	uint64_t nc = m->commit < last ? m->commit : last;
+	if (nc > c->commit && !c->install_pending)
+		c->commit = nc;
+	struct raft_msg *r = send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	r->read_seq = m->read_seq;
+}
