@@ -202,6 +202,8 @@ static int move_key(struct apply_ctx *c, const uint8_t *src, size_t slen, const 
 	bool owned, downed;
 	struct record_meta m;
 	int rc = lookup(c, src, slen, &rec, &rlen, &owned);
+	if (rc == KVFS_ENOTFOUND && !(flags & TXN_F_MUST_EXIST))
+		return 0; /* txn.h: a missing source is an error only under MUST_EXIST */
 	if (rc)
 		return rc;
 	if (slen == dlen && memcmp(src, dst, slen) == 0)
