@@ -193,59 +193,92 @@ static uint8_t *make_record(const struct record_meta *m, const void *val, size_t
 	return r;
 }
 
-/* Moves the record at src to dst within the running transaction. */
-static int move_key(struct apply_ctx *c, const uint8_t *src, size_t slen, const uint8_t *dst,
-		    size_t dlen, uint8_t flags, uint64_t index)
+/* Takes the record of key out of the running transaction: *rec becomes a
+ * malloc'd copy owned by the caller and key is staged as deleted. Returns 0,
+ * KVFS_ENOTFOUND, or a fatal code. */
+static int take_record(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t **rec,
+		       size_t *rlen)
 {
-	const uint8_t *rec, *drec, *val;
-	size_t rlen, drlen, vlen;
-	bool owned, downed;
-	struct record_meta m;
-	int rc = lookup(c, src, slen, &rec, &rlen, &owned);
-	if (rc == KVFS_ENOTFOUND && !(flags & TXN_F_MUST_EXIST))
-		return 0; /* txn.h: a missing source is an error only under MUST_EXIST */
+	const uint8_t *cur;
+	bool owned;
+	int rc = lookup(c, key, klen, &cur, rlen, &owned);
 	if (rc)
 		return rc;
-	if (slen == dlen && memcmp(src, dst, slen) == 0)
-		goto out;
-	rc = record_decode(rec, rlen, &m, &val, &vlen);
-	if (rc)
-		goto out;
-	int drc = lookup(c, dst, dlen, &drec, &drlen, &downed);
+	*rec = malloc(*rlen ? *rlen : 1);
+	if (*rec)
+		memcpy(*rec, cur, *rlen);
+	if (owned)
+		kv_free((void *)cur);
+	if (!*rec)
+		return -ENOMEM;
+	if ((rc = stage(c, key, klen, NULL, 0)) < 0) {
+		free(*rec);
+		*rec = NULL;
+		return rc;
+	}
+	c->txn_count_delta--;
+	return 0;
+}
+
+/* Puts a record taken by take_record() at dst, taking ownership of rec: it
+ * becomes a new key created and modified by this entry, replacing what dst
+ * holds (KVFS_EEXIST instead under TXN_F_NO_REPLACE). */
+static int place_record(struct apply_ctx *c, const uint8_t *dst, size_t dlen, uint8_t *rec,
+			size_t rlen, uint8_t flags, uint64_t index)
+{
+	const uint8_t *drec, *val;
+	size_t drlen, vlen;
+	bool downed;
+	struct record_meta m, dm;
 	uint64_t dversion = 0;
-	if (drc == 0) {
-		struct record_meta dm;
-		const uint8_t *dv;
-		size_t dvl;
-		if (record_decode(drec, drlen, &dm, &dv, &dvl) == 0)
+	int rc = record_decode(rec, rlen, &m, &val, &vlen);
+	if (rc)
+		goto err;
+	rc = lookup(c, dst, dlen, &drec, &drlen, &downed);
+	if (rc == 0) {
+		if (record_decode(drec, drlen, &dm, &val, &vlen) == 0)
 			dversion = dm.version;
 		if (downed)
 			kv_free((void *)drec);
 		if (flags & TXN_F_NO_REPLACE) {
 			rc = KVFS_EEXIST;
-			goto out;
+			goto err;
 		}
-	} else if (drc != KVFS_ENOTFOUND) {
-		rc = drc;
-		goto out;
-	} else {
+	} else if (rc == KVFS_ENOTFOUND) {
 		c->txn_count_delta++;
+	} else {
+		goto err;
 	}
 	m.create_rev = index;
 	m.mod_rev = index;
 	m.version = dversion + 1;
-	size_t nlen;
-	uint8_t *nrec = make_record(&m, val, vlen, &nlen);
-	if (!nrec || (rc = stage(c, dst, dlen, nrec, nlen)) < 0) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = stage(c, src, slen, NULL, 0)) == 0)
-		c->txn_count_delta--;
-out:
-	if (owned)
-		kv_free((void *)rec);
+	record_encode_header(rec, &m); /* same size: rewrite in place */
+	return stage(c, dst, dlen, rec, rlen);
+err:
+	free(rec);
 	return rc;
+}
+
+/* RENAME: moves the record at key to dst within the running transaction. */
+static int rename_key(struct apply_ctx *c, const struct txn_op *op, uint64_t index)
+{
+	bool same = op->key_len == op->dst_len && memcmp(op->key, op->dst, op->key_len) == 0;
+	uint8_t *rec = NULL;
+	size_t rlen;
+	int rc;
+	if (same) { /* onto itself: only the existence check applies */
+		const uint8_t *cur;
+		bool owned;
+		if ((rc = lookup(c, op->key, op->key_len, &cur, &rlen, &owned)) == 0 && owned)
+			kv_free((void *)cur);
+	} else {
+		rc = take_record(c, op->key, op->key_len, &rec, &rlen);
+	}
+	if (rc == KVFS_ENOTFOUND && !(op->flags & TXN_F_MUST_EXIST))
+		return 0; /* txn.h: a missing source is an error only under MUST_EXIST */
+	if (rc || same)
+		return rc;
+	return place_record(c, op->dst, op->dst_len, rec, rlen, op->flags, index);
 }
 
 struct keylist {
@@ -321,6 +354,53 @@ static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t ple
 	return rc;
 }
 
+/* RENAME_PREFIX: moves every key under prefix key to prefix dst as one
+ * simultaneous move. All sources are taken out before any destination is
+ * written: when one prefix contains the other ("a/" -> "a/b/" or back) a
+ * destination can be another source, and moving key by key would overwrite
+ * it before it moved (and make the result depend on the order keys are
+ * visited, which differs between keys in LevelDB and keys in the overlay, so
+ * between replicas that cut apply batches differently). Destinations are
+ * distinct (same suffix, same new prefix), so phase 2 is order-free too. */
+static int rename_prefix(struct apply_ctx *c, const struct txn_op *op, uint64_t index)
+{
+	struct keylist l = {0};
+	uint8_t **recs = NULL;
+	size_t *rlens = NULL, i;
+	int rc = collect_prefix(c, op->key, op->key_len, op->max_keys, &l);
+	if (rc || l.n == 0 ||
+	    (op->key_len == op->dst_len && memcmp(op->key, op->dst, op->key_len) == 0))
+		goto out; /* onto itself: nothing moves (max_keys still applies) */
+	recs = calloc(l.n, sizeof *recs);
+	rlens = calloc(l.n, sizeof *rlens);
+	if (!recs || !rlens) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; rc == 0 && i < l.n; i++)
+		rc = take_record(c, l.keys[i], l.lens[i], &recs[i], &rlens[i]);
+	for (i = 0; rc == 0 && i < l.n; i++) {
+		size_t nlen = op->dst_len + l.lens[i] - op->key_len;
+		uint8_t *nk = malloc(nlen);
+		if (!nk) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(nk, op->dst, op->dst_len);
+		memcpy(nk + op->dst_len, l.keys[i] + op->key_len, l.lens[i] - op->key_len);
+		rc = place_record(c, nk, nlen, recs[i], rlens[i], 0, index);
+		recs[i] = NULL; /* owned by place_record */
+		free(nk);
+	}
+out:
+	for (i = 0; recs && i < l.n; i++)
+		free(recs[i]);
+	free(recs);
+	free(rlens);
+	keylist_free(&l);
+	return rc;
+}
+
 static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_op *op,
 		    struct kv_entry *ent)
 {
@@ -380,34 +460,23 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 			return cur;
 		}
 		break;
-	case TXN_DELETE_PREFIX:
-	case TXN_RENAME_PREFIX: {
+	case TXN_DELETE_PREFIX: {
 		struct keylist l = {0};
 		rc = collect_prefix(c, op->key, op->key_len, op->max_keys, &l);
 		for (size_t i = 0; rc == 0 && i < l.n; i++) {
-			if (op->type == TXN_DELETE_PREFIX) {
-				if ((rc = stage(c, l.keys[i], l.lens[i], NULL, 0)) == 0) {
-					c->txn_count_delta--;
-					ent->deleted++;
-				}
-				continue;
+			if ((rc = stage(c, l.keys[i], l.lens[i], NULL, 0)) == 0) {
+				c->txn_count_delta--;
+				ent->deleted++;
 			}
-			size_t nlen = op->dst_len + l.lens[i] - op->key_len;
-			uint8_t *nk = malloc(nlen ? nlen : 1);
-			if (!nk) {
-				rc = -ENOMEM;
-				break;
-			}
-			memcpy(nk, op->dst, op->dst_len);
-			memcpy(nk + op->dst_len, l.keys[i] + op->key_len, l.lens[i] - op->key_len);
-			rc = move_key(c, l.keys[i], l.lens[i], nk, nlen, 0, ent->index);
-			free(nk);
 		}
 		keylist_free(&l);
 		break;
 	}
+	case TXN_RENAME_PREFIX:
+		rc = rename_prefix(c, op, ent->index);
+		break;
 	case TXN_RENAME:
-		rc = move_key(c, op->key, op->key_len, op->dst, op->dst_len, op->flags, ent->index);
+		rc = rename_key(c, op, ent->index);
 		break;
 	case TXN_TOUCH: {
 		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
