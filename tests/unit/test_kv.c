@@ -1,0 +1,907 @@
+/*
+ * Unit tests for the state machine (store/kv.h, kv_apply.c): transactions are
+ * applied all-or-nothing, transactions of one batch see each other's effects,
+ * failed ones leave no trace even over keys an earlier transaction of the same
+ * batch wrote (the undo list), the result never depends on how entries are
+ * cut into batches, and the applied index, key count and membership persist
+ * with the data.
+ *
+ * Each test gets a fresh database in its own temporary directory. Scenario
+ * helpers: txn_new() starts a transaction in f->txn, the txn_add_* builder
+ * calls add ops, queue() turns it into the next Raft entry, flush() applies
+ * every queued entry in one kv_apply batch, and run() is queue + flush.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/bytes.h"
+#include "common/err.h"
+#include "store/kv.h"
+#include "store/record.h"
+#include "store/txn.h"
+#include "tests/unit/store_test_util.h"
+
+#define MTIME 1700000000000000000LL
+
+struct fx {
+	char *dir;
+	struct kv *kv;
+	uint64_t index;       /* last Raft index handed out */
+	struct byte_buf txn;  /* the transaction being built */
+	struct kv_entry *ents; /* queued entries (own their data) */
+	size_t n, cap;
+	int *res;             /* results of the last flush, by queue position */
+	uint64_t *deleted;
+};
+
+/* --- scenario helpers ---------------------------------------------------- */
+
+static void fx_open(struct fx *f)
+{
+	struct kv_options o;
+	char path[4096];
+	kv_options_default(&o);
+	o.sync = false; /* durability is LevelDB's business; keep the tests fast */
+	o.cache_bytes = 1u << 20;
+	o.write_buffer = 1u << 20;
+	assert_int_equal(kv_open(path_join(path, sizeof path, f->dir, "kv"), &o, &f->kv), 0);
+}
+
+static void fx_reopen(struct fx *f)
+{
+	kv_close(f->kv);
+	f->kv = NULL;
+	fx_open(f);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (!f || !(f->dir = tmpdir_create("kv")))
+		return -1;
+	bb_init(&f->txn);
+	*state = f;
+	fx_open(f);
+	return 0;
+}
+
+static void clear_queue(struct fx *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free((void *)f->ents[i].data);
+	f->n = 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	clear_queue(f);
+	free(f->ents);
+	free(f->res);
+	free(f->deleted);
+	bb_free(&f->txn);
+	kv_close(f->kv);
+	tmpdir_destroy(f->dir);
+	free(f);
+	return 0;
+}
+
+static void txn_new(struct fx *f)
+{
+	txn_begin(&f->txn, MTIME);
+}
+
+static struct kv_entry *queue_entry(struct fx *f, uint64_t index, void *data, size_t len)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 16;
+		f->ents = realloc(f->ents, f->cap * sizeof *f->ents);
+		f->res = realloc(f->res, f->cap * sizeof *f->res);
+		f->deleted = realloc(f->deleted, f->cap * sizeof *f->deleted);
+		assert_non_null(f->ents);
+		assert_non_null(f->res);
+		assert_non_null(f->deleted);
+	}
+	struct kv_entry *e = &f->ents[f->n++];
+	*e = (struct kv_entry){.index = index, .data = data, .len = len, .result = 12345};
+	return e;
+}
+
+/* Queues the transaction in f->txn as the next entry; returns its index. */
+static uint64_t queue(struct fx *f)
+{
+	size_t len;
+	assert_int_equal(txn_finish(&f->txn), 0);
+	uint8_t *data = bb_take(&f->txn, &len);
+	queue_entry(f, ++f->index, data, len);
+	return f->index;
+}
+
+/* Queues raw bytes (possibly not a transaction) as the next entry. */
+static uint64_t queue_bytes(struct fx *f, const void *p, size_t len)
+{
+	void *data = malloc(len);
+	assert_non_null(data);
+	memcpy(data, p, len);
+	queue_entry(f, ++f->index, data, len);
+	return f->index;
+}
+
+/* Applies every queued entry in one batch; results land in f->res[]. */
+static void flush_with(struct fx *f, const void *members, size_t mlen)
+{
+	assert_int_equal(kv_apply(f->kv, f->ents, f->n, members, mlen), 0);
+	for (size_t i = 0; i < f->n; i++) {
+		f->res[i] = f->ents[i].result;
+		f->deleted[i] = f->ents[i].deleted;
+	}
+	clear_queue(f);
+}
+
+static void flush(struct fx *f)
+{
+	flush_with(f, NULL, 0);
+}
+
+/* Applies the transaction in f->txn alone; returns its result. */
+static int run(struct fx *f)
+{
+	queue(f);
+	flush(f);
+	return f->res[0];
+}
+
+static int put(struct fx *f, const char *key, const char *val)
+{
+	txn_new(f);
+	txn_add_put(&f->txn, key, strlen(key), RECORD_RAW, 0644, 0, val, strlen(val));
+	return run(f);
+}
+
+static int del(struct fx *f, const char *key, uint8_t flags)
+{
+	txn_new(f);
+	txn_add_delete(&f->txn, key, strlen(key), flags);
+	return run(f);
+}
+
+/* Puts each "key=value" of a NULL-terminated list, each in its own entry,
+ * all in one batch. */
+static void put_all(struct fx *f, const char *const *kvs)
+{
+	for (; *kvs; kvs++) {
+		const char *eq = strchr(*kvs, '=');
+		txn_new(f);
+		txn_add_put(&f->txn, *kvs, (size_t)(eq - *kvs), RECORD_RAW, 0644, 0, eq + 1,
+			    strlen(eq + 1));
+		queue(f);
+	}
+	flush(f);
+}
+
+/* Reads key: returns kv_get's code; on success fills *m and the value as a
+ * NUL-terminated string in val (val may be NULL). */
+static int get(struct fx *f, const char *key, struct record_meta *m, char *val, size_t vcap)
+{
+	char *rec;
+	size_t rlen, vlen;
+	const uint8_t *v;
+	struct record_meta tmp;
+	int rc = kv_get(f->kv, key, strlen(key), &rec, &rlen);
+	if (rc)
+		return rc;
+	assert_int_equal(record_decode(rec, rlen, m ? m : &tmp, &v, &vlen), 0);
+	if (val) {
+		assert_true(vlen < vcap);
+		memcpy(val, v, vlen);
+		val[vlen] = '\0';
+	}
+	kv_free(rec);
+	return 0;
+}
+
+static void assert_value(struct fx *f, const char *key, const char *want)
+{
+	char val[256];
+	if (get(f, key, NULL, val, sizeof val) != 0)
+		fail_msg("key \"%s\" missing, wanted \"%s\"", key, want);
+	assert_string_equal(val, want);
+}
+
+static void assert_absent(struct fx *f, const char *key)
+{
+	if (get(f, key, NULL, NULL, 0) != KVFS_ENOTFOUND)
+		fail_msg("key \"%s\" present, wanted absent", key);
+}
+
+static struct record_meta meta_of(struct fx *f, const char *key)
+{
+	struct record_meta m;
+	assert_int_equal(get(f, key, &m, NULL, 0), 0);
+	return m;
+}
+
+/* Dumps every user key as "k=v;" in iteration order into out. */
+static void dump(struct fx *f, char *out, size_t cap)
+{
+	struct kv_iter *it = kv_iter_create(f->kv);
+	size_t n = 0;
+	assert_non_null(it);
+	out[0] = '\0';
+	for (kv_iter_seek(it, "", 0); kv_iter_valid(it); kv_iter_next(it)) {
+		size_t klen, rlen, vlen;
+		const uint8_t *k = kv_iter_key(it, &klen), *r = kv_iter_record(it, &rlen), *v;
+		struct record_meta m;
+		assert_int_equal(record_decode(r, rlen, &m, &v, &vlen), 0);
+		int w = snprintf(out + n, cap - n, "%.*s=%.*s;", (int)klen, (const char *)k,
+				 (int)vlen, (const char *)v);
+		assert_true(w > 0 && (size_t)w < cap - n);
+		n += (size_t)w;
+	}
+	assert_int_equal(kv_iter_status(it), 0);
+	kv_iter_destroy(it);
+}
+
+static void assert_dump(struct fx *f, const char *want)
+{
+	char got[4096];
+	dump(f, got, sizeof got);
+	assert_string_equal(got, want);
+}
+
+/* --- basic reads and writes ---------------------------------------------- */
+
+static void test_put_get(void **state)
+{
+	/* A PUT stores kind, mode, the transaction's mtime and the value; absent keys are KVFS_ENOTFOUND. */
+	struct fx *f = *state;
+	struct record_meta m;
+	char val[64];
+	assert_int_equal(put(f, "a", "hello"), 0);
+	assert_int_equal(get(f, "a", &m, val, sizeof val), 0);
+	assert_string_equal(val, "hello");
+	assert_int_equal(m.kind, RECORD_RAW);
+	assert_int_equal(m.mode, 0644);
+	assert_true(m.mtime_ns == MTIME);
+	assert_int_equal(get(f, "b", NULL, NULL, 0), KVFS_ENOTFOUND);
+	assert_int_equal(kv_applied_index(f->kv), f->index);
+}
+
+static void test_revisions_and_versions(void **state)
+{
+	/* create_rev stays at the creating entry, mod_rev follows every write, version counts writes. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	uint64_t created = f->index;
+	struct record_meta m = meta_of(f, "a");
+	assert_int_equal(m.create_rev, created);
+	assert_int_equal(m.mod_rev, created);
+	assert_int_equal(m.version, 1);
+
+	assert_int_equal(put(f, "other", "x"), 0);
+	assert_int_equal(put(f, "a", "2"), 0);
+	m = meta_of(f, "a");
+	assert_int_equal(m.create_rev, created);
+	assert_int_equal(m.mod_rev, f->index);
+	assert_int_equal(m.version, 2);
+
+	/* Deleting and re-creating starts a new life: new create_rev, version 1. */
+	assert_int_equal(del(f, "a", 0), 0);
+	assert_int_equal(put(f, "a", "3"), 0);
+	m = meta_of(f, "a");
+	assert_int_equal(m.create_rev, f->index);
+	assert_int_equal(m.version, 1);
+}
+
+static void test_put_keep_mode(void **state)
+{
+	/* PUT with KEEP_MODE keeps an existing record's mode and uses its own mode for new keys. */
+	struct fx *f = *state;
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0600, 0, "1", 1);
+	assert_int_equal(run(f), 0);
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_JSON, 0644, TXN_F_KEEP_MODE, "2", 1);
+	txn_add_put(&f->txn, "b", 1, RECORD_JSON, 0755, TXN_F_KEEP_MODE, "2", 1);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(meta_of(f, "a").mode, 0600);
+	assert_int_equal(meta_of(f, "a").kind, RECORD_JSON);
+	assert_int_equal(meta_of(f, "b").mode, 0755);
+}
+
+static void test_key_count(void **state)
+{
+	/* The key count follows creations and deletions, not overwrites or misses. */
+	struct fx *f = *state;
+	assert_int_equal(kv_key_count(f->kv), 0);
+	put_all(f, (const char *const[]){"a=1", "b=1", "c=1", NULL});
+	assert_int_equal(kv_key_count(f->kv), 3);
+	assert_int_equal(put(f, "a", "2"), 0);
+	assert_int_equal(kv_key_count(f->kv), 3);
+	assert_int_equal(del(f, "b", 0), 0);
+	assert_int_equal(kv_key_count(f->kv), 2);
+	assert_int_equal(del(f, "b", 0), 0);
+	assert_int_equal(kv_key_count(f->kv), 2);
+}
+
+static void test_delete(void **state)
+{
+	/* DELETE removes a key and reports it; a missing key is fine unless MUST_EXIST, then KVFS_ENOTFOUND. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	assert_int_equal(del(f, "a", TXN_F_MUST_EXIST), 0);
+	assert_int_equal(f->deleted[0], 1);
+	assert_absent(f, "a");
+	assert_int_equal(del(f, "a", 0), 0);
+	assert_int_equal(f->deleted[0], 0);
+	assert_int_equal(del(f, "a", TXN_F_MUST_EXIST), KVFS_ENOTFOUND);
+	assert_int_equal(kv_applied_index(f->kv), f->index); /* failed entries still count as applied */
+}
+
+/* --- preconditions ------------------------------------------------------- */
+
+/* Runs CHECK(key, rev, flags) followed by PUT(marker); returns the result and
+ * checks the PUT happened exactly when the CHECK passed. */
+static int check_then_put(struct fx *f, const char *key, uint64_t rev, uint8_t flags)
+{
+	txn_new(f);
+	txn_add_check(&f->txn, key, strlen(key), rev, flags);
+	txn_add_put(&f->txn, "marker", 6, RECORD_RAW, 0, 0, "m", 1);
+	uint64_t before = kv_key_count(f->kv);
+	int rc = run(f);
+	if (rc == 0) {
+		assert_value(f, "marker", "m");
+		assert_int_equal(del(f, "marker", TXN_F_MUST_EXIST), 0);
+	} else {
+		assert_absent(f, "marker");
+		assert_int_equal(kv_key_count(f->kv), before);
+	}
+	return rc;
+}
+
+static void test_check_preconditions(void **state)
+{
+	/* CHECK passes on the exact modify revision, fails otherwise with KVFS_EPRECOND;
+	 * revision 0 means absent, or present with MUST_EXIST. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	uint64_t rev = f->index;
+	assert_int_equal(check_then_put(f, "a", rev, 0), 0);
+	assert_int_equal(check_then_put(f, "a", rev + 1, 0), KVFS_EPRECOND);
+	assert_int_equal(check_then_put(f, "a", rev - 1, 0), KVFS_EPRECOND);
+	assert_int_equal(check_then_put(f, "nope", rev, 0), KVFS_EPRECOND);
+	assert_int_equal(check_then_put(f, "nope", 0, 0), 0);
+	assert_int_equal(check_then_put(f, "a", 0, 0), KVFS_EPRECOND);
+	assert_int_equal(check_then_put(f, "a", 0, TXN_F_MUST_EXIST), 0);
+	assert_int_equal(check_then_put(f, "nope", 0, TXN_F_MUST_EXIST), KVFS_EPRECOND);
+}
+
+/* --- atomicity and batches ----------------------------------------------- */
+
+static void test_failed_txn_rolls_back_earlier_txn_in_batch(void **state)
+{
+	/* A transaction whose last op fails leaves no trace, even where its earlier ops
+	 * overwrote or deleted keys that an earlier transaction of the same batch wrote. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "db", "old"), 0);
+
+	txn_new(f); /* T1: succeeds */
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "t1", 2);
+	txn_add_put(&f->txn, "b", 1, RECORD_RAW, 0, 0, "t1", 2);
+	uint64_t t1 = queue(f);
+
+	txn_new(f); /* T2: rewrites and deletes T1's keys, then fails */
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "t2", 2);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "t2bis", 5);
+	txn_add_delete(&f->txn, "b", 1, 0);
+	txn_add_delete(&f->txn, "db", 2, 0);
+	txn_add_put(&f->txn, "c", 1, RECORD_RAW, 0, 0, "t2", 2);
+	txn_add_rename(&f->txn, "c", 1, "d", 1, 0);
+	txn_add_check(&f->txn, "a", 1, t1, 0); /* a is now T2's: fails */
+	queue(f);
+
+	txn_new(f); /* T3: sees T1's state, not T2's */
+	txn_add_check(&f->txn, "a", 1, t1, 0);
+	txn_add_check(&f->txn, "c", 1, 0, 0);
+	txn_add_put(&f->txn, "e", 1, RECORD_RAW, 0, 0, "t3", 2);
+	queue(f);
+	flush(f);
+
+	assert_int_equal(f->res[0], 0);
+	assert_int_equal(f->res[1], KVFS_EPRECOND);
+	assert_int_equal(f->deleted[1], 0);
+	assert_int_equal(f->res[2], 0);
+	assert_dump(f, "a=t1;b=t1;db=old;e=t3;");
+	assert_int_equal(meta_of(f, "a").version, 1);
+	assert_int_equal(kv_key_count(f->kv), 4);
+}
+
+static void test_batch_txns_see_each_other(void **state)
+{
+	/* Later transactions of a batch see earlier ones' writes, revisions and deletions. */
+	struct fx *f = *state;
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "1", 1);
+	uint64_t t1 = queue(f);
+	txn_new(f);
+	txn_add_check(&f->txn, "a", 1, t1, 0);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "2", 1);
+	queue(f);
+	txn_new(f);
+	txn_add_delete(&f->txn, "a", 1, TXN_F_MUST_EXIST);
+	queue(f);
+	txn_new(f);
+	txn_add_check(&f->txn, "a", 1, 0, 0);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "4", 1);
+	uint64_t t4 = queue(f);
+	flush(f);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(f->res[i], 0);
+	assert_value(f, "a", "4");
+	struct record_meta m = meta_of(f, "a");
+	assert_int_equal(m.create_rev, t4);
+	assert_int_equal(m.version, 1);
+	assert_int_equal(kv_key_count(f->kv), 1);
+}
+
+static void test_undecodable_entry_skipped(void **state)
+{
+	/* An undecodable payload gets KVFS_EPROTO and the rest of the batch still applies. */
+	struct fx *f = *state;
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "1", 1);
+	queue(f);
+	queue_bytes(f, "\x01garbage", 8);
+	txn_new(f);
+	txn_add_put(&f->txn, "b", 1, RECORD_RAW, 0, 0, "2", 1);
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[0], 0);
+	assert_int_equal(f->res[1], KVFS_EPROTO);
+	assert_int_equal(f->res[2], 0);
+	assert_dump(f, "a=1;b=2;");
+	assert_int_equal(kv_applied_index(f->kv), f->index);
+}
+
+static void test_empty_entries_advance_applied_index(void **state)
+{
+	/* Entries without a payload (leader no-ops, configuration) only advance the applied index. */
+	struct fx *f = *state;
+	queue_entry(f, ++f->index, NULL, 0);
+	queue_entry(f, ++f->index, NULL, 0);
+	flush(f);
+	assert_int_equal(f->res[0], 0);
+	assert_int_equal(kv_applied_index(f->kv), 2);
+	assert_int_equal(kv_key_count(f->kv), 0);
+}
+
+static void test_replay_is_idempotent(void **state)
+{
+	/* Entries at or below the applied index are skipped, so replaying after a restart changes nothing. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0); /* index 1 */
+	assert_int_equal(put(f, "a", "2"), 0); /* index 2 */
+
+	/* Replay 1 and 2 with different payloads, then a new entry 3. */
+	f->index = 0;
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_RAW, 0, 0, "replayed", 8);
+	queue(f);
+	txn_new(f);
+	txn_add_delete(&f->txn, "a", 1, 0);
+	queue(f);
+	txn_new(f);
+	txn_add_put(&f->txn, "b", 1, RECORD_RAW, 0, 0, "3", 1);
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[0], 0);
+	assert_int_equal(f->res[1], 0);
+	assert_int_equal(f->res[2], 0);
+	assert_value(f, "a", "2");
+	assert_int_equal(meta_of(f, "a").version, 2);
+	assert_value(f, "b", "3");
+	assert_int_equal(kv_applied_index(f->kv), 3);
+	assert_int_equal(kv_key_count(f->kv), 2);
+}
+
+static void test_state_persists_across_reopen(void **state)
+{
+	/* Data, applied index and key count survive close and reopen. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"a=1", "b=2", "c=3", NULL});
+	assert_int_equal(del(f, "b", 0), 0);
+	uint64_t applied = kv_applied_index(f->kv);
+	fx_reopen(f);
+	assert_int_equal(kv_applied_index(f->kv), applied);
+	assert_int_equal(kv_key_count(f->kv), 2);
+	assert_dump(f, "a=1;c=3;");
+	/* and the reopened store keeps counting from there */
+	assert_int_equal(put(f, "d", "4"), 0);
+	assert_int_equal(kv_key_count(f->kv), 3);
+}
+
+static void test_membership_stored(void **state)
+{
+	/* The membership blob is stored with the batch, kept by later batches without one, and persisted. */
+	struct fx *f = *state;
+	char *blob;
+	size_t len;
+	assert_int_equal(kv_get_membership(f->kv, &blob, &len), KVFS_ENOTFOUND);
+	queue_entry(f, ++f->index, NULL, 0);
+	flush_with(f, "members-v1", 10);
+	assert_int_equal(kv_get_membership(f->kv, &blob, &len), 0);
+	assert_int_equal(len, 10);
+	assert_memory_equal(blob, "members-v1", 10);
+	kv_free(blob);
+
+	assert_int_equal(put(f, "a", "1"), 0);
+	fx_reopen(f);
+	assert_int_equal(kv_get_membership(f->kv, &blob, &len), 0);
+	assert_int_equal(len, 10);
+	assert_memory_equal(blob, "members-v1", 10);
+	kv_free(blob);
+}
+
+/* --- prefixes ------------------------------------------------------------ */
+
+/* Keys p/1, p/2 and q/1 in the database, then one batch that creates p/3 and
+ * deletes p/1 before the op under test. */
+static void prefix_scenario_start(struct fx *f)
+{
+	put_all(f, (const char *const[]){"p/1=a", "p/2=b", "q/1=c", "p=d", NULL});
+	txn_new(f);
+	txn_add_put(&f->txn, "p/3", 3, RECORD_RAW, 0, 0, "e", 1);
+	queue(f);
+	txn_new(f);
+	txn_add_delete(&f->txn, "p/1", 3, TXN_F_MUST_EXIST);
+	queue(f);
+}
+
+static void test_delete_prefix(void **state)
+{
+	/* DELETE_PREFIX removes every key under the prefix as the batch sees it: keys
+	 * created earlier in the batch go, keys deleted earlier are not counted twice. */
+	struct fx *f = *state;
+	prefix_scenario_start(f);
+	txn_new(f);
+	txn_add_delete_prefix(&f->txn, "p/", 2, 0);
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[2], 0);
+	assert_int_equal(f->deleted[2], 2); /* p/2 and p/3 */
+	assert_dump(f, "p=d;q/1=c;");
+	assert_int_equal(kv_key_count(f->kv), 2);
+}
+
+static void test_delete_prefix_max_keys(void **state)
+{
+	/* DELETE_PREFIX over more than max_keys keys fails with KVFS_ETOOMANY and changes
+	 * nothing; exactly max_keys is allowed. */
+	struct fx *f = *state;
+	prefix_scenario_start(f);
+	txn_new(f);
+	txn_add_delete_prefix(&f->txn, "p/", 2, 1);
+	queue(f);
+	txn_new(f);
+	txn_add_put(&f->txn, "p/4", 3, RECORD_RAW, 0, 0, "x", 1);
+	txn_add_delete_prefix(&f->txn, "p/", 2, 2);
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[2], KVFS_ETOOMANY);
+	assert_int_equal(f->res[3], KVFS_ETOOMANY);
+	assert_dump(f, "p=d;p/2=b;p/3=e;q/1=c;");
+	assert_int_equal(kv_key_count(f->kv), 4);
+
+	txn_new(f);
+	txn_add_delete_prefix(&f->txn, "p/", 2, 2);
+	assert_int_equal(run(f), 0);
+	assert_dump(f, "p=d;q/1=c;");
+}
+
+static void test_rename_prefix(void **state)
+{
+	/* RENAME_PREFIX moves every key under the prefix as the batch sees it, and
+	 * replaces keys already at the destination. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "r/2", "old"), 0);
+	prefix_scenario_start(f);
+	txn_new(f);
+	txn_add_rename_prefix(&f->txn, "p/", 2, "r/", 2, 0);
+	uint64_t idx = queue(f);
+	flush(f);
+	assert_int_equal(f->res[2], 0);
+	assert_dump(f, "p=d;q/1=c;r/2=b;r/3=e;");
+	assert_int_equal(kv_key_count(f->kv), 4);
+	struct record_meta m = meta_of(f, "r/2");
+	assert_int_equal(m.mod_rev, idx);
+	assert_int_equal(m.version, 2); /* replaced r/2, which had one write */
+}
+
+static void test_rename_prefix_max_keys(void **state)
+{
+	/* RENAME_PREFIX over more than max_keys keys fails with KVFS_ETOOMANY and changes nothing. */
+	struct fx *f = *state;
+	prefix_scenario_start(f);
+	txn_new(f);
+	txn_add_rename_prefix(&f->txn, "p/", 2, "r/", 2, 1);
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[2], KVFS_ETOOMANY);
+	assert_dump(f, "p=d;p/2=b;p/3=e;q/1=c;");
+	assert_int_equal(kv_key_count(f->kv), 4);
+}
+
+/* Builds the same history either as one batch or as one batch per entry and
+ * returns the final dump: "a/x" and "a/b/x" then RENAME_PREFIX from to. */
+static void rename_overlap_history(struct fx *f, bool one_batch, const char *from, const char *to,
+				   char *out, size_t cap)
+{
+	const char *keys[] = {"a/x", "a/b/x", "a/b/b/x"};
+	for (size_t i = 0; i < 3; i++) {
+		txn_new(f);
+		txn_add_put(&f->txn, keys[i], strlen(keys[i]), RECORD_RAW, 0, 0, keys[i],
+			    strlen(keys[i]));
+		queue(f);
+		if (!one_batch)
+			flush(f);
+	}
+	txn_new(f);
+	txn_add_rename_prefix(&f->txn, from, strlen(from), to, strlen(to), 0);
+	size_t at = f->n;
+	queue(f);
+	flush(f);
+	assert_int_equal(f->res[at], 0);
+	dump(f, out, cap);
+	txn_new(f); /* clean up for the next history */
+	txn_add_delete_prefix(&f->txn, "a/", 2, 0);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(kv_key_count(f->kv), 0);
+}
+
+static void test_rename_prefix_overlapping_and_batch_independent(void **state)
+{
+	/* RENAME_PREFIX into its own subtree (or out to its parent) moves every key as
+	 * one simultaneous move, and the result does not depend on whether the source
+	 * keys were written in the same batch or in earlier ones (replicas cut batches
+	 * differently). */
+	struct fx *f = *state;
+	char batched[512], separate[512];
+
+	rename_overlap_history(f, true, "a/", "a/b/", batched, sizeof batched);
+	rename_overlap_history(f, false, "a/", "a/b/", separate, sizeof separate);
+	assert_string_equal(batched, separate);
+	assert_string_equal(batched, "a/b/b/b/x=a/b/b/x;a/b/b/x=a/b/x;a/b/x=a/x;");
+
+	rename_overlap_history(f, true, "a/b/", "a/", batched, sizeof batched);
+	rename_overlap_history(f, false, "a/b/", "a/", separate, sizeof separate);
+	assert_string_equal(batched, separate);
+	assert_string_equal(batched, "a/b/x=a/b/b/x;a/x=a/b/x;");
+}
+
+static void test_rename_prefix_onto_itself(void **state)
+{
+	/* RENAME_PREFIX with the same source and destination changes nothing. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"p/1=a", "p/2=b", NULL});
+	txn_new(f);
+	txn_add_rename_prefix(&f->txn, "p/", 2, "p/", 2, 0);
+	assert_int_equal(run(f), 0);
+	assert_dump(f, "p/1=a;p/2=b;");
+	assert_int_equal(meta_of(f, "p/1").version, 1);
+	assert_int_equal(kv_key_count(f->kv), 2);
+}
+
+/* --- rename and touch ---------------------------------------------------- */
+
+static int rename1(struct fx *f, const char *src, const char *dst, uint8_t flags)
+{
+	txn_new(f);
+	txn_add_rename(&f->txn, src, strlen(src), dst, strlen(dst), flags);
+	return run(f);
+}
+
+static void test_rename(void **state)
+{
+	/* RENAME moves the record (kind, mode, value) to a new key and removes the source. */
+	struct fx *f = *state;
+	txn_new(f);
+	txn_add_put(&f->txn, "a", 1, RECORD_JSON, 0600, 0, "[1]", 3);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(rename1(f, "a", "b", TXN_F_MUST_EXIST), 0);
+	assert_absent(f, "a");
+	assert_value(f, "b", "[1]");
+	struct record_meta m = meta_of(f, "b");
+	assert_int_equal(m.kind, RECORD_JSON);
+	assert_int_equal(m.mode, 0600);
+	assert_int_equal(m.mod_rev, f->index);
+	assert_int_equal(kv_key_count(f->kv), 1);
+}
+
+static void test_rename_replaces(void **state)
+{
+	/* RENAME onto an existing key replaces it (one key fewer); with NO_REPLACE it
+	 * fails with KVFS_EEXIST and changes nothing. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"a=1", "b=2", "c=3", NULL});
+	assert_int_equal(rename1(f, "a", "b", 0), 0);
+	assert_dump(f, "b=1;c=3;");
+	assert_int_equal(kv_key_count(f->kv), 2);
+	assert_int_equal(rename1(f, "b", "c", TXN_F_NO_REPLACE), KVFS_EEXIST);
+	assert_dump(f, "b=1;c=3;");
+	assert_int_equal(kv_key_count(f->kv), 2);
+}
+
+static void test_rename_missing_source(void **state)
+{
+	/* RENAME of a missing key fails with KVFS_ENOTFOUND under MUST_EXIST and is a
+	 * no-op without it (txn.h: the flag decides). */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "b", "2"), 0);
+	assert_int_equal(rename1(f, "a", "b", TXN_F_MUST_EXIST), KVFS_ENOTFOUND);
+	assert_int_equal(rename1(f, "a", "b", 0), 0);
+	assert_dump(f, "b=2;");
+	assert_int_equal(kv_key_count(f->kv), 1);
+}
+
+static void test_rename_onto_itself(void **state)
+{
+	/* RENAME of a key onto itself leaves it as it was. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	assert_int_equal(rename1(f, "a", "a", 0), 0);
+	assert_dump(f, "a=1;");
+	assert_int_equal(meta_of(f, "a").version, 1);
+}
+
+static int touch(struct fx *f, const char *key, uint8_t flags, uint32_t mode, int64_t mtime)
+{
+	txn_new(f);
+	txn_add_touch(&f->txn, key, strlen(key), flags, mode, mtime);
+	return run(f);
+}
+
+static void test_touch(void **state)
+{
+	/* TOUCH applies only the mode and/or mtime its flags name and keeps the value. */
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	assert_int_equal(touch(f, "a", TXN_F_SET_MODE, 0700, 5), 0);
+	struct record_meta m = meta_of(f, "a");
+	assert_int_equal(m.mode, 0700);
+	assert_true(m.mtime_ns == MTIME);
+	assert_int_equal(m.mod_rev, f->index);
+	assert_int_equal(touch(f, "a", TXN_F_SET_MTIME, 0111, 5), 0);
+	m = meta_of(f, "a");
+	assert_int_equal(m.mode, 0700);
+	assert_true(m.mtime_ns == 5);
+	assert_value(f, "a", "1");
+	assert_int_equal(m.create_rev, 1);
+}
+
+static void test_touch_missing(void **state)
+{
+	/* TOUCH of a missing key is a no-op, or KVFS_ENOTFOUND with MUST_EXIST; it never creates the key. */
+	struct fx *f = *state;
+	assert_int_equal(touch(f, "a", TXN_F_SET_MODE, 0700, 0), 0);
+	assert_absent(f, "a");
+	assert_int_equal(touch(f, "a", TXN_F_SET_MODE | TXN_F_MUST_EXIST, 0700, 0), KVFS_ENOTFOUND);
+	assert_int_equal(kv_key_count(f->kv), 0);
+}
+
+/* --- iteration and scale ------------------------------------------------- */
+
+static void test_iterator_order_and_snapshot(void **state)
+{
+	/* Iterators return user keys in byte order from the start key, hide metadata,
+	 * and see the database as it was when they were created. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"c=3", "a=1", "b/2=5", "b=2", "\xff=9", NULL});
+	struct kv_iter *it = kv_iter_create(f->kv);
+	assert_non_null(it);
+	assert_int_equal(put(f, "bb", "late"), 0);
+
+	const char *want[] = {"b", "b/2", "c", "\xff"};
+	size_t i = 0;
+	for (kv_iter_seek(it, "b", 1); kv_iter_valid(it); kv_iter_next(it), i++) {
+		size_t klen;
+		const uint8_t *k = kv_iter_key(it, &klen);
+		assert_true(i < 4);
+		assert_int_equal(klen, strlen(want[i]));
+		assert_memory_equal(k, want[i], klen);
+	}
+	assert_int_equal(i, 4);
+	assert_int_equal(kv_iter_status(it), 0);
+
+	kv_iter_seek(it, "", 0); /* seeking again restarts from the first user key */
+	assert_true(kv_iter_valid(it));
+	size_t klen;
+	assert_memory_equal(kv_iter_key(it, &klen), "a", 1);
+	kv_iter_destroy(it);
+}
+
+#define BIG 10000
+
+static void test_large_batch(void **state)
+{
+	/* 10k entries in one batch grow the overlay far past its first size, and a
+	 * transaction that itself grows it and then fails still rolls back cleanly. */
+	struct fx *f = *state;
+	char key[32], val[32];
+
+	txn_new(f); /* 5000 new keys, then a failing CHECK */
+	for (int i = 0; i < BIG / 2; i++) {
+		int n = snprintf(key, sizeof key, "k%05d", i);
+		txn_add_put(&f->txn, key, (size_t)n, RECORD_RAW, 0, 0, "doomed", 6);
+	}
+	txn_add_check(&f->txn, "k00000", 6, 12345, 0);
+	queue(f);
+	for (int i = 0; i < BIG; i++) {
+		int n = snprintf(key, sizeof key, "k%05d", i);
+		int m = snprintf(val, sizeof val, "v%d", i);
+		txn_new(f);
+		txn_add_put(&f->txn, key, (size_t)n, RECORD_RAW, 0, 0, val, (size_t)m);
+		queue(f);
+	}
+	txn_new(f); /* reads back across the grown table */
+	txn_add_check(&f->txn, "k09999", 6, f->index, 0);
+	txn_add_delete_prefix(&f->txn, "k0999", 5, 10);
+	queue(f);
+	flush(f);
+
+	assert_int_equal(f->res[0], KVFS_EPRECOND);
+	for (int i = 1; i <= BIG + 1; i++)
+		assert_int_equal(f->res[i], 0);
+	assert_int_equal(f->deleted[BIG + 1], 10);
+	assert_int_equal(kv_key_count(f->kv), BIG - 10);
+	for (int i = 0; i < BIG - 10; i += 997) {
+		snprintf(key, sizeof key, "k%05d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		assert_value(f, key, val);
+		assert_int_equal(meta_of(f, key).version, 1);
+	}
+	assert_absent(f, "k09995");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_put_get),
+		T(test_revisions_and_versions),
+		T(test_put_keep_mode),
+		T(test_key_count),
+		T(test_delete),
+		T(test_check_preconditions),
+		T(test_failed_txn_rolls_back_earlier_txn_in_batch),
+		T(test_batch_txns_see_each_other),
+		T(test_undecodable_entry_skipped),
+		T(test_empty_entries_advance_applied_index),
+		T(test_replay_is_idempotent),
+		T(test_state_persists_across_reopen),
+		T(test_membership_stored),
+		T(test_delete_prefix),
+		T(test_delete_prefix_max_keys),
+		T(test_rename_prefix),
+		T(test_rename_prefix_max_keys),
+		T(test_rename_prefix_overlapping_and_batch_independent),
+		T(test_rename_prefix_onto_itself),
+		T(test_rename),
+		T(test_rename_replaces),
+		T(test_rename_missing_source),
+		T(test_rename_onto_itself),
+		T(test_touch),
+		T(test_touch_missing),
+		T(test_iterator_order_and_snapshot),
+		T(test_large_batch),
+	};
+	return cmocka_run_group_tests_name("kv", tests, NULL, NULL);
+}
