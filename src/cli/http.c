@@ -230,6 +230,9 @@ static int attempt(struct cli_http *h, size_t i, const struct cli_http_request *
 	if (req->body) {
 		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, req->body);
 		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	} else if (strcmp(req->method, "POST") == 0) {
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	}
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
 		curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, req->method);
@@ -304,7 +307,7 @@ int cli_http_do(struct cli_http *h, const struct cli_http_request *req,
 		rc = attempt(h, i, req, resp, one, sizeof(one));
 		if (rc == -ENOMEM)
 			return rc;
-		if (rc == 0 && (req->no_failover_on_status || !is_failover_status(resp->status))) {
+		if (rc == 0 && !is_failover_status(resp->status)) {
 			h->current = i;
 			return 0;
 		}

@@ -31,7 +31,6 @@ struct cli_http_request {
 	const char *accept;        /* Accept header, or NULL for application/json */
 	const char *if_match;      /* revision, sent as If-Match: "<rev>"; or NULL */
 	int if_none_match_any;     /* 1: send If-None-Match: * */
-	int no_failover_on_status; /* 1: a 5xx answer is final (status pages) */
 };
 
 struct cli_http_response {
