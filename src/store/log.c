@@ -194,13 +194,15 @@ int rlog_write(struct rlog *l, const struct rlog_hard_state *hs, uint64_t trunca
 	int rc;
 
 	if (truncate_from && truncate_from <= last) {
-		for (uint64_t i = truncate_from; i <= last; i++) {
+		/* Only keys that exist: after compaction truncate_from may lie
+		 * below first, possibly by millions of entries. */
+		for (uint64_t i = truncate_from > first ? truncate_from : first; i <= last; i++) {
 			entry_key(k, i);
 			leveldb_writebatch_delete(wb, (char *)k, 9);
 		}
 		last = truncate_from - 1;
 		if (last < first)
-			first = 0;
+			first = last = 0; /* no entry left: (0, 0), as rlog_load sees it */
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct rlog_entry *ent = &entries[i];
