@@ -1,1 +1,4 @@
-# (daemon not built yet)
+sbin_PROGRAMS += kvfsd
+kvfsd_SOURCES = src/kvfsd.c
+kvfsd_LDADD = libkvfsapi.a libkvfsnode.a libkvfsstore.a libkvfscommon.a \
+	$(MHD_LIBS) $(JANSSON_LIBS) $(LEVELDB_LIBS) $(PTHREAD_LIBS)

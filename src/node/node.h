@@ -1,0 +1,110 @@
+/*
+ * The node: owner of the consensus state, the durable log and the state
+ * machine, driven by one thread (the node loop). Other threads (HTTP pool,
+ * FUSE workers) hand it requests through a lock-protected queue plus an
+ * eventfd and are called back when the request completes; nobody blocks
+ * waiting for a commit.
+ *
+ * Write path: node_submit(WRITE) -> loop turn: proposals of the turn appended
+ * to the log in one synced batch (group commit) -> committed -> applied in one
+ * synced state-machine batch -> req->done() with the result.
+ *
+ * Read path: node_submit(READ) -> the loop obtains a read index (single node:
+ * its commit index) -> once applied >= read index, req->done(); the caller
+ * then reads the state machine directly (kv_get/kv_iter from any thread).
+ */
+#ifndef KVFS_NODE_NODE_H
+#define KVFS_NODE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/kv.h"
+
+struct node;
+
+struct node_config {
+	uint64_t id;
+	const char *data_dir;   /* holds raft/ and kv/ */
+	size_t max_pending;     /* queued + in-flight requests before KVFS_EBUSY */
+	int tick_ms;            /* node loop tick */
+	int request_timeout_ms; /* a request not completed by then fails (KVFS_ETIMEDOUT) */
+	uint64_t snapshot_entries; /* compact the log after this many applied entries */
+	struct kv_options kv;
+};
+
+void node_config_default(struct node_config *c);
+
+enum node_req_type { NODE_REQ_WRITE, NODE_REQ_READ };
+
+struct node_req;
+typedef void (*node_done_fn)(struct node_req *req);
+
+/* A request. Allocated and owned by the caller; the node borrows it from
+ * node_submit() until it calls done() (exactly once, from the node loop
+ * thread, possibly before node_submit returns is NOT possible: always later).
+ * done() must not block; it typically records the result and wakes the
+ * submitter (MHD_resume_connection, fuse_reply_*). */
+struct node_req {
+	enum node_req_type type;
+	const uint8_t *data; /* WRITE: encoded transaction (txn.h), borrowed until done */
+	size_t len;
+	node_done_fn done;
+	void *ud;
+	/* Results, valid in done(): */
+	int result;       /* 0, or a negative code (txn precondition, no quorum, ...) */
+	uint64_t index;   /* WRITE: the entry's index = revision; READ: the read index */
+	uint64_t deleted; /* WRITE: keys removed */
+	/* Private to the node. */
+	struct node_req *next;
+	int64_t deadline_ms;
+	uint64_t term;
+};
+
+/* Opens the stores under cfg->data_dir, replays log entries beyond the
+ * state machine's applied index, and returns the node (loop not started).
+ * Returns 0 or a negative code (logged). */
+int node_create(const struct node_config *cfg, struct node **out);
+
+/* Starts the loop thread. */
+int node_start(struct node *n);
+
+/* Stops the loop (pending requests fail with KVFS_ESHUTDOWN) and joins it. */
+void node_stop(struct node *n);
+void node_destroy(struct node *n);
+
+/* Thread-safe. Returns 0 (done() will be called), KVFS_EBUSY when the queue
+ * is full, KVFS_ESHUTDOWN after node_stop, KVFS_ESTORAGE on a failed node. */
+int node_submit(struct node *n, struct node_req *req);
+
+/* Thread-safe: true when a linearizable read may be served from local state
+ * without a round (this node is the only voter and the leader). */
+bool node_local_read_ok(struct node *n);
+
+/* The state machine, for reads from any thread. */
+struct kv *node_kv(struct node *n);
+
+/* A consistent copy of the node's status, for /health and /metrics.
+ * Thread-safe. */
+struct node_status {
+	uint64_t id;
+	uint64_t term, leader_id, commit, applied, last_index, first_index;
+	bool is_leader, ready, failed;
+	int voters, learners, connected;
+	double last_commit_time; /* epoch seconds of the last local apply, 0 if none */
+	uint64_t fsyncs_log;     /* synced log writes */
+	uint64_t applies;        /* synced state-machine batches */
+	uint64_t entries_applied;
+	uint64_t pending;
+};
+void node_status(struct node *n, struct node_status *out);
+
+/* Registers the node's metrics (call once after node_create). */
+int node_register_metrics(struct node *n);
+
+/* Called (from the node loop) when storage fails and the node stops taking
+ * part; the daemon uses it to shut down. */
+void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud);
+
+#endif
