@@ -45,6 +45,7 @@ static void usage(FILE *f)
 		"  --http-threads N        HTTP worker threads (default 2)\n"
 		"  --request-timeout MS    fail a request not committed by then (default 5000)\n"
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
+		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 64)\n"
 		"  -h, --help              show this help and exit\n"
 		"  -V, --version           show the version and exit\n"
@@ -68,6 +69,7 @@ enum {
 	OPT_REQ_TIMEOUT,
 	OPT_SNAP_ENTRIES,
 	OPT_CACHE,
+	OPT_READY_FILE,
 };
 
 static const struct option options[] = {
@@ -86,6 +88,7 @@ static const struct option options[] = {
 	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
+	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -106,6 +109,28 @@ static unsigned long long num_arg(const char *opt, const char *s, unsigned long 
 	return v;
 }
 
+/* Writes "http://HOST:PORT" to path atomically (temp file + rename), so a
+ * watcher never reads half a line. */
+static int write_ready_file(const char *path, const struct http_config *h, unsigned port)
+{
+	char tmp[PATH_MAX], host[256];
+	const char *colon = strrchr(h->listen, ':');
+	size_t hl = colon ? (size_t)(colon - h->listen) : 0;
+	if (hl >= sizeof host || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(host, h->listen, hl);
+	host[hl] = 0;
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "http://%s:%u\n", hl ? host : "127.0.0.1", port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
+}
+
 static void on_fatal(void *ud)
 {
 	kill(getpid(), SIGUSR1);
@@ -115,6 +140,7 @@ int main(int argc, char **argv)
 {
 	struct node_config ncfg;
 	struct http_config hcfg;
+	const char *ready_file = NULL;
 	int c, lvl;
 	node_config_default(&ncfg);
 	http_config_default(&hcfg);
@@ -170,6 +196,9 @@ int main(int argc, char **argv)
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;
 			break;
+		case OPT_READY_FILE:
+			ready_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -222,6 +251,8 @@ int main(int argc, char **argv)
 	}
 	log_info("kvfsd", "ready: node %llu, data in %s", (unsigned long long)ncfg.id,
 		 ncfg.data_dir);
+	if (ready_file && write_ready_file(ready_file, &hcfg, http_server_port(http)) < 0)
+		log_warn("kvfsd", "cannot write %s: %s", ready_file, strerror(errno));
 
 	sigdelset(&set, SIGPIPE);
 	while (sigwait(&set, &sig) == 0 && sig != SIGINT && sig != SIGTERM && sig != SIGUSR1)

@@ -461,9 +461,17 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		free(s);
 		return -EADDRINUSE;
 	}
-	log_info("http", "serving REST on http://%s", cfg->listen);
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	if (info && info->port)
+		s->cfg.api_port = info->port;
+	log_info("http", "serving REST on %s (port %u)", cfg->listen, s->cfg.api_port);
 	*out = s;
 	return 0;
+}
+
+unsigned http_server_port(struct http_server *s)
+{
+	return s->cfg.api_port;
 }
 
 void http_server_destroy(struct http_server *s)

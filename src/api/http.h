@@ -36,6 +36,8 @@ void http_config_default(struct http_config *c);
 /* Starts serving. Returns 0 or a negative code (bad address, port in use:
  * logged). */
 int http_server_create(const struct http_config *cfg, struct node *node, struct http_server **out);
+/* The bound TCP port (useful after listening on port 0). */
+unsigned http_server_port(struct http_server *s);
 /* Stops accepting, waits for in-flight handlers, frees. */
 void http_server_destroy(struct http_server *s);
 

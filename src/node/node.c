@@ -554,9 +554,36 @@ static double m_has_leader(void *ud)
 	return st.leader_id != 0;
 }
 
+static double m_cluster_size(void *ud)
+{
+	struct node_status st;
+	node_status(ud, &st);
+	return st.voters + st.learners;
+}
+static double m_last_commit(void *ud)
+{
+	struct node_status st;
+	node_status(ud, &st);
+	return st.last_commit_time;
+}
+static double m_lag(void *ud)
+{
+	struct node_status st;
+	node_status(ud, &st);
+	return st.replication_lag_s;
+}
+
 int node_register_metrics(struct node *n)
 {
 	int rc = 0;
+	rc |= metrics_gauge_fn("kvstore_replication_lag_seconds",
+			       "Leader: the slowest follower's lag in seconds; follower: its own.",
+			       NULL, m_lag, n);
+	rc |= metrics_gauge_fn("kvstore_cluster_size", "Members of the cluster (voters and learners).",
+			       NULL, m_cluster_size, n);
+	rc |= metrics_gauge_fn("kvstore_last_commit_time",
+			       "Epoch seconds of the last entry applied on this node.", NULL,
+			       m_last_commit, n);
 	rc |= metrics_histogram("kvfs_disk_wal_fsync_duration_seconds",
 				"Latency of synced Raft log writes (one per node loop turn).",
 				NULL, &n->fsync_hist);

@@ -93,6 +93,7 @@ struct node_status {
 	bool is_leader, ready, failed;
 	int voters, learners, connected;
 	double last_commit_time; /* epoch seconds of the last local apply, 0 if none */
+	double replication_lag_s; /* leader: slowest follower's lag; follower: its own */
 	uint64_t fsyncs_log;     /* synced log writes */
 	uint64_t applies;        /* synced state-machine batches */
 	uint64_t entries_applied;

@@ -1,0 +1,360 @@
+"""REST API of a single kvfsd over real HTTP: every endpoint of the seed's
+API (shared/seed/API.md) with its shapes, the seed's bugs fixed, conditional
+writes, limits, bad input of every kind, a 100k-key range paged to the end,
+and durability across kill -9."""
+import base64
+import json
+import os
+import random
+import sys
+import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Client, Node, run, wait_for  # noqa: E402
+
+LIMITS = ["--max-key-size", "256", "--max-value-size", "65536", "--max-batch-items", "100",
+          "--max-body", "1048576"]
+node = Node(extra=LIMITS, name="api").start()
+c = node.client()
+
+
+def test_put_get_json_values_round_trip():
+    """JSON values of every type come back exactly as written (compact)."""
+    for v in [42, -1.5, 0.1, "text", True, False, [1, 2, {"a": None}], {"a": [1, 2]},
+              "üñí €", 123456789012345678901234567890]:
+        r = c.put("rt", v)
+        assert r.status == 200 and r.json()["status"] == "success", r
+        g = c.get("rt")
+        assert g.status == 200, g
+        assert g.json() == {"value": v}, (v, g)
+    raw = c.request("PUT", "/kv/fmt", body=b'{ "a" : [ 1 , 2.50 , 1e3 ] }',
+                    headers={"Content-Type": "application/json"})
+    assert raw.status == 200
+    assert c.request("GET", "/kv/fmt").body == b'{"value":{"a":[1,2.50,1e3]}}'
+
+
+def test_put_returns_revision_and_etag():
+    """A write answers with its revision, which GET returns as the ETag."""
+    r = c.put("etag", 1)
+    rev = r.json()["revision"]
+    assert r.headers["etag"] == '"%d"' % rev
+    g = c.get("etag")
+    assert g.headers["etag"] == '"%d"' % rev
+    r2 = c.put("etag", 2)
+    assert r2.json()["revision"] > rev
+
+
+def test_non_json_content_types_store_raw_bytes():
+    """curl -d style bodies are stored as bytes and read back as a JSON string."""
+    r = c.request("PUT", "/kv/foo", body=b"bar",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 200
+    assert c.get("foo").json() == {"value": "bar"}
+    c.request("PUT", "/kv/txt", body=b"{not json", headers={"Content-Type": "text/plain"})
+    assert c.get("txt").json() == {"value": "{not json"}
+
+
+def test_binary_values_are_retrievable():
+    """Non-UTF-8 bytes come back as base64 in JSON and as-is with Accept: octet-stream."""
+    blob = bytes(range(256))
+    assert c.put("bin", blob, raw=True).status == 200
+    g = c.get("bin").json()
+    assert g["encoding"] == "base64" and base64.b64decode(g["value"]) == blob
+    r = c.get("bin", headers={"Accept": "application/octet-stream"})
+    assert r.status == 200 and r.body == blob
+    assert r.headers["content-type"] == "application/octet-stream"
+    c.put("j", {"x": 1})
+    assert c.get("j", headers={"Accept": "application/octet-stream"}).body == b'{"x":1}'
+
+
+def test_get_missing_is_404():
+    """Reading an absent key answers the seed's 404 shape."""
+    r = c.get("never-written")
+    assert r.status == 404 and r.json() == {"detail": "Key not found"}
+
+
+def test_delete_answers_200_then_404():
+    """DELETE is 200 for a present key and 404 after (the seed always said 500)."""
+    c.put("d1", 1)
+    r = c.delete("d1")
+    assert r.status == 200 and r.json()["status"] == "success"
+    assert c.get("d1").status == 404
+    r = c.delete("d1")
+    assert r.status == 404 and r.json() == {"detail": "Key not found"}
+
+
+def test_every_key_is_reachable():
+    """Keys named batch/range, keys with '/', spaces, '+', '%', NUL and UTF-8 all work."""
+    keys = ["batch", "range", "a/b/c", "/lead", "trail/", "a//b", "sp ace", "plus+sign",
+            "pct%41", "nul\0byte", "ключ", "?q=1&x", "#hash", "."]
+    for i, k in enumerate(keys):
+        assert c.put(k, i).status == 200, k
+    for i, k in enumerate(keys):
+        g = c.get(k)
+        assert g.status == 200 and g.json() == {"value": i}, (k, g)
+    # The path form decodes too, '/' included.
+    assert c.request("GET", "/kv/a/b/c").json() == {"value": 2}
+    assert c.request("GET", "/kv/a%2Fb%2Fc").json() == {"value": 2}
+    assert c.request("GET", "/kv/batch").json() == {"value": 0}
+    assert c.request("DELETE", "/kv/range").status == 200
+    assert c.get("range").status == 404
+
+
+def test_batch_is_atomic_and_real():
+    """PUT /kv/batch stores every item (the seed stored the body under "batch")."""
+    c.delete("batch")
+    items = [{"key": "bk%d" % i, "value": {"n": i}} for i in range(50)]
+    r = c.request("PUT", "/kv/batch", json_body={"items": items})
+    assert r.status == 200 and r.json()["status"] == "success", r
+    for i in range(50):
+        assert c.get("bk%d" % i).json() == {"value": {"n": i}}
+    assert c.get("batch").status == 404
+    # A batch with one bad item writes nothing.
+    bad = [{"key": "atom1", "value": 1}, {"key": "atom2"}]
+    r = c.request("PUT", "/kv/batch", json_body={"items": bad})
+    assert r.status == 422, r
+    assert c.get("atom1").status == 404
+
+
+def test_batch_bad_shapes():
+    """Malformed batch bodies get 422 with a FastAPI-style detail list."""
+    for body in [{}, {"items": 3}, {"items": [3]}, {"items": [{"value": 1}]},
+                 {"items": [{"key": 5, "value": 1}]}, {"items": [{"key": "k", "value": None}]}]:
+        r = c.request("PUT", "/kv/batch", json_body=body)
+        assert r.status == 422 and isinstance(r.json()["detail"], list), (body, r)
+    r = c.request("PUT", "/kv/batch", json_body={"items": [{"key": "", "value": 1}]})
+    assert r.status == 400, r
+
+
+def test_range_sorted_inclusive():
+    """Range results are sorted by key bytes and include both ends."""
+    for k in ["r/c", "r/a", "r/b", "r/d", "r/a0"]:
+        c.put(k, k)
+    r = c.request("POST", "/kv/range", json_body={"start_key": "r/a", "end_key": "r/c"})
+    assert r.status == 200
+    assert [x["key"] for x in r.json()["results"]] == ["r/a", "r/a0", "r/b", "r/c"]
+    assert r.json()["results"][0] == {"key": "r/a", "value": "r/a"}
+    r = c.request("POST", "/kv/range", json_body={"start_key": "r/d", "end_key": "r/a"})
+    assert r.json() == {"results": []}
+    r = c.request("POST", "/kv/range", json_body={"prefix": "r/", "keys_only": True})
+    assert r.json()["results"] == [{"key": k} for k in ["r/a", "r/a0", "r/b", "r/c", "r/d"]]
+    r = c.request("POST", "/kv/range",
+                  json_body={"start_key": "r/a", "end_key": "r/z", "extra": "ignored"})
+    assert len(r.json()["results"]) == 5
+
+
+def test_range_bad_input():
+    """Missing or mistyped range fields are 422; a bad continue token is 400."""
+    for body in [{}, {"start_key": "a"}, {"end_key": "a"}, {"start_key": 1, "end_key": "b"},
+                 {"start_key": "a", "end_key": "b", "limit": 0},
+                 {"start_key": "a", "end_key": "b", "limit": "x"}, [1]]:
+        r = c.request("POST", "/kv/range", json_body=body)
+        assert r.status == 422, (body, r)
+    r = c.request("POST", "/kv/range", body=b"{", headers={"Content-Type": "application/json"})
+    assert r.status == 422
+    r = c.request("POST", "/kv/range",
+                  json_body={"start_key": "a", "end_key": "b", "continue": "!!"})
+    assert r.status == 400
+
+
+def test_range_100k_keys_paged_to_the_end():
+    """A 100,000-key range pages to the end with limit/continue, nothing lost or repeated."""
+    n = 100000
+    keys = ["big/%06d" % i for i in range(n)]
+    for i in range(0, n, 100):
+        items = [{"key": k, "value": i} for k in keys[i:i + 100]]
+        assert c.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+    seen, token, pages = [], None, 0
+    while True:
+        body = {"start_key": "big/", "end_key": "big/~", "limit": 7000}
+        if token:
+            body["continue"] = token
+        r = c.request("POST", "/kv/range", json_body=body)
+        assert r.status == 200, r
+        js = r.json()
+        seen.extend(x["key"] for x in js["results"])
+        pages += 1
+        token = js.get("continue")
+        if not token:
+            break
+    assert seen == keys, (len(seen), pages)
+    assert pages == (n + 6999) // 7000
+    # Unpaged: the whole range streams in one response.
+    r = c.request("POST", "/kv/range", json_body={"prefix": "big/", "keys_only": True})
+    assert len(r.json()["results"]) == n
+
+
+def test_conditional_writes():
+    """If-Match / If-None-Match: * make compare-and-swap; mismatches are 412."""
+    rev = c.put("cas", 1).json()["revision"]
+    assert c.put("cas", 2, headers={"If-Match": '"%d"' % (rev + 1000)}).status == 412
+    assert c.get("cas").json() == {"value": 1}
+    r = c.put("cas", 3, headers={"If-Match": '"%d"' % rev})
+    assert r.status == 200
+    assert c.put("cas", 4, headers={"If-None-Match": "*"}).status == 412
+    c.delete("cas-new")
+    assert c.put("cas-new", 1, headers={"If-None-Match": "*"}).status == 200
+    assert c.put("cas-missing", 1, headers={"If-Match": "*"}).status == 412
+    rev = c.get("cas").headers["etag"]
+    assert c.delete("cas", headers={"If-Match": '"1"'}).status == 412
+    assert c.delete("cas", headers={"If-Match": rev}).status == 200
+    assert c.put("cas", 1, headers={"If-Match": "garbage"}).status == 400
+    r = c.get("cas-new")
+    assert c.get("cas-new", headers={"If-None-Match": r.headers["etag"]}).status == 304
+
+
+def test_limits():
+    """Keys, values, batches and bodies over their limits get 413/400 naming the limit."""
+    r = c.put("k" * 257, 1)
+    assert r.status == 413 and "max-key-size" in r.json()["detail"], r
+    r = c.put("big", "x" * 70000)
+    assert r.status == 413 and "max-value-size" in r.json()["detail"], r
+    r = c.put("bigraw", b"x" * 70000, raw=True)
+    assert r.status == 413
+    items = [{"key": "l%d" % i, "value": i} for i in range(101)]
+    r = c.request("PUT", "/kv/batch", json_body={"items": items})
+    assert r.status == 413 and "max-batch-items" in r.json()["detail"], r
+    r = c.put("body", b"x" * (1048576 + 10), raw=True)
+    assert r.status == 413 and "max-body" in r.json()["detail"], r
+    assert c.get("l0").status == 404 and c.get("big").status == 404
+
+
+def test_bad_json_and_empty_bodies():
+    """Invalid JSON, null and missing bodies are 422 with a detail list, nothing stored."""
+    for body in [b"", b"null", b"{", b"[1,]", b"\"unterminated", b"01", b"nan",
+                 b"\"\xff\"", b"[" * 1000 + b"]" * 1000, b"1 2"]:
+        r = c.request("PUT", "/kv/badjson", body=body,
+                      headers={"Content-Type": "application/json"})
+        assert r.status == 422 and isinstance(r.json()["detail"], list), (body[:20], r)
+    assert c.get("badjson").status == 404
+
+
+def test_bad_paths_methods_and_encodings():
+    """Unknown paths 404, wrong methods 405, bad percent-encoding and empty keys 400."""
+    assert c.request("GET", "/nope").json() == {"detail": "Not Found"}
+    assert c.request("GET", "/nope").status == 404
+    r = c.request("POST", "/kv/x")
+    assert r.status == 405 and r.json() == {"detail": "Method Not Allowed"}
+    assert c.request("DELETE", "/health").status == 405
+    assert c.request("GET", "/kv/bad%zz").status == 400
+    assert c.request("GET", "/kv/bad%4").status == 400
+    assert c.request("GET", "/kv").status == 400
+    assert c.request("GET", "/kv?key=").status == 400
+    assert c.request("GET", "/kv/a?key=b").status == 400
+    assert c.request("GET", "/kv/x?consistency=maybe").status == 400
+
+
+def test_health_and_replication_shapes():
+    """/health and /debug/replication carry the seed's fields with real values."""
+    h = c.request("GET", "/health").json()
+    for f in ["status", "cluster_size", "connected_nodes", "connected_node_addresses",
+              "is_leader", "leader_node", "last_commit_time", "replication_lag", "ready",
+              "node_port", "api_port", "cluster_ports", "other_nodes"]:
+        assert f in h, f
+    assert h["status"] == "healthy" and h["ready"] is True and h["is_leader"] is True
+    assert h["api_port"] == int(node.url.rsplit(":", 1)[1])
+    d = c.request("GET", "/debug/replication").json()
+    for f in ["node_address", "is_leader", "leader", "is_ready", "connected_nodes",
+              "total_nodes", "last_commit_time", "replication_lag", "cluster_time", "data_size"]:
+        assert f in d, f
+    keys = c.request("POST", "/kv/range", json_body={"start_key": "", "end_key": "\U0010ffff" * 4,
+                                                       "keys_only": True}).json()["results"]
+    assert d["data_size"] == len(keys)
+    assert c.request("GET", "/livez").status == 200
+    assert c.request("GET", "/readyz").status == 200
+
+
+def test_metrics_exposition():
+    """/metrics serves the seed's five families with real values."""
+    c.get("never-there")
+    m = c.request("GET", "/metrics")
+    assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
+    text = m.body.decode()
+    for name in ["kvstore_operations_total", "kvstore_operation_latency_seconds_bucket",
+                 "kvstore_replication_lag_seconds", "kvstore_cluster_size",
+                 "kvstore_last_commit_time"]:
+        assert name in text, name
+    line = [l for l in text.splitlines()
+            if l.startswith('kvstore_operations_total{operation="put",status="success"}')][0]
+    assert int(line.split()[-1]) > 0
+
+
+def test_concurrent_writers_share_fsyncs():
+    """64 concurrent writers are group-committed: far fewer log fsyncs than writes."""
+    def fsyncs():
+        text = c.request("GET", "/metrics").body.decode()
+        return int(float([l for l in text.splitlines()
+                          if l.startswith("kvfs_disk_wal_fsync_total")][0].split()[-1]))
+    before = fsyncs()
+    per, nthreads = 100, 64
+
+    def writer(t):
+        cl = node.client()
+        for i in range(per):
+            assert cl.put("gc/%d/%d" % (t, i), i).status == 200
+        cl.close()
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(nthreads)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    syncs = fsyncs() - before
+    assert syncs < per * nthreads / 4, (syncs, per * nthreads)
+
+
+def test_kill9_keeps_every_acknowledged_write():
+    """kill -9 during a stream of writes: every acknowledged write survives, batches whole."""
+    n = Node(name="durable").start()
+    acked, stop = [], threading.Event()
+
+    def writer(t):
+        cl = n.client()
+        i = 0
+        while not stop.is_set():
+            items = [{"key": "w/%d/%d/%d" % (t, i, j), "value": [t, i, j]} for j in range(5)]
+            try:
+                r = cl.request("PUT", "/kv/batch", json_body={"items": items})
+            except Exception:
+                return
+            if r.status == 200:
+                acked.append((t, i))
+            i += 1
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    [t.start() for t in ts]
+    wait_for(lambda: len(acked) > 300, 30, "300 acknowledged batches")
+    n.kill()
+    stop.set()
+    [t.join() for t in ts]
+    n.start()
+    cl = n.client()
+    got = {x["key"] for x in cl.request("POST", "/kv/range", json_body={
+        "prefix": "w/", "keys_only": True}).json()["results"]}
+    for t, i in acked:
+        for j in range(5):
+            assert "w/%d/%d/%d" % (t, i, j) in got, (t, i, j)
+    # All or nothing per batch, acknowledged or not.
+    batches = {}
+    for k in got:
+        _, t, i, j = k.split("/")
+        batches.setdefault((t, i), set()).add(j)
+    assert all(len(v) == 5 for v in batches.values())
+    assert cl.get("w/0/0/0").json() == {"value": [0, 0, 0]}
+    assert n.stop() == 0
+
+
+def test_restart_replays_and_keeps_revisions():
+    """A clean restart keeps data, revisions and the key count."""
+    n = Node(name="restart", extra=["--snapshot-entries", "50"]).start()
+    cl = n.client()
+    for i in range(120):
+        cl.put("rs%d" % i, i)
+    etag = cl.get("rs7").headers["etag"]
+    assert n.stop() == 0
+    n.start()
+    cl = n.client()
+    assert cl.get("rs7").headers["etag"] == etag
+    assert cl.get("rs119").json() == {"value": 119}
+    assert cl.request("GET", "/debug/replication").json()["data_size"] == 120
+    assert cl.put("rs0", "new").json()["revision"] > int(etag.strip('"'))
+
+
+if __name__ == "__main__":
+    run(globals())

@@ -1,0 +1,231 @@
+"""Integration-test harness for kvfs: starts real kvfsd processes on free
+ports, talks HTTP to them, and always cleans up (processes killed, data
+directories removed) even when a test fails or the run is interrupted.
+
+Waiting is always for a condition (a ready file, an HTTP answer), bounded by a
+deadline; never a fixed sleep.
+
+Each test module calls run(globals()): every function named test_* runs in
+order; the run ends with the line "N passed, N failed" and exits non-zero if
+anything failed.
+"""
+import atexit
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+KVFSD = os.environ.get("KVFSD", os.path.join(BUILDDIR, "kvfsd"))
+
+_live = []  # every Node started, for cleanup
+_tmpdirs = []
+
+
+def _cleanup():
+    for n in list(_live):
+        n.kill()
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, lambda s, f: sys.exit(128 + s))
+
+
+def tmpdir(prefix="kvfs-test-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tmpdirs.append(d)
+    return d
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.01):
+    """Polls cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def free_port():
+    """A port the kernel just handed out; used where a daemon cannot bind 0."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:200])
+
+
+class Client:
+    """A keep-alive HTTP client for one base URL."""
+
+    def __init__(self, base, timeout=30):
+        u = urllib.parse.urlparse(base)
+        self.host, self.port = u.hostname, u.port
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, json_body=None):
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                r = self.conn.getresponse()
+                data = r.read()
+                return Response(r.status, dict((k.lower(), v) for k, v in r.getheaders()), data)
+            except (ConnectionError, http.client.HTTPException, socket.timeout, OSError):
+                self.conn.close()
+                self.conn = None
+                if attempt == 1:
+                    raise
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    # Conveniences: keys go in the query form, which reaches every key.
+    @staticmethod
+    def kpath(key):
+        if isinstance(key, str):
+            key = key.encode()
+        return "/kv?key=" + urllib.parse.quote(key, safe="")
+
+    def put(self, key, value, raw=False, headers=None):
+        h = dict(headers or {})
+        if raw:
+            h.setdefault("Content-Type", "application/octet-stream")
+            return self.request("PUT", self.kpath(key), body=value, headers=h)
+        return self.request("PUT", self.kpath(key), json_body=value, headers=h)
+
+    def get(self, key, headers=None, stale=False):
+        p = self.kpath(key) + ("&consistency=stale" if stale else "")
+        return self.request("GET", p, headers=headers)
+
+    def delete(self, key, headers=None):
+        return self.request("DELETE", self.kpath(key), headers=headers)
+
+
+class Node:
+    """One kvfsd process. extra: additional command-line flags."""
+
+    def __init__(self, data=None, extra=(), name="node"):
+        self.data = data or tmpdir()
+        self.extra = list(extra)
+        self.name = name
+        self.proc = None
+        self.url = None
+        self.log = os.path.join(self.data, "kvfsd.log")
+
+    def start(self, timeout=20):
+        ready = os.path.join(self.data, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        args = [KVFSD, "--data", os.path.join(self.data, "db"), "--http", "127.0.0.1:0",
+                "--ready-file", ready] + self.extra
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf)
+        _live.append(self)
+
+        def is_ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %s; log:\n%s" % (
+                    self.name, self.proc.returncode, self.tail()))
+            if os.path.exists(ready):
+                with open(ready) as f:
+                    return f.read().strip()
+            return None
+
+        self.url = wait_for(is_ready, timeout, "%s to serve" % self.name)
+        return self
+
+    def client(self):
+        return Client(self.url)
+
+    def tail(self, n=30):
+        try:
+            with open(self.log, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait: a clean shutdown must finish in time."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout)
+        self._gone()
+        return self.proc.returncode
+
+    def kill(self):
+        """kill -9: no chance to flush anything."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._gone()
+
+    def _gone(self):
+        if self in _live:
+            _live.remove(self)
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+
+
+def run(module_globals):
+    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
+    only = os.environ.get("KVFS_TEST_ONLY")
+    passed = failed = 0
+    for name, fn in tests:
+        if only and only not in name:
+            continue
+        doc = (fn.__doc__ or "").strip().splitlines()
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s (%.2fs)%s" % (name, time.monotonic() - t0, "  # " + doc[0] if doc else ""))
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.2fs)" % (name, time.monotonic() - t0))
+            traceback.print_exc(file=sys.stdout)
+            for n in list(_live):
+                print("---- log of %s ----\n%s" % (n.name, n.tail()))
+        sys.stdout.flush()
+    _cleanup()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
