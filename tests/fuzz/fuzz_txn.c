@@ -17,6 +17,7 @@
  * exactly the input bytes: the decoder neither skips nor invents anything.
  * Anything else must be KVFS_EPROTO.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
