@@ -51,7 +51,8 @@ enum txn_op_type {
 	TXN_DELETE = 3,
 	TXN_DELETE_PREFIX = 4, /* delete every key starting with key */
 	TXN_RENAME = 5,        /* move the record at key to dst (replacing dst) */
-	TXN_RENAME_PREFIX = 6, /* move every key under prefix key to prefix dst */
+	TXN_RENAME_PREFIX = 6, /* move every key under prefix key to prefix dst, as one
+				  simultaneous move (either prefix may contain the other) */
 	TXN_TOUCH = 7,         /* change mode and/or mtime, keep the value */
 };
 
