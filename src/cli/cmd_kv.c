@@ -2,7 +2,7 @@
  * kvfs put, get and delete: the single-key commands.
  *
  * Every key goes in the query (/kv?key=<percent-encoded>), never in the path,
- * so "batch", "range", keys with '/' and the empty key need no special case.
+ * so "batch", "range" and keys with '/' need no special case.
  * Revisions travel in the ETag / If-Match headers as the REST API defines.
  */
 #include "config.h"

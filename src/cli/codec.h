@@ -20,7 +20,7 @@ int cli_percent_encode(const char *key, size_t len, struct cli_buf *out);
 /* Builds the request target for a key operation into out (reset first):
  * "/kv?key=<percent-encoded key>", plus "&" extra_query when extra_query is
  * not NULL. The query form is used for every key so that keys named "batch"
- * or "range", keys with '/' and the empty key are all reachable.
+ * or "range" and keys with '/' are all reachable.
  * Returns 0 or -ENOMEM. */
 int cli_kv_target(const char *key, size_t len, const char *extra_query, struct cli_buf *out);
 

@@ -40,3 +40,7 @@ test_cli_input_LDADD = $(KVFS_CLI_LIBS) $(CMOCKA_LIBS)
 test_cli_output_SOURCES = tests/unit/test_cli_output.c
 test_cli_output_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 test_cli_output_LDADD = $(KVFS_CLI_LIBS) $(CMOCKA_LIBS)
+
+# Integration test: one real kvfsd and every kvfs command against it.
+TESTS += tests/integration/cli.sh
+dist_noinst_SCRIPTS += tests/integration/cli.sh
