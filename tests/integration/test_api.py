@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 
@@ -267,6 +268,7 @@ def test_health_and_replication_shapes():
 def test_metrics_exposition():
     """/metrics serves the seed's five families with real values."""
     c.get("never-there")
+    c.put("metric-key", 1)
     m = c.request("GET", "/metrics")
     assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
     text = m.body.decode()
@@ -277,27 +279,46 @@ def test_metrics_exposition():
     line = [l for l in text.splitlines()
             if l.startswith('kvstore_operations_total{operation="put",status="success"}')][0]
     assert int(line.split()[-1]) > 0
+    # promtool (Debian package prometheus) must find nothing to complain about.
+    p = subprocess.run(["promtool", "check", "metrics"], input=m.body, capture_output=True)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (
+        p.stdout + p.stderr).decode()
 
 
 def test_concurrent_writers_share_fsyncs():
-    """64 concurrent writers are group-committed: far fewer log fsyncs than writes."""
+    """Writes that arrive together are group-committed: one log fsync serves many.
+
+    The node is paused (SIGSTOP) while 64 clients send a PUT each, then resumed,
+    so the requests are waiting together; the wall-clock throughput figure
+    comes from the benchmarks, this checks the mechanism."""
+    import http.client
+    import signal
+    import urllib.parse
+
     def fsyncs():
         text = c.request("GET", "/metrics").body.decode()
         return int(float([l for l in text.splitlines()
                           if l.startswith("kvfs_disk_wal_fsync_total")][0].split()[-1]))
-    before = fsyncs()
-    per, nthreads = 100, 64
-
-    def writer(t):
-        cl = node.client()
-        for i in range(per):
-            assert cl.put("gc/%d/%d" % (t, i), i).status == 200
-        cl.close()
-    ts = [threading.Thread(target=writer, args=(t,)) for t in range(nthreads)]
-    [t.start() for t in ts]
-    [t.join() for t in ts]
-    syncs = fsyncs() - before
-    assert syncs < per * nthreads / 4, (syncs, per * nthreads)
+    u = urllib.parse.urlparse(node.url)
+    rounds, nconn, total_syncs = 5, 64, 0
+    for rnd in range(rounds):
+        before = fsyncs()
+        conns = [http.client.HTTPConnection(u.hostname, u.port, timeout=30) for _ in range(nconn)]
+        for cn in conns:
+            cn.connect()
+        node.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i, cn in enumerate(conns):
+                cn.request("PUT", "/kv/gc/%d/%d" % (rnd, i), body=b"1",
+                           headers={"Content-Type": "application/json"})
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
+        for cn in conns:
+            assert cn.getresponse().status == 200
+            cn.close()
+        total_syncs += fsyncs() - before
+    writes = rounds * nconn
+    assert total_syncs <= writes / 4, (total_syncs, writes)
 
 
 def test_kill9_keeps_every_acknowledged_write():
