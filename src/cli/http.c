@@ -199,7 +199,8 @@ static int attempt(struct cli_http *h, size_t i, const struct cli_http_request *
 	ADD_HEADER(line);
 	ADD_HEADER("Expect:"); /* no 100-continue round trip for large bodies */
 	if (req->body) {
-		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+		snprintf(line, sizeof(line), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/octet-stream");
 		ADD_HEADER(line);
 	}
 	if (req->if_match) {
