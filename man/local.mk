@@ -1,4 +1,4 @@
-dist_man_MANS +=
+dist_man_MANS += man/kvfs.1
 
 # mandoc -Tlint must report nothing for every page.
 check-man:

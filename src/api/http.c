@@ -393,6 +393,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	*con_cls = NULL;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -443,14 +444,14 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->node = node;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 (cfg->use_poll ? MHD_USE_POLL : MHD_USE_EPOLL);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 1),
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->use_poll ? 0 : cfg->threads ? cfg->threads : 1),
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 		cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
@@ -467,6 +468,14 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 	log_info("http", "serving REST on %s (port %u)", cfg->listen, s->cfg.api_port);
 	*out = s;
 	return 0;
+}
+
+int http_server_add_connection(struct http_server *s, int fd)
+{
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	return MHD_add_connection(s->mhd, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES
+		       ? 0
+		       : -EIO;
 }
 
 unsigned http_server_port(struct http_server *s)

@@ -11,6 +11,7 @@
 #ifndef KVFS_API_HTTP_H
 #define KVFS_API_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,7 @@ struct http_config {
 	size_t max_value;         /* bytes (default 1 MiB) */
 	size_t max_batch_items;   /* default 10000 */
 	size_t max_body;          /* bytes (default 16 MiB) */
+	bool use_poll;            /* poll(2) instead of epoll, one thread (fuzzing) */
 	/* Values reported by /health (the seed's fields). */
 	const char *node_address; /* "host:port" of this node's peer endpoint */
 	unsigned api_port;
@@ -38,6 +40,10 @@ void http_config_default(struct http_config *c);
 int http_server_create(const struct http_config *cfg, struct node *node, struct http_server **out);
 /* The bound TCP port (useful after listening on port 0). */
 unsigned http_server_port(struct http_server *s);
+/* Serves an already-connected stream socket (the daemon takes ownership of
+ * fd). Used by the HTTP fuzzer to feed requests through a socketpair.
+ * Returns 0 or -EIO. */
+int http_server_add_connection(struct http_server *s, int fd);
 /* Stops accepting, waits for in-flight handlers, frees. */
 void http_server_destroy(struct http_server *s);
 

@@ -24,6 +24,7 @@ kvfs_LDADD = $(KVFS_CLI_LIBS)
 KVFS_CLI_TESTS = test_cli_codec test_cli_args test_cli_input test_cli_output
 check_PROGRAMS += $(KVFS_CLI_TESTS)
 TESTS += $(KVFS_CLI_TESTS)
+UNIT_TESTS += $(KVFS_CLI_TESTS)
 
 test_cli_codec_SOURCES = tests/unit/test_cli_codec.c
 test_cli_codec_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)

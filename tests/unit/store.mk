@@ -5,6 +5,7 @@ STORE_TEST_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += test_record test_txn test_kv test_log
 TESTS += test_record test_txn test_kv test_log
+UNIT_TESTS += test_record test_txn test_kv test_log
 
 test_record_SOURCES = tests/unit/test_record.c
 test_record_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)

@@ -1,0 +1,25 @@
+# libFuzzer targets, built only with ./configure --enable-fuzzers CC=clang
+# (`make fuzzers`). scripts/check-extra.sh runs each for a bounded time over
+# its committed corpus tests/fuzz/corpus/<name without fuzz_>/.
+FUZZ_PROGS =
+if FUZZERS
+FUZZ_LINK = -fsanitize=fuzzer,address,undefined
+FUZZ_PROGS += fuzz_txn
+fuzz_txn_SOURCES = tests/fuzz/fuzz_txn.c
+fuzz_txn_LDFLAGS = $(FUZZ_LINK)
+fuzz_txn_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
+FUZZ_PROGS += fuzz_http
+fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
+fuzz_http_LDFLAGS = $(FUZZ_LINK)
+fuzz_http_LDADD = libkvfsapi.a libkvfsnode.a libkvfsstore.a libkvfscommon.a \
+	$(MHD_LIBS) $(JANSSON_LIBS) $(LEVELDB_LIBS) $(PTHREAD_LIBS)
+EXTRA_PROGRAMS = $(FUZZ_PROGS)
+endif
+CLEANFILES += $(FUZZ_PROGS)
+
+fuzzers: $(FUZZ_PROGS)
+print-fuzzers:
+	@echo $(FUZZ_PROGS)
+print-unit-tests:
+	@echo $(UNIT_TESTS)
+.PHONY: fuzzers print-fuzzers print-unit-tests
