@@ -226,7 +226,11 @@ struct raft_config {
 	unsigned max_inflight;     /* AppendEntries in flight per follower (0: 8) */
 	unsigned max_apply;        /* committed entries per record (0: 256) */
 	bool pre_vote;             /* thesis §9.6 */
-	bool check_quorum;         /* leader steps down without a majority */
+	bool check_quorum;         /* leader steps down without a majority, and
+				      followers that hear from a leader ignore
+				      vote requests (leases, thesis §4.2.3):
+				      needed by clusters that change membership,
+				      or removed servers disrupt them */
 	struct raft_tracer tracer; /* optional */
 };
 
