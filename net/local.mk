@@ -1,1 +1,11 @@
-# (module not built yet)
+# The peer transport library: the wire codec (net/wire.[ch]) and its unit
+# test. Included from the top-level Makefile.am.
+noinst_LIBRARIES += libkvfsnet.a
+libkvfsnet_a_SOURCES = net/wire.c net/wire.h
+
+check_PROGRAMS += test_wire
+TESTS += test_wire
+UNIT_TESTS += test_wire
+test_wire_SOURCES = tests/unit/test_wire.c
+test_wire_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+test_wire_LDADD = libkvfsnet.a libkvfsraft.a libkvfscommon.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
