@@ -1,2 +1,8 @@
 # Shared test helpers and integration tests (modules add their own unit tests
-# in their local.mk).
+# in their local.mk). Integration tests start real kvfsd processes on free
+# ports and clean up after themselves; they need python3 (stdlib only),
+# curl and promtool (Debian: python3, curl, prometheus).
+PYTHON3 = python3
+
+TESTS += tests/integration/test_api.py
+EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py

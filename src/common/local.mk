@@ -5,3 +5,4 @@ libkvfscommon_a_SOURCES = \
 	src/common/bytes.c src/common/bytes.h
 libkvfscommon_a_SOURCES += src/common/metrics.c src/common/metrics.h \
 	src/common/clock.c src/common/clock.h
+ARFLAGS = cr
