@@ -74,6 +74,20 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	kv->count = read_meta_u64(kv, KV_META_COUNT, sizeof KV_META_COUNT - 1, &rc);
 	if (rc)
 		goto err_after_open;
+	{
+		char *e2 = NULL, *g;
+		size_t gl;
+		g = leveldb_get(kv->db, kv->ropts, KV_META_GEN, sizeof KV_META_GEN - 1, &gl, &e2);
+		if (e2) {
+			leveldb_free(e2);
+			rc = KVFS_ESTORAGE;
+			goto err_after_open;
+		}
+		kv->gen = g && gl == 1 && g[0] == 1;
+		leveldb_free(g);
+	}
+	pthread_rwlock_init(&kv->gen_lock, NULL);
+	kv->cleanup_pending = 1; /* whatever an interrupted install left behind */
 	*out = kv;
 	return 0;
 
@@ -93,6 +107,7 @@ void kv_close(struct kv *kv)
 {
 	if (!kv)
 		return;
+	pthread_rwlock_destroy(&kv->gen_lock);
 	leveldb_close(kv->db);
 	leveldb_writeoptions_destroy(kv->wopts);
 	leveldb_readoptions_destroy(kv->ropts);
@@ -127,7 +142,7 @@ int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key,
 	char stackbuf[512], *k = stackbuf, *e = NULL;
 	if (klen + 1 > sizeof stackbuf && !(k = malloc(klen + 1)))
 		return -ENOMEM;
-	k[0] = KV_USER_PREFIX;
+	k[0] = KV_GEN_PREFIX(kv->gen);
 	memcpy(k + 1, key, klen);
 	*val = leveldb_get(kv->db, ro, k, klen + 1, vlen, &e);
 	if (k != stackbuf)
@@ -142,7 +157,10 @@ int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key,
 
 int kv_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len)
 {
-	return kv_read_raw(kv, kv->ropts, key, klen, rec, rec_len);
+	pthread_rwlock_rdlock(&kv->gen_lock);
+	int rc = kv_read_raw(kv, kv->ropts, key, klen, rec, rec_len);
+	pthread_rwlock_unlock(&kv->gen_lock);
+	return rc;
 }
 
 void kv_free(void *p)
@@ -167,6 +185,7 @@ struct kv_iter {
 	leveldb_readoptions_t *ro;
 	const leveldb_snapshot_t *snap;
 	struct kv *kv;
+	char prefix;
 };
 
 struct kv_iter *kv_iter_create(struct kv *kv)
@@ -175,7 +194,10 @@ struct kv_iter *kv_iter_create(struct kv *kv)
 	if (!it)
 		return NULL;
 	it->kv = kv;
+	pthread_rwlock_rdlock(&kv->gen_lock);
+	it->prefix = KV_GEN_PREFIX(kv->gen);
 	it->snap = leveldb_create_snapshot(kv->db);
+	pthread_rwlock_unlock(&kv->gen_lock);
 	it->ro = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(it->ro, 1);
 	leveldb_readoptions_set_fill_cache(it->ro, 0); /* scans must not evict hot keys */
@@ -192,7 +214,7 @@ void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 		leveldb_iter_next(it->it);
 		return;
 	}
-	k[0] = KV_USER_PREFIX;
+	k[0] = it->prefix;
 	memcpy(k + 1, start, slen);
 	leveldb_iter_seek(it->it, k, slen + 1);
 	if (k != stackbuf)
@@ -205,7 +227,7 @@ bool kv_iter_valid(struct kv_iter *it)
 		return false;
 	size_t len;
 	const char *k = leveldb_iter_key(it->it, &len);
-	return len >= 1 && k[0] == KV_USER_PREFIX;
+	return len >= 1 && k[0] == it->prefix;
 }
 
 void kv_iter_next(struct kv_iter *it)

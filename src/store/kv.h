@@ -85,4 +85,37 @@ const uint8_t *kv_iter_record(struct kv_iter *it, size_t *len);
 int kv_iter_status(struct kv_iter *it);
 void kv_iter_destroy(struct kv_iter *it);
 
+/* ---- snapshots (kv_snap.c): the state machine as a byte stream ---- */
+
+/* A consistent view of the whole state machine, served as a stream at
+ * increasing offsets. Node loop thread (it may run while kv_apply continues:
+ * the view is a LevelDB snapshot). */
+struct kv_snap_reader;
+struct kv_snap_reader *kv_snap_reader_create(struct kv *kv);
+/* The applied index the stream represents. */
+uint64_t kv_snap_reader_index(struct kv_snap_reader *r);
+/* Copies up to max bytes of the stream from offset into buf; sets *done when
+ * the copied bytes reach the end. An offset lower than the last one restarts
+ * the iteration. Returns the byte count or a negative code. */
+long kv_snap_read(struct kv_snap_reader *r, uint64_t offset, void *buf, size_t max, bool *done);
+void kv_snap_reader_destroy(struct kv_snap_reader *r);
+
+/* Receives a stream into the non-live generation; commit flips it live in
+ * one synced write. Node loop thread only. */
+struct kv_snap_writer;
+int kv_snap_writer_create(struct kv *kv, struct kv_snap_writer **out);
+/* Offsets must be contiguous from 0. Returns 0, KVFS_EPROTO (malformed or
+ * out of order), KVFS_ESTORAGE, -ENOMEM. */
+int kv_snap_write(struct kv_snap_writer *w, uint64_t offset, const void *data, size_t len);
+/* Requires the complete stream. Returns 0 or a negative code (old state
+ * still live). */
+int kv_snap_commit(struct kv_snap_writer *w);
+uint64_t kv_snap_writer_index(struct kv_snap_writer *w);
+void kv_snap_writer_destroy(struct kv_snap_writer *w);
+
+/* Deletes up to max_keys of a dead generation (after an install or an
+ * interrupted one). Returns 1 while more remains, 0 when clean, or a
+ * negative code. Node loop thread. */
+int kv_cleanup_step(struct kv *kv, size_t max_keys);
+
 #endif

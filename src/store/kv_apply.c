@@ -588,7 +588,7 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 			rc = -ENOMEM;
 			break;
 		}
-		k[0] = KV_USER_PREFIX;
+		k[0] = KV_GEN_PREFIX(kv->gen);
 		memcpy(k + 1, oe->key, oe->klen);
 		if (oe->state == OV_PRESENT)
 			leveldb_writebatch_put(wb, k, oe->klen + 1, (char *)oe->rec, oe->rlen);

@@ -3,20 +3,31 @@
 #define KVFS_STORE_KV_INTERNAL_H
 
 #include <leveldb/c.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "store/kv.h"
 
 /* Key layout in the kv/ database:
- *   'k' + user key        value record (record.h)
+ *   P[gen] + user key     value record (record.h); P = {'k', 'l'}
  *   "\0applied"           u64 LE: last applied Raft index
  *   "\0count"             u64 LE: number of user keys
  *   "\0members"           membership blob (Raft configuration)
+ *   "\0gen"               u8: the generation holding the live keys (absent = 0)
+ *
+ * Generations make snapshot installation atomic without swapping databases:
+ * a received snapshot is written under the other generation's prefix in as
+ * many batches as it takes, then one small synced batch flips "\0gen" (with
+ * the applied index, count and membership); the old generation is deleted
+ * afterwards, a little per node loop turn. A crash before the flip leaves the
+ * old state live and some garbage under the other prefix, removed at the next
+ * install or start.
  */
-#define KV_USER_PREFIX 'k'
+#define KV_GEN_PREFIX(gen) ((char)((gen) ? 'l' : 'k'))
 #define KV_META_APPLIED "\0applied"
 #define KV_META_COUNT "\0count"
 #define KV_META_MEMBERS "\0members"
+#define KV_META_GEN "\0gen"
 
 struct kv {
 	leveldb_t *db;
@@ -28,9 +39,15 @@ struct kv {
 	/* Written by the node loop, read by any thread. */
 	uint64_t applied; /* atomic */
 	uint64_t count;   /* atomic */
+	/* The live generation. Readers hold gen_lock (read) across reading gen
+	 * and using it, so a flip never lands in the middle of a read. */
+	pthread_rwlock_t gen_lock;
+	int gen;
+	/* Old-generation cleanup still to do (node loop only). */
+	int cleanup_pending;
 };
 
-/* Reads 'k'+key into a malloc'd record. Returns 0, KVFS_ENOTFOUND, KVFS_ESTORAGE. */
+/* Reads prefix+key (caller holds gen_lock) into a malloc'd record. Returns 0, KVFS_ENOTFOUND, KVFS_ESTORAGE. */
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,
 		char **val, size_t *vlen);
 
