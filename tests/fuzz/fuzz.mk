@@ -13,8 +13,13 @@ fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
 fuzz_http_LDFLAGS = $(FUZZ_LINK)
 fuzz_http_LDADD = libkvfsapi.a libkvfsnode.a libkvfsstore.a libkvfscommon.a \
 	$(MHD_LIBS) $(JANSSON_LIBS) $(LEVELDB_LIBS) $(PTHREAD_LIBS)
+FUZZ_PROGS += fuzz_wire
+fuzz_wire_SOURCES = tests/fuzz/fuzz_wire.c
+fuzz_wire_LDFLAGS = $(FUZZ_LINK)
+fuzz_wire_LDADD = libkvfsnet.a libkvfsraft.a libkvfscommon.a $(PTHREAD_LIBS)
 EXTRA_PROGRAMS = $(FUZZ_PROGS)
 endif
+EXTRA_DIST += tests/fuzz/fuzz_wire.c tests/fuzz/gen_wire_corpus.c tests/fuzz/corpus/wire
 CLEANFILES += $(FUZZ_PROGS)
 
 fuzzers: $(FUZZ_PROGS)
