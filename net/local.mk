@@ -1,7 +1,8 @@
 # The peer transport library: the wire codec (net/wire.[ch]) and its unit
 # test. Included from the top-level Makefile.am.
 noinst_LIBRARIES += libkvfsnet.a
-libkvfsnet_a_SOURCES = net/wire.c net/wire.h
+libkvfsnet_a_SOURCES = net/wire.c net/wire.h net/transport.c net/transport.h
+libkvfsnet_a_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS)
 
 check_PROGRAMS += test_wire
 TESTS += test_wire

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,14 @@ static void usage(FILE *f)
 		"  --id N                  node id (default 1)\n"
 		"  --http HOST:PORT        REST listen address (default 127.0.0.1:8000)\n"
 		"  --data DIR              data directory (default ./kvfs-data)\n"
+		"  --peer tcp://HOST:PORT  this node's peer listen address (enables clustering)\n"
+		"  --cluster ID=tcp://HOST:PORT,...\n"
+		"                          initial members, this node included (bootstrap only;\n"
+		"                          a restarted node uses its stored membership)\n"
+		"  --join                  start with no membership and wait to be added\n"
+		"                          (kvfs member add)\n"
+		"  --heartbeat-ms MS       leader heartbeat interval (default 100)\n"
+		"  --election-ms MS        election timeout, randomised in [MS, 2*MS) (default 1000)\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
 		"  --log-json              log JSON lines instead of text\n"
 		"  --max-key-size BYTES    longest key accepted (default 4096)\n"
@@ -70,6 +79,11 @@ enum {
 	OPT_SNAP_ENTRIES,
 	OPT_CACHE,
 	OPT_READY_FILE,
+	OPT_PEER,
+	OPT_CLUSTER,
+	OPT_JOIN,
+	OPT_HEARTBEAT,
+	OPT_ELECTION,
 };
 
 static const struct option options[] = {
@@ -89,6 +103,11 @@ static const struct option options[] = {
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
+	{"peer", required_argument, NULL, OPT_PEER},
+	{"cluster", required_argument, NULL, OPT_CLUSTER},
+	{"join", no_argument, NULL, OPT_JOIN},
+	{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+	{"election-ms", required_argument, NULL, OPT_ELECTION},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -107,6 +126,42 @@ static unsigned long long num_arg(const char *opt, const char *s, unsigned long 
 		exit(2);
 	}
 	return v;
+}
+
+/* Parses --cluster "1=tcp://h:p,2=tcp://h:p" into cfg->members. */
+static int parse_cluster(const char *arg, struct node_config *cfg)
+{
+	char *copy = strdup(arg), *save = NULL;
+	if (!copy)
+		return -1;
+	cfg->n_members = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '='), *end;
+		errno = 0;
+		unsigned long long id = eq ? strtoull(tok, &end, 10) : 0;
+		if (!eq || errno || id == 0 || end != eq || strncmp(eq + 1, "tcp://", 6) != 0 ||
+		    strlen(eq + 1) >= sizeof cfg->members[0].addr ||
+		    cfg->n_members == NODE_MAX_MEMBERS) {
+			fprintf(stderr,
+				"kvfsd: --cluster: bad member '%s' (want ID=tcp://HOST:PORT, at most "
+				"%d members)\n",
+				tok, NODE_MAX_MEMBERS);
+			free(copy);
+			return -1;
+		}
+		for (int i = 0; i < cfg->n_members; i++)
+			if (cfg->members[i].id == id) {
+				fprintf(stderr, "kvfsd: --cluster: node %llu listed twice\n", id);
+				free(copy);
+				return -1;
+			}
+		cfg->members[cfg->n_members].id = id;
+		snprintf(cfg->members[cfg->n_members].addr, sizeof cfg->members[0].addr, "%s",
+			 eq + 1);
+		cfg->n_members++;
+	}
+	free(copy);
+	return 0;
 }
 
 /* Writes "http://HOST:PORT" to path atomically (temp file + rename), so a
@@ -196,6 +251,22 @@ int main(int argc, char **argv)
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;
 			break;
+		case OPT_PEER:
+			ncfg.peer_addr = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (parse_cluster(optarg, &ncfg) < 0)
+				return 2;
+			break;
+		case OPT_JOIN:
+			ncfg.join = true;
+			break;
+		case OPT_HEARTBEAT:
+			ncfg.heartbeat_ms = (int)num_arg("heartbeat-ms", optarg, 2, 60000);
+			break;
+		case OPT_ELECTION:
+			ncfg.election_ms = (int)num_arg("election-ms", optarg, 10, 600000);
+			break;
 		case OPT_READY_FILE:
 			ready_file = optarg;
 			break;
@@ -215,6 +286,31 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (ncfg.election_ms < 3 * ncfg.heartbeat_ms) {
+		fprintf(stderr, "kvfsd: --election-ms must be at least 3 x --heartbeat-ms\n");
+		return 2;
+	}
+	if (ncfg.n_members && !ncfg.peer_addr) {
+		/* Our own entry in --cluster is where we listen. */
+		for (int i = 0; i < ncfg.n_members; i++)
+			if (ncfg.members[i].id == ncfg.id)
+				ncfg.peer_addr = ncfg.members[i].addr;
+	}
+	if (ncfg.n_members) {
+		bool self = false;
+		for (int i = 0; i < ncfg.n_members; i++)
+			self |= ncfg.members[i].id == ncfg.id;
+		if (!self) {
+			fprintf(stderr, "kvfsd: --cluster must include this node (--id %llu)\n",
+				(unsigned long long)ncfg.id);
+			return 2;
+		}
+	}
+	if (ncfg.join && !ncfg.peer_addr) {
+		fprintf(stderr, "kvfsd: --join needs --peer (where the cluster reaches this node)\n");
+		return 2;
+	}
+	hcfg.node_address = ncfg.peer_addr ? ncfg.peer_addr : "";
 	const char *colon = strrchr(hcfg.listen, ':');
 	hcfg.api_port = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
 	log_set_node(ncfg.id);
@@ -255,8 +351,16 @@ int main(int argc, char **argv)
 		log_warn("kvfsd", "cannot write %s: %s", ready_file, strerror(errno));
 
 	sigdelset(&set, SIGPIPE);
-	while (sigwait(&set, &sig) == 0 && sig != SIGINT && sig != SIGTERM && sig != SIGUSR1)
-		;
+	for (;;) {
+		siginfo_t si;
+		sig = sigwaitinfo(&set, &si);
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		/* SIGUSR1 means a storage failure only when the node sent it;
+		 * from anyone else it is ignored. */
+		if (sig == SIGUSR1 && si.si_pid == getpid())
+			break;
+	}
 	if (sig == SIGUSR1) {
 		log_error("kvfsd", "stopping after a storage failure");
 		status = 3;

@@ -664,7 +664,8 @@ enum MHD_Result api_range(struct http_req *req)
 	json_error_t jerr;
 	if (req->body.len == 0)
 		return http_respond_422(req, "missing", "Field required", -1);
-	json_t *o = json_loadb((const char *)req->body.data, req->body.len, JSON_DECODE_ANY, &jerr);
+	json_t *o = json_loadb((const char *)req->body.data, req->body.len,
+			       JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!o) {
 		char msg[200];
 		snprintf(msg, sizeof msg, "JSON decode error: %s", jerr.text);

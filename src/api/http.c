@@ -36,12 +36,15 @@ enum route {
 	R_LIVEZ,
 	R_READYZ,
 	R_METRICS,
+	R_MEMBERS,
+	R_TRANSFER,
 	R_COUNT
 };
 
-static const char *const route_names[R_COUNT] = {"other",  "kv",    "batch",  "range",  "health",
-						 "replication", "livez", "readyz", "metrics"};
-static const unsigned metric_codes[] = {200, 304, 400, 404, 405, 412, 413, 422, 500, 503};
+static const char *const route_names[R_COUNT] = {
+	"other", "kv", "batch", "range", "health", "replication", "livez", "readyz", "metrics",
+	"members", "transfer"};
+static const unsigned metric_codes[] = {200, 304, 400, 404, 405, 409, 412, 413, 422, 500, 503};
 #define N_CODES (sizeof metric_codes / sizeof metric_codes[0])
 static struct metric_counter http_requests[R_COUNT][N_CODES + 1];
 
@@ -138,9 +141,12 @@ enum MHD_Result http_respond(struct http_req *req, unsigned status, const char *
 	if (ctype)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+		/* /kv/batch and /kv/range are also the keys "batch" and "range". */
 		const char *allow = req->route == R_KV      ? "GET, HEAD, PUT, DELETE"
-				    : req->route == R_BATCH ? "PUT"
-				    : req->route == R_RANGE ? "POST"
+				    : req->route == R_BATCH ? "GET, HEAD, PUT, DELETE"
+				    : req->route == R_RANGE ? "GET, HEAD, PUT, DELETE, POST"
+				    : req->route == R_TRANSFER ? "POST"
+				    : req->route == R_MEMBERS ? "GET, POST, DELETE"
 							    : "GET, HEAD";
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	}
@@ -173,18 +179,19 @@ enum MHD_Result http_respond_code(struct http_req *req, int code)
 enum MHD_Result http_respond_422(struct http_req *req, const char *type, const char *msg,
 				 long pos)
 {
-	char buf[512];
-	if (pos >= 0)
-		snprintf(buf, sizeof buf,
-			 "{\"detail\":[{\"type\":\"%s\",\"loc\":[\"body\",%ld],\"msg\":\"%s\",\"input\":{}}]}",
-			 type, pos, msg);
-	else
-		snprintf(buf, sizeof buf,
-			 "{\"detail\":[{\"type\":\"%s\",\"loc\":[\"body\"],\"msg\":\"%s\",\"input\":null}]}",
-			 type, msg);
+	char head[160];
 	struct byte_buf b;
 	bb_init(&b);
-	bb_put(&b, buf, strlen(buf));
+	snprintf(head, sizeof head, "{\"detail\":[{\"type\":\"%s\",\"loc\":[\"body\"", type);
+	bb_put(&b, head, strlen(head));
+	if (pos >= 0) {
+		snprintf(head, sizeof head, ",%ld", pos);
+		bb_put(&b, head, strlen(head));
+	}
+	bb_put(&b, "],\"msg\":", 8);
+	/* msg may quote the client's input (jansson does): escape it. */
+	json_put_string(&b, (const uint8_t *)msg, strlen(msg));
+	bb_put(&b, pos >= 0 ? ",\"input\":{}}]}" : ",\"input\":null}]}", pos >= 0 ? 14 : 16);
 	return http_respond(req, 422, "application/json", &b);
 }
 
@@ -283,12 +290,14 @@ static int route_of(const char *url)
 	} fixed[] = {{"/kv/batch", R_BATCH},   {"/kv/range", R_RANGE},
 		     {"/health", R_HEALTH},    {"/debug/replication", R_REPLICATION},
 		     {"/livez", R_LIVEZ},      {"/readyz", R_READYZ},
-		     {"/metrics", R_METRICS}};
+		     {"/metrics", R_METRICS},   {"/cluster/leader/transfer", R_TRANSFER}};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		if (strcmp(url, fixed[i].path) == 0)
 			return fixed[i].route;
 	if (strcmp(url, "/kv") == 0 || strcmp(url, "/kv/") == 0 || strncmp(url, "/kv/", 4) == 0)
 		return R_KV;
+	if (strncmp(url, "/cluster/members", 16) == 0 && (url[16] == 0 || url[16] == '/'))
+		return R_MEMBERS;
 	return R_NOT_FOUND;
 }
 
@@ -323,6 +332,10 @@ static enum MHD_Result dispatch(struct http_req *req, const char *url)
 		return get ? api_readyz(req) : http_respond_detail(req, 405, "Method Not Allowed");
 	case R_METRICS:
 		return get ? api_metrics(req) : http_respond_detail(req, 405, "Method Not Allowed");
+	case R_MEMBERS:
+		return api_members(req, url);
+	case R_TRANSFER:
+		return api_transfer(req);
 	default:
 		return http_respond_detail(req, 404, "Not Found");
 	}
@@ -455,7 +468,10 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 		cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+		/* Room for the longest key percent-encoded in the URL (3 bytes a
+		 * byte) plus headers; the body is streamed separately. */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(3 * cfg->max_key + 65536), MHD_OPTION_END);
 	if (!s->mhd) {
 		log_error("http", "cannot listen on %s (address in use or not available)",
 			  cfg->listen);

@@ -79,6 +79,8 @@ enum MHD_Result api_replication(struct http_req *req);
 enum MHD_Result api_livez(struct http_req *req);
 enum MHD_Result api_readyz(struct http_req *req);
 enum MHD_Result api_metrics(struct http_req *req);
+enum MHD_Result api_members(struct http_req *req, const char *url);
+enum MHD_Result api_transfer(struct http_req *req);
 
 /* Metrics of the seed's families, indexed by enum http_op. */
 void http_count_op(enum http_op op, bool success, double seconds);

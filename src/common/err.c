@@ -21,18 +21,9 @@ const char *kvfs_strerror(int code)
 		break;
 	}
 	if (code < 0 && code > -1000) {
-		switch (-code) {
-		case ENOSPC:
-			return "No space left on device";
-		case EIO:
-			return "I/O error";
-		case ENOMEM:
-			return "Out of memory";
-		case EINVAL:
-			return "Invalid argument";
-		default:
-			return "System error";
-		}
+		/* strerrordesc_np: the static description, thread-safe. */
+		const char *d = strerrordesc_np(-code);
+		return d ? d : "System error";
 	}
 	return "Unknown error";
 }

@@ -1,72 +1,35 @@
 /*
- * The node loop. One thread owns the log, the consensus state and the apply
- * stage; each turn it
+ * The node: lifecycle, the request queue, the loop thread, status and
+ * metrics. One thread (the node loop) owns the Raft core, the log, the peer
+ * sockets and the apply stage; each turn it
  *
- *   1. waits on the eventfd (new requests) or the tick timeout,
- *   2. takes every queued request at once,
- *   3. appends all proposals of the turn to the durable log in ONE synced
- *      LevelDB batch (group commit: fsyncs per write fall as load rises),
- *   4. applies everything committed in ONE synced state-machine batch with
- *      the applied index beside the data,
- *   5. completes the waiters (writes with their results, reads whose read
- *      index is now applied).
+ *   1. polls the eventfd (new requests), the peer socket and the tick timer,
+ *   2. takes every queued request at once and every received peer message,
+ *   3. feeds them to the Raft core, then drains the core's output records:
+ *      the leader's AppendEntries go out at once, the turn's entries and hard
+ *      state are persisted in ONE synced LevelDB batch (group commit), then
+ *      the remaining messages are sent and committed entries applied in ONE
+ *      synced state-machine batch,
+ *   4. completes waiters: writes with their results, reads whose read index
+ *      is now applied, forwarded writes with the leader's answer.
  *
- * This file is the single-voter form of that loop: an entry is committed as
- * soon as this node's log holds it durably, the read index is the commit
- * index. The replicated form replaces steps 3-4's commit rule with the Raft
- * core's output and adds the peer sockets to step 1's poll set; the request
- * queue, the waiters and the apply stage stay as they are.
- *
- * Storage errors are fatal (STYLE.md point 8): the node fails every pending
- * request with KVFS_ESTORAGE, refuses new ones, and calls the fatal callback.
+ * The turn itself is node_raft.c. Storage errors are fatal (STYLE.md point
+ * 8): the node fails every pending request with KVFS_ESTORAGE, refuses new
+ * ones, and calls the fatal callback so the daemon stops.
  */
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "common/metrics.h"
-#include "node/node.h"
-#include "store/log.h"
-
-#define ENTRY_NORMAL 0
-
-struct node {
-	struct node_config cfg;
-	struct rlog *log;
-	struct kv *kv;
-	int efd;
-	pthread_t thread;
-	bool started;
-
-	/* Request queue: protected by qlock. */
-	pthread_mutex_t qlock;
-	struct node_req *qhead, *qtail;
-	bool stopping;
-	/* Requests accepted and not completed (atomic). */
-	uint64_t inflight;
-	int failed; /* atomic, sticky */
-
-	/* Loop-owned state. */
-	uint64_t term, last_index, commit;
-	void (*fatal_cb)(void *);
-	void *fatal_ud;
-
-	/* Status snapshot: protected by slock. */
-	pthread_mutex_t slock;
-	struct node_status st;
-
-	struct metric_histogram fsync_hist, apply_hist;
-	struct metric_counter proposals_committed, proposals_failed, reads_served;
-};
+#include "node/node_internal.h"
 
 void node_config_default(struct node_config *c)
 {
@@ -74,10 +37,28 @@ void node_config_default(struct node_config *c)
 	c->id = 1;
 	c->data_dir = "./kvfs-data";
 	c->max_pending = 65536;
-	c->tick_ms = 100;
 	c->request_timeout_ms = 5000;
 	c->snapshot_entries = 10000;
+	c->heartbeat_ms = 100;
+	c->election_ms = 1000;
 	kv_options_default(&c->kv);
+}
+
+void list_push(struct req_list *l, struct node_req *r)
+{
+	r->next = NULL;
+	if (l->tail)
+		l->tail->next = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+struct node_req *list_take(struct req_list *l)
+{
+	struct node_req *h = l->head;
+	l->head = l->tail = NULL;
+	return h;
 }
 
 static int mkdir_p(const char *path)
@@ -100,47 +81,6 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-/* Replays log entries the state machine has not applied yet: with a single
- * voter every durable entry is committed. */
-struct replay {
-	struct kv *kv;
-	struct kv_entry *ents;
-	uint8_t **bufs;
-	size_t n, cap;
-	int rc;
-};
-
-static int replay_flush(struct replay *r)
-{
-	int rc = r->n ? kv_apply(r->kv, r->ents, r->n, NULL, 0) : 0;
-	for (size_t i = 0; i < r->n; i++)
-		free(r->bufs[i]);
-	r->n = 0;
-	return rc;
-}
-
-static int replay_cb(const struct rlog_entry *e, void *ud)
-{
-	struct replay *r = ud;
-	if (e->index <= kv_applied_index(r->kv))
-		return 0;
-	if (r->n == r->cap) {
-		int rc = replay_flush(r);
-		if (rc)
-			return rc;
-	}
-	uint8_t *copy = malloc(e->len ? e->len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, e->data, e->len);
-	r->bufs[r->n] = copy;
-	r->ents[r->n] = (struct kv_entry){.index = e->index,
-					  .data = e->type == ENTRY_NORMAL ? copy : NULL,
-					  .len = e->type == ENTRY_NORMAL ? e->len : 0};
-	r->n++;
-	return 0;
-}
-
 int node_create(const struct node_config *cfg, struct node **out)
 {
 	struct node *n = calloc(1, sizeof *n);
@@ -152,6 +92,10 @@ int node_create(const struct node_config *cfg, struct node **out)
 	n->efd = -1;
 	pthread_mutex_init(&n->qlock, NULL);
 	pthread_mutex_init(&n->slock, NULL);
+	idmap_init(&n->reads);
+	idmap_init(&n->forwarded);
+	bb_init(&n->wbuf);
+	n->next_id = 1;
 	metric_histogram_init(&n->fsync_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->apply_hist, metric_latency_buckets, metric_latency_n);
 
@@ -166,62 +110,23 @@ int node_create(const struct node_config *cfg, struct node **out)
 	snprintf(path, sizeof path, "%s/kv", cfg->data_dir);
 	if ((rc = kv_open(path, &cfg->kv, &n->kv)) < 0)
 		goto err_after_log;
-
-	struct rlog_hard_state hs;
-	struct rlog_snapshot_meta snap;
-	struct replay r = {.kv = n->kv, .cap = 1024};
-	r.ents = calloc(r.cap, sizeof *r.ents);
-	r.bufs = calloc(r.cap, sizeof *r.bufs);
-	if (!r.ents || !r.bufs) {
-		free(r.ents);
-		free(r.bufs);
-		rc = -ENOMEM;
+	if (cfg->peer_addr && (rc = transport_create(cfg->id, cfg->peer_addr, &n->net)) < 0)
 		goto err_after_kv;
-	}
-	int64_t t0 = clock_mono_ns();
-	rc = rlog_load(n->log, &hs, &snap, replay_cb, &r);
-	if (rc == 0)
-		rc = replay_flush(&r);
-	else
-		replay_flush(&r);
-	free(r.ents);
-	free(r.bufs);
-	free(snap.membership);
-	if (rc < 0) {
-		log_error("node", "recovery failed: %s", kvfs_strerror(rc));
-		goto err_after_kv;
-	}
-	n->term = hs.term ? hs.term : 1;
-	n->last_index = rlog_last_index(n->log);
-	if (n->last_index < snap.index)
-		n->last_index = snap.index;
-	if (n->last_index < kv_applied_index(n->kv)) {
-		/* The state machine can only hold what the log once held. */
-		log_error("node", "state machine applied %llu beyond log end %llu",
-			  (unsigned long long)kv_applied_index(n->kv),
-			  (unsigned long long)n->last_index);
-		rc = KVFS_ECORRUPT;
-		goto err_after_kv;
-	}
-	n->commit = n->last_index;
-	if (!hs.term) {
-		struct rlog_hard_state h = {.term = n->term, .vote = cfg->id};
-		if ((rc = rlog_write(n->log, &h, 0, NULL, 0)) < 0)
-			goto err_after_kv;
-	}
-	log_info("node", "recovered term=%llu log=[%llu,%llu] applied=%llu keys=%llu in %.1f ms",
-		 (unsigned long long)n->term, (unsigned long long)rlog_first_index(n->log),
-		 (unsigned long long)n->last_index, (unsigned long long)kv_applied_index(n->kv),
-		 (unsigned long long)kv_key_count(n->kv), (double)(clock_mono_ns() - t0) / 1e6);
-
+	if ((rc = node_raft_open(n)) < 0)
+		goto err_after_net;
 	if ((n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		rc = -errno;
-		goto err_after_kv;
+		goto err_after_raft;
 	}
 	n->st.id = cfg->id;
+	node_update_status(n);
 	*out = n;
 	return 0;
 
+err_after_raft:
+	node_raft_close(n);
+err_after_net:
+	transport_destroy(n->net);
 err_after_kv:
 	kv_close(n->kv);
 err_after_log:
@@ -229,22 +134,24 @@ err_after_log:
 err_after_alloc:
 	pthread_mutex_destroy(&n->qlock);
 	pthread_mutex_destroy(&n->slock);
+	bb_free(&n->wbuf);
 	free(n);
 	return rc;
 }
 
-static void complete(struct node *n, struct node_req *req, int result)
+void node_complete(struct node *n, struct node_req *req, int result)
 {
 	req->result = result;
 	__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 	req->done(req);
 }
 
-static void fail_node(struct node *n, int rc)
+void node_fail(struct node *n, int rc)
 {
 	if (__atomic_exchange_n(&n->failed, 1, __ATOMIC_ACQ_REL))
 		return;
 	log_error("node", "storage failure (%s): node stops taking part", kvfs_strerror(rc));
+	node_fail_all(n, KVFS_ESTORAGE);
 	if (n->fatal_cb)
 		n->fatal_cb(n->fatal_ud);
 }
@@ -257,9 +164,9 @@ int node_submit(struct node *n, struct node_req *req)
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_EBUSY;
 	}
-	req->next = NULL;
 	req->result = 0;
-	req->index = req->deleted = 0;
+	req->index = req->deleted = req->term = req->fwd_id = req->leader_hint = 0;
+	req->retries = 0;
 	req->deadline_ms = clock_mono_ms() + n->cfg.request_timeout_ms;
 	pthread_mutex_lock(&n->qlock);
 	if (n->stopping) {
@@ -267,17 +174,13 @@ int node_submit(struct node *n, struct node_req *req)
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_ESHUTDOWN;
 	}
-	bool was_empty = n->qhead == NULL;
-	if (n->qtail)
-		n->qtail->next = req;
-	else
-		n->qhead = req;
-	n->qtail = req;
+	bool was_empty = n->queue.head == NULL;
+	list_push(&n->queue, req);
 	pthread_mutex_unlock(&n->qlock);
 	if (was_empty) {
 		uint64_t one = 1;
 		ssize_t w = write(n->efd, &one, sizeof one);
-		(void)w; /* EAGAIN means the counter is already non-zero: loop will wake */
+		(void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
 	}
 	return 0;
 }
@@ -285,148 +188,59 @@ int node_submit(struct node *n, struct node_req *req)
 static struct node_req *take_queue(struct node *n, bool *stopping)
 {
 	pthread_mutex_lock(&n->qlock);
-	struct node_req *h = n->qhead;
-	n->qhead = n->qtail = NULL;
+	struct node_req *h = list_take(&n->queue);
 	*stopping = n->stopping;
 	pthread_mutex_unlock(&n->qlock);
 	return h;
 }
 
-static void update_status(struct node *n, bool applied_now)
-{
-	pthread_mutex_lock(&n->slock);
-	n->st.term = n->term;
-	n->st.leader_id = n->cfg.id;
-	n->st.is_leader = true;
-	n->st.ready = !__atomic_load_n(&n->failed, __ATOMIC_RELAXED);
-	n->st.failed = !n->st.ready;
-	n->st.commit = n->commit;
-	n->st.applied = kv_applied_index(n->kv);
-	n->st.last_index = n->last_index;
-	n->st.first_index = rlog_first_index(n->log);
-	n->st.voters = 1;
-	n->st.learners = 0;
-	n->st.connected = 1;
-	n->st.fsyncs_log = rlog_sync_count(n->log);
-	n->st.pending = __atomic_load_n(&n->inflight, __ATOMIC_RELAXED);
-	if (applied_now)
-		n->st.last_commit_time = (double)clock_real_ns() / 1e9;
-	pthread_mutex_unlock(&n->slock);
-}
-
-/* Compacts the log once enough applied entries sit in it. The state machine
- * is synced at every apply, so it is itself the durable snapshot. */
-static void maybe_compact(struct node *n)
-{
-	uint64_t first = rlog_first_index(n->log), applied = kv_applied_index(n->kv);
-	if (!first || applied < first || applied - first + 1 < n->cfg.snapshot_entries)
-		return;
-	struct rlog_snapshot_meta snap = {.index = applied, .term = n->term};
-	int rc = rlog_compact(n->log, &snap, applied);
-	if (rc)
-		fail_node(n, rc);
-	else
-		log_debug("node", "log compacted up to %llu", (unsigned long long)applied);
-}
-
-/* One turn with the requests taken from the queue. */
-static void process(struct node *n, struct node_req *reqs)
-{
-	size_t nw = 0, cap = 0;
-	struct rlog_entry *ents = NULL;
-	struct kv_entry *kents = NULL;
-	struct node_req **wreqs = NULL;
-	int rc = 0;
-
-	for (struct node_req *r = reqs; r; r = r->next)
-		if (r->type == NODE_REQ_WRITE)
-			cap++;
-	if (cap) {
-		ents = malloc(cap * sizeof *ents);
-		kents = malloc(cap * sizeof *kents);
-		wreqs = malloc(cap * sizeof *wreqs);
-		if (!ents || !kents || !wreqs)
-			rc = -ENOMEM;
-	}
-	for (struct node_req *r = reqs; r && rc == 0; r = r->next) {
-		if (r->type != NODE_REQ_WRITE)
-			continue;
-		ents[nw] = (struct rlog_entry){.index = n->last_index + 1 + nw,
-					       .term = n->term,
-					       .type = ENTRY_NORMAL,
-					       .data = r->data,
-					       .len = r->len};
-		kents[nw] = (struct kv_entry){.index = ents[nw].index, .data = r->data, .len = r->len};
-		wreqs[nw++] = r;
-	}
-	if (rc == 0 && nw) {
-		int64_t t0 = clock_mono_ns();
-		rc = rlog_write(n->log, NULL, 0, ents, nw);
-		metric_observe(&n->fsync_hist, (double)(clock_mono_ns() - t0) / 1e9);
-		if (rc == 0) {
-			n->last_index += nw;
-			n->commit = n->last_index;
-			t0 = clock_mono_ns();
-			rc = kv_apply(n->kv, kents, nw, NULL, 0);
-			metric_observe(&n->apply_hist, (double)(clock_mono_ns() - t0) / 1e9);
-			__atomic_fetch_add(&n->st.applies, 1, __ATOMIC_RELAXED);
-			__atomic_fetch_add(&n->st.entries_applied, nw, __ATOMIC_RELAXED);
-		}
-		if (rc)
-			fail_node(n, rc);
-	}
-	if (rc == -ENOMEM)
-		log_error("node", "out of memory processing %zu writes", cap);
-
-	size_t wi = 0;
-	struct node_req *r = reqs;
-	while (r) {
-		struct node_req *next = r->next; /* done() may free r */
-		if (r->type == NODE_REQ_WRITE) {
-			if (rc) {
-				complete(n, r, rc == -ENOMEM ? rc : KVFS_ESTORAGE);
-			} else {
-				r->index = kents[wi].index;
-				r->deleted = kents[wi].deleted;
-				metric_inc(kents[wi].result ? &n->proposals_failed
-							    : &n->proposals_committed);
-				complete(n, r, kents[wi].result);
-			}
-			wi++;
-		} else {
-			/* Single voter: the read index is the commit index, and
-			 * everything committed has been applied above. */
-			r->index = n->commit;
-			metric_inc(&n->reads_served);
-			complete(n, r, __atomic_load_n(&n->failed, __ATOMIC_RELAXED) ? KVFS_ESTORAGE
-										     : 0);
-		}
-		r = next;
-	}
-	free(ents);
-	free(kents);
-	free(wreqs);
-	if (nw && rc == 0)
-		maybe_compact(n);
-	update_status(n, nw > 0);
-}
-
 static void *loop(void *arg)
 {
 	struct node *n = arg;
-	struct pollfd pfd = {.fd = n->efd, .events = POLLIN};
 	bool stopping = false;
-	update_status(n, false);
-	while (!stopping) {
-		int pr = poll(&pfd, 1, n->cfg.tick_ms);
-		if (pr > 0) {
+	int tick_ms = n->cfg.heartbeat_ms / 2 > 0 ? n->cfg.heartbeat_ms / 2 : 1;
+	n->next_tick_ms = clock_mono_ms() + tick_ms;
+	int64_t stop_deadline = 0;
+
+	for (;;) {
+		int64_t now = clock_mono_ms();
+		long timeout = n->next_tick_ms > now ? (long)(n->next_tick_ms - now) : 0;
+		zmq_pollitem_t items[2] = {{.fd = n->efd, .events = ZMQ_POLLIN},
+					   {.socket = n->net ? transport_socket(n->net) : NULL,
+					    .events = ZMQ_POLLIN}};
+		int rc = zmq_poll(items, n->net ? 2 : 1, timeout);
+		if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
 			uint64_t v;
 			ssize_t rd = read(n->efd, &v, sizeof v);
 			(void)rd;
 		}
+		now = clock_mono_ms();
+		bool tick = now >= n->next_tick_ms;
+		if (tick)
+			n->next_tick_ms = now + tick_ms;
 		struct node_req *reqs = take_queue(n, &stopping);
-		if (reqs)
-			process(n, reqs);
+		node_turn(n, reqs, tick);
+		if (!stopping)
+			continue;
+		/* Graceful stop: a leader of several voters hands leadership
+		 * over first (bounded by one election timeout). */
+		if (!stop_deadline) {
+			stop_deadline = now + n->cfg.election_ms;
+			struct raft_status st;
+			raft_status(n->raft, &st);
+			if (st.state == RAFT_LEADER && raft_conf_voters(&n->applied_conf) > 1 &&
+			    !__atomic_load_n(&n->failed, __ATOMIC_RELAXED) &&
+			    raft_transfer(n->raft, 0) == 0) {
+				log_info("node", "stopping: transferring leadership (term %llu)",
+					 (unsigned long long)st.term);
+				continue;
+			}
+			break;
+		}
+		struct raft_status st;
+		raft_status(n->raft, &st);
+		if (st.state != RAFT_LEADER || now >= stop_deadline)
+			break;
 	}
 	return NULL;
 }
@@ -452,14 +266,14 @@ void node_stop(struct node *n)
 	(void)w;
 	pthread_join(n->thread, NULL);
 	n->started = false;
-	/* Requests queued after the last turn: fail them. */
 	bool stopping;
 	struct node_req *r = take_queue(n, &stopping);
 	while (r) {
 		struct node_req *next = r->next;
-		complete(n, r, KVFS_ESHUTDOWN);
+		node_complete(n, r, KVFS_ESHUTDOWN);
 		r = next;
 	}
+	node_fail_all(n, KVFS_ESHUTDOWN);
 }
 
 void node_destroy(struct node *n)
@@ -467,9 +281,14 @@ void node_destroy(struct node *n)
 	if (!n)
 		return;
 	node_stop(n);
+	node_raft_close(n);
+	transport_destroy(n->net);
 	kv_close(n->kv);
 	rlog_close(n->log);
 	close(n->efd);
+	idmap_free(&n->reads);
+	idmap_free(&n->forwarded);
+	bb_free(&n->wbuf);
 	pthread_mutex_destroy(&n->qlock);
 	pthread_mutex_destroy(&n->slock);
 	free(n);
@@ -477,7 +296,8 @@ void node_destroy(struct node *n)
 
 bool node_local_read_ok(struct node *n)
 {
-	return !__atomic_load_n(&n->failed, __ATOMIC_RELAXED);
+	return __atomic_load_n(&n->local_reads, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&n->failed, __ATOMIC_RELAXED);
 }
 
 struct kv *node_kv(struct node *n)
@@ -489,14 +309,16 @@ void node_status(struct node *n, struct node_status *out)
 {
 	pthread_mutex_lock(&n->slock);
 	*out = n->st;
-	out->applies = __atomic_load_n(&n->st.applies, __ATOMIC_RELAXED);
-	out->entries_applied = __atomic_load_n(&n->st.entries_applied, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&n->slock);
 	out->pending = __atomic_load_n(&n->inflight, __ATOMIC_RELAXED);
 	out->fsyncs_log = rlog_sync_count(n->log);
 	out->failed = __atomic_load_n(&n->failed, __ATOMIC_RELAXED);
+	out->applied = kv_applied_index(n->kv);
 	if (out->failed)
 		out->ready = false;
-	pthread_mutex_unlock(&n->slock);
+	out->leader_changes = metric_get(&n->leader_changes);
+	out->snapshots_sent = metric_get(&n->snapshots_sent);
+	out->snapshots_received = metric_get(&n->snapshots_received);
 }
 
 void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud)
@@ -504,6 +326,27 @@ void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud)
 	n->fatal_cb = cb;
 	n->fatal_ud = ud;
 }
+
+/* ---- metrics ---- */
+
+#define STATUS_GAUGE(fname, expr)                  \
+	static double fname(void *ud)              \
+	{                                          \
+		struct node_status st;             \
+		node_status(ud, &st);              \
+		return (double)(expr);             \
+	}
+
+STATUS_GAUGE(m_commit, st.commit)
+STATUS_GAUGE(m_applied, st.applied)
+STATUS_GAUGE(m_term, st.term)
+STATUS_GAUGE(m_is_leader, st.is_leader)
+STATUS_GAUGE(m_has_leader, st.leader_id != 0)
+STATUS_GAUGE(m_cluster_size, st.voters + st.learners)
+STATUS_GAUGE(m_last_commit, st.last_commit_time)
+STATUS_GAUGE(m_lag, st.replication_lag_s)
+STATUS_GAUGE(m_connected, st.connected)
+STATUS_GAUGE(m_wire_rejected, st.wire_rejected)
 
 static double m_keys(void *ud)
 {
@@ -525,68 +368,24 @@ static double m_pending(void *ud)
 {
 	return (double)__atomic_load_n(&((struct node *)ud)->inflight, __ATOMIC_RELAXED);
 }
-static double m_applied(void *ud)
-{
-	return (double)kv_applied_index(((struct node *)ud)->kv);
-}
-static double m_commit(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return (double)st.commit;
-}
-static double m_term(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return (double)st.term;
-}
-static double m_is_leader(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return st.is_leader;
-}
-static double m_has_leader(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return st.leader_id != 0;
-}
 
-static double m_cluster_size(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return st.voters + st.learners;
-}
-static double m_last_commit(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return st.last_commit_time;
-}
-static double m_lag(void *ud)
-{
-	struct node_status st;
-	node_status(ud, &st);
-	return st.replication_lag_s;
-}
-
+/* Per-peer families are written by a custom collector: the peer set changes
+ * at run time, the registry's labels are static. */
 int node_register_metrics(struct node *n)
 {
 	int rc = 0;
 	rc |= metrics_gauge_fn("kvstore_replication_lag_seconds",
 			       "Leader: the slowest follower's lag in seconds; follower: its own.",
 			       NULL, m_lag, n);
-	rc |= metrics_gauge_fn("kvstore_cluster_size", "Members of the cluster (voters and learners).",
-			       NULL, m_cluster_size, n);
+	rc |= metrics_gauge_fn("kvstore_cluster_size",
+			       "Members of the cluster (voters and learners).", NULL,
+			       m_cluster_size, n);
 	rc |= metrics_gauge_fn("kvstore_last_commit_time",
 			       "Epoch seconds of the last entry applied on this node.", NULL,
 			       m_last_commit, n);
 	rc |= metrics_histogram("kvfs_disk_wal_fsync_duration_seconds",
-				"Latency of synced Raft log writes (one per node loop turn).",
-				NULL, &n->fsync_hist);
+				"Latency of synced Raft log writes (one per node loop turn).", NULL,
+				&n->fsync_hist);
 	rc |= metrics_histogram("kvfs_disk_backend_commit_duration_seconds",
 				"Latency of synced state-machine apply batches.", NULL,
 				&n->apply_hist);
@@ -596,23 +395,37 @@ int node_register_metrics(struct node *n)
 			      "Proposals committed and applied successfully.", NULL,
 			      &n->proposals_committed);
 	rc |= metrics_counter("kvfs_server_proposals_failed_total",
-			      "Proposals that failed (precondition, no quorum, storage).", NULL,
-			      &n->proposals_failed);
-	rc |= metrics_gauge_fn("kvfs_server_proposals_pending", "Requests accepted, not completed.",
-			       NULL, m_pending, n);
+			      "Proposals that failed (precondition, lost leadership, timeout).",
+			      NULL, &n->proposals_failed);
+	rc |= metrics_gauge_fn("kvfs_server_proposals_pending",
+			       "Requests accepted and not completed.", NULL, m_pending, n);
+	rc |= metrics_counter("kvfs_server_forwarded_writes_total",
+			      "Writes this follower forwarded to the leader.", NULL,
+			      &n->forwarded_writes);
 	rc |= metrics_counter("kvfs_server_read_indexes_total",
-			      "Linearizable read index requests served.", NULL, &n->reads_served);
+			      "Linearizable read-index rounds completed.", NULL, &n->reads_served);
 	rc |= metrics_gauge_fn("kvfs_server_has_leader", "1 when a leader is known.", NULL,
 			       m_has_leader, n);
 	rc |= metrics_gauge_fn("kvfs_server_is_leader", "1 when this node is the leader.", NULL,
 			       m_is_leader, n);
+	rc |= metrics_counter("kvfs_server_leader_changes_seen_total",
+			      "Leader changes seen by this node.", NULL, &n->leader_changes);
 	rc |= metrics_gauge_fn("kvfs_server_term", "Current Raft term.", NULL, m_term, n);
 	rc |= metrics_gauge_fn("kvfs_server_commit_index", "Raft commit index.", NULL, m_commit,
 			       n);
 	rc |= metrics_gauge_fn("kvfs_server_applied_index", "Last applied Raft index.", NULL,
 			       m_applied, n);
-	rc |= metrics_gauge_fn("kvfs_keys_total", "Number of keys in the state machine.", NULL,
-			       m_keys, n);
+	rc |= metrics_gauge_fn("kvfs_network_connected_peers",
+			       "Peers heard from within the last two election timeouts (self included).",
+			       NULL, m_connected, n);
+	rc |= metrics_counter_fn("kvfs_network_rejected_messages_total",
+				 "Peer messages rejected as malformed.", NULL, m_wire_rejected, n);
+	rc |= metrics_counter("kvfs_snapshot_sent_total", "Snapshots streamed to followers.", NULL,
+			      &n->snapshots_sent);
+	rc |= metrics_counter("kvfs_snapshot_received_total",
+			      "Snapshots received and installed.", NULL, &n->snapshots_received);
+	rc |= metrics_gauge_fn("kvfs_keys", "Number of keys in the state machine.", NULL, m_keys,
+			       n);
 	rc |= metrics_gauge_fn("kvfs_mvcc_db_total_size_in_bytes",
 			       "Approximate on-disk size of the state machine database.", NULL,
 			       m_kv_size, n);

@@ -24,9 +24,26 @@
 
 struct node;
 
+#define NODE_MAX_MEMBERS 16
+
+struct node_member {
+	uint64_t id;
+	char addr[96]; /* "tcp://HOST:PORT" */
+};
+
 struct node_config {
 	uint64_t id;
 	const char *data_dir;   /* holds raft/ and kv/ */
+	/* Cluster. peer_addr NULL and no members: a single-voter node with no
+	 * peer socket. Otherwise members bootstrap the membership at first
+	 * start (a restarted node uses what it stored). */
+	const char *peer_addr;  /* this node's listen address, "tcp://HOST:PORT" */
+	struct node_member members[NODE_MAX_MEMBERS];
+	int n_members;
+	bool join;              /* start with no membership: wait to be added */
+	int heartbeat_ms;       /* leader heartbeat (default 100) */
+	int election_ms;        /* election timeout, randomised in [e, 2e) (default 1000) */
+	uint64_t seed;          /* Raft PRNG seed (0: from the clock and id) */
 	size_t max_pending;     /* queued + in-flight requests before KVFS_EBUSY */
 	int tick_ms;            /* node loop tick */
 	int request_timeout_ms; /* a request not completed by then fails (KVFS_ETIMEDOUT) */
@@ -36,7 +53,14 @@ struct node_config {
 
 void node_config_default(struct node_config *c);
 
-enum node_req_type { NODE_REQ_WRITE, NODE_REQ_READ };
+enum node_req_type {
+	NODE_REQ_WRITE,     /* data/len: a transaction */
+	NODE_REQ_READ,      /* completes when a linearizable read may be served */
+	NODE_REQ_MEMBER,    /* member_kind/member_id/member_addr */
+	NODE_REQ_TRANSFER,  /* member_id: target (0 = most caught-up voter) */
+};
+
+enum node_member_kind { NODE_ADD_LEARNER = 1, NODE_PROMOTE, NODE_ADD_VOTER, NODE_REMOVE };
 
 struct node_req;
 typedef void (*node_done_fn)(struct node_req *req);
@@ -52,6 +76,10 @@ struct node_req {
 	size_t len;
 	node_done_fn done;
 	void *ud;
+	/* NODE_REQ_MEMBER / NODE_REQ_TRANSFER */
+	int member_kind;
+	uint64_t member_id;
+	char member_addr[96];
 	/* Results, valid in done(): */
 	int result;       /* 0, or a negative code (txn precondition, no quorum, ...) */
 	uint64_t index;   /* WRITE: the entry's index = revision; READ: the read index */
@@ -60,6 +88,9 @@ struct node_req {
 	struct node_req *next;
 	int64_t deadline_ms;
 	uint64_t term;
+	uint64_t fwd_id;
+	uint64_t leader_hint;
+	int retries;
 };
 
 /* Opens the stores under cfg->data_dir, replays log entries beyond the
@@ -79,7 +110,8 @@ void node_destroy(struct node *n);
 int node_submit(struct node *n, struct node_req *req);
 
 /* Thread-safe: true when a linearizable read may be served from local state
- * without a round (this node is the only voter and the leader). */
+ * without a round (this node is the only voter and the leader; a leader of
+ * several voters must confirm its leadership with a heartbeat round). */
 bool node_local_read_ok(struct node *n);
 
 /* The state machine, for reads from any thread. */
@@ -94,6 +126,20 @@ struct node_status {
 	int voters, learners, connected;
 	double last_commit_time; /* epoch seconds of the last local apply, 0 if none */
 	double replication_lag_s; /* leader: slowest follower's lag; follower: its own */
+	char state[16];          /* follower, candidate, leader ... */
+	uint64_t snap_index;
+	int n_peers;
+	struct node_peer_status {
+		uint64_t id;
+		char addr[96];
+		bool learner, connected, is_self;
+		uint64_t match, lag_entries;
+		double lag_seconds;
+		uint64_t bytes_sent, bytes_received, msgs_dropped;
+	} peers[NODE_MAX_MEMBERS];
+	uint64_t leader_changes;
+	uint64_t snapshots_sent, snapshots_received;
+	uint64_t wire_rejected;
 	uint64_t fsyncs_log;     /* synced log writes */
 	uint64_t applies;        /* synced state-machine batches */
 	uint64_t entries_applied;

@@ -11,8 +11,8 @@ fuzz_txn_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
 FUZZ_PROGS += fuzz_http
 fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
 fuzz_http_LDFLAGS = $(FUZZ_LINK)
-fuzz_http_LDADD = libkvfsapi.a libkvfsnode.a libkvfsstore.a libkvfscommon.a \
-	$(MHD_LIBS) $(JANSSON_LIBS) $(LEVELDB_LIBS) $(PTHREAD_LIBS)
+fuzz_http_LDADD = libkvfsapi.a libkvfsnode.a libkvfsnet.a libkvfsraft.a libkvfsstore.a \
+	libkvfscommon.a $(MHD_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS) $(LEVELDB_LIBS) $(PTHREAD_LIBS)
 FUZZ_PROGS += fuzz_wire
 fuzz_wire_SOURCES = tests/fuzz/fuzz_wire.c
 fuzz_wire_LDFLAGS = $(FUZZ_LINK)

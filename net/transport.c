@@ -1,0 +1,204 @@
+/*
+ * ZeroMQ PUSH/PULL transport (see transport.h for the why). Peers live in a
+ * small array: clusters have at most RAFT_MAX_SERVERS members.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/log.h"
+#include "net/transport.h"
+#include "net/wire.h"
+
+#define MAX_PEERS 32
+
+struct peer {
+	uint64_t id;
+	char *addr;
+	void *sock;
+	struct transport_peer_stats st;
+};
+
+struct transport {
+	uint64_t self;
+	void *ctx;
+	void *pull;
+	zmq_msg_t in;
+	int in_live;
+	struct peer peers[MAX_PEERS];
+	int n_peers;
+	uint64_t rejected;
+};
+
+static void set_int(void *s, int opt, int v)
+{
+	zmq_setsockopt(s, opt, &v, sizeof v);
+}
+
+int transport_create(uint64_t self_id, const char *bind_addr, struct transport **out)
+{
+	struct transport *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->self = self_id;
+	t->ctx = zmq_ctx_new();
+	if (!t->ctx)
+		goto err_after_alloc;
+	zmq_ctx_set(t->ctx, ZMQ_IO_THREADS, 1);
+	t->pull = zmq_socket(t->ctx, ZMQ_PULL);
+	if (!t->pull)
+		goto err_after_ctx;
+	int64_t maxsz = WIRE_MAX_MESSAGE;
+	zmq_setsockopt(t->pull, ZMQ_MAXMSGSIZE, &maxsz, sizeof maxsz);
+	set_int(t->pull, ZMQ_RCVHWM, 10000);
+	set_int(t->pull, ZMQ_LINGER, 0);
+	if (zmq_bind(t->pull, bind_addr) != 0) {
+		log_error("net", "cannot listen for peers on %s: %s", bind_addr,
+			  zmq_strerror(zmq_errno()));
+		zmq_close(t->pull);
+		goto err_after_ctx;
+	}
+	zmq_msg_init(&t->in);
+	t->in_live = 1;
+	log_info("net", "listening for peers on %s", bind_addr);
+	*out = t;
+	return 0;
+
+err_after_ctx:
+	zmq_ctx_term(t->ctx);
+err_after_alloc:
+	free(t);
+	return -EADDRINUSE;
+}
+
+static struct peer *find(struct transport *t, uint64_t id)
+{
+	for (int i = 0; i < t->n_peers; i++)
+		if (t->peers[i].id == id)
+			return &t->peers[i];
+	return NULL;
+}
+
+static void close_peer(struct peer *p)
+{
+	if (p->sock)
+		zmq_close(p->sock);
+	free(p->addr);
+	p->sock = NULL;
+	p->addr = NULL;
+}
+
+int transport_set_peer(struct transport *t, uint64_t id, const char *addr)
+{
+	struct peer *p = find(t, id);
+	if (p && p->addr && strcmp(p->addr, addr) == 0)
+		return 0;
+	if (!p) {
+		if (t->n_peers == MAX_PEERS)
+			return -ENOSPC;
+		p = &t->peers[t->n_peers++];
+		memset(p, 0, sizeof *p);
+		p->id = id;
+	} else {
+		close_peer(p);
+	}
+	p->addr = strdup(addr);
+	p->sock = zmq_socket(t->ctx, ZMQ_PUSH);
+	if (!p->addr || !p->sock)
+		goto err;
+	set_int(p->sock, ZMQ_SNDHWM, 10000);
+	set_int(p->sock, ZMQ_LINGER, 0);
+	set_int(p->sock, ZMQ_IMMEDIATE, 1); /* never queue for a peer that is not there */
+	set_int(p->sock, ZMQ_RECONNECT_IVL, 50);
+	set_int(p->sock, ZMQ_RECONNECT_IVL_MAX, 1000);
+	set_int(p->sock, ZMQ_TCP_KEEPALIVE, 1);
+	if (zmq_connect(p->sock, addr) != 0) {
+		log_error("net", "bad peer address %s for node %llu: %s", addr,
+			  (unsigned long long)id, zmq_strerror(zmq_errno()));
+		goto err;
+	}
+	return 0;
+err:
+	close_peer(p);
+	*p = t->peers[--t->n_peers];
+	return -EINVAL;
+}
+
+void transport_remove_peer(struct transport *t, uint64_t id)
+{
+	struct peer *p = find(t, id);
+	if (!p)
+		return;
+	close_peer(p);
+	*p = t->peers[--t->n_peers];
+}
+
+int transport_send(struct transport *t, uint64_t to, const void *buf, size_t len)
+{
+	struct peer *p = find(t, to);
+	if (!p)
+		return -ENOENT;
+	if (zmq_send(p->sock, buf, len, ZMQ_DONTWAIT) < 0) {
+		p->st.msgs_dropped++;
+		return -EAGAIN;
+	}
+	p->st.msgs_sent++;
+	p->st.bytes_sent += len;
+	return 0;
+}
+
+long transport_recv(struct transport *t, const void **buf)
+{
+	int n = zmq_msg_recv(&t->in, t->pull, ZMQ_DONTWAIT);
+	if (n < 0)
+		return zmq_errno() == EAGAIN ? -EAGAIN : -EIO;
+	*buf = zmq_msg_data(&t->in);
+	return n;
+}
+
+void *transport_socket(struct transport *t)
+{
+	return t->pull;
+}
+
+void transport_count_received(struct transport *t, uint64_t from, size_t len)
+{
+	struct peer *p = find(t, from);
+	if (p) {
+		p->st.msgs_received++;
+		p->st.bytes_received += len;
+	}
+}
+
+int transport_peer_stats(struct transport *t, uint64_t id, struct transport_peer_stats *out)
+{
+	struct peer *p = find(t, id);
+	if (!p)
+		return -ENOENT;
+	*out = p->st;
+	return 0;
+}
+
+uint64_t transport_rejected(struct transport *t)
+{
+	return t->rejected;
+}
+
+void transport_count_rejected(struct transport *t)
+{
+	t->rejected++;
+}
+
+void transport_destroy(struct transport *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < t->n_peers; i++)
+		close_peer(&t->peers[i]);
+	if (t->in_live)
+		zmq_msg_close(&t->in);
+	zmq_close(t->pull);
+	zmq_ctx_term(t->ctx);
+	free(t);
+}

@@ -1,0 +1,96 @@
+/* The node's private state, shared by node.c (lifecycle, queue, status) and
+ * node_raft.c (one turn of the loop: driving the Raft core). */
+#ifndef KVFS_NODE_NODE_INTERNAL_H
+#define KVFS_NODE_NODE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "common/bytes.h"
+#include "common/metrics.h"
+#include "net/transport.h"
+#include "node/idmap.h"
+#include "node/node.h"
+#include "raft/raft.h"
+#include "store/log.h"
+
+/* A write forwarded to us by a follower, waiting for its entry to apply. */
+struct remote_write {
+	uint64_t from, req_id, index, term;
+	struct remote_write *next;
+};
+
+/* A snapshot being streamed to one follower. */
+struct snap_out {
+	uint64_t peer;
+	struct kv_snap_reader *reader;
+};
+
+struct req_list {
+	struct node_req *head, *tail;
+};
+
+struct node {
+	struct node_config cfg;
+	struct rlog *log;
+	struct kv *kv;
+	struct raft_core *raft;
+	struct transport *net; /* NULL for a single node without --peer */
+	int efd;
+	pthread_t thread;
+	bool started;
+
+	/* Request queue: protected by qlock. */
+	pthread_mutex_t qlock;
+	struct req_list queue;
+	bool stopping;
+	uint64_t inflight; /* atomic: accepted, not completed */
+	int failed;        /* atomic, sticky */
+	bool local_reads;  /* atomic: single-voter leader */
+
+	/* ---- node loop only ---- */
+	struct req_list parked;     /* waiting for a leader (retried every turn) */
+	struct req_list writes;     /* proposed here, by index, until applied */
+	struct req_list apply_wait; /* reads/forwarded writes waiting for applied >= index */
+	struct idmap reads;         /* read ctx -> req */
+	struct idmap forwarded;     /* forwarded write id -> req */
+	struct remote_write *remote, *remote_tail;
+	uint64_t next_id;
+	struct raft_conf applied_conf; /* membership in effect at the applied index */
+	struct kv_snap_writer *snap_in;
+	struct snap_out snap_out[NODE_MAX_MEMBERS];
+	struct byte_buf wbuf; /* wire encoding scratch */
+	uint8_t *chunk_buf;
+	int64_t next_tick_ms, next_sweep_ms;
+	uint64_t last_leader;
+	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
+	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
+	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS];
+	int64_t last_apply_ms;
+	bool applied_now;
+	void (*fatal_cb)(void *);
+	void *fatal_ud;
+
+	/* Status snapshot: protected by slock. */
+	pthread_mutex_t slock;
+	struct node_status st;
+
+	struct metric_histogram fsync_hist, apply_hist;
+	struct metric_counter proposals_committed, proposals_failed, reads_served;
+	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
+	struct metric_counter forwarded_writes;
+};
+
+/* node.c */
+void node_complete(struct node *n, struct node_req *req, int result);
+void node_fail(struct node *n, int rc);
+void list_push(struct req_list *l, struct node_req *r);
+struct node_req *list_take(struct req_list *l);
+
+/* node_raft.c */
+int node_raft_open(struct node *n);   /* recovery: rlog + kv -> raft core */
+void node_turn(struct node *n, struct node_req *reqs, bool tick);
+void node_update_status(struct node *n);
+void node_fail_all(struct node *n, int rc);
+void node_raft_close(struct node *n);
+
+#endif
