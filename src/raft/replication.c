@@ -199,6 +199,9 @@ bool maybe_commit(struct raft_core *c)
 	/* BUG: commits entries of earlier terms by counting (Figure 8). */
 	if (log_term(&c->log, idx) == 0)
 		return false;
+	if (log_term(&c->log, idx) != c->term)
+		rtrace(c, RAFT_TRACE_INFO, "commit %llu of an earlier term by counting",
+		       (unsigned long long)idx);
 #else
 	if (log_term(&c->log, idx) != c->term)
 		return false;

@@ -10,6 +10,8 @@
  *       changes unless told) and ends with one line "seeds=N violations=V"
  *   kvfs-sim --seed-file FILE
  *       runs the regression seeds listed in FILE ("seed mode" per line)
+ *   kvfs-sim --ci-seeds
+ *       prints how many seeds make check runs by default
  *
  * A run: 45 simulated seconds of faults (message loss 0-30%, duplication,
  * delay spikes that reorder, symmetric and asymmetric partitions, isolating
@@ -25,6 +27,11 @@
 #include <time.h>
 
 #include "tests/sim/sim.h"
+
+/* Seeds make check runs by default (fewer in a sanitizer build). */
+#ifndef KVFS_SIM_CI_SEEDS
+#define KVFS_SIM_CI_SEEDS 2000
+#endif
 
 enum mode { MODE_3 = 0, MODE_5 = 1, MODE_MEMBERSHIP = 2 };
 
@@ -67,6 +74,52 @@ static uint64_t random_up_node(struct sim *s)
 	return 0;
 }
 
+/* Leader churn: the leader may talk to a minority only, then crashes; a few
+ * times in a row. Leaves divergent uncommitted suffixes of several terms on
+ * different nodes, the ground of the Raft paper's Figure 8. */
+static void churn_crash(struct sim *s, void *arg)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	if (s->nodes[id].up && s->now < FAULTS_END) {
+		sim_crash(s, id);
+		sim_restart_later(s, id, sim_rand_range(s, 100, 1500) * MS);
+	}
+}
+
+static void churn(struct sim *s, void *arg)
+{
+	uintptr_t left = (uintptr_t)arg;
+	uint64_t leader = sim_leader(s);
+	if (s->now >= FAULTS_END)
+		return;
+	sim_heal(s);
+	if (sim_rand_range(s, 0, 1))
+		s->crash_next_leader = true;
+	if (leader) {
+		unsigned minority = (s->o.nodes - 1) / 2;
+		unsigned keep = sim_rand_range(s, 0, minority);
+		sim_log(s, "churn: leader n%llu reaches %u others, then crashes",
+			(unsigned long long)leader, keep);
+		for (uint64_t x = 1; x <= s->o.nodes; x++) {
+			if (x == leader)
+				continue;
+			if (keep && sim_rand_range(s, 0, 1)) {
+				keep--;
+				continue;
+			}
+			sim_cut(s, leader, x, true);
+			sim_cut(s, x, leader, true);
+		}
+		sim_schedule_fn(s, s->now + sim_rand_range(s, 20, 200) * MS, churn_crash,
+				(void *)(uintptr_t)leader);
+	}
+	if (left > 1)
+		sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 900) * MS, churn,
+				(void *)(left - 1));
+	else
+		sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 900) * MS, fault_heal_net, NULL);
+}
+
 static void fault(struct sim *s, void *arg)
 {
 	struct run *r = arg;
@@ -75,7 +128,9 @@ static void fault(struct sim *s, void *arg)
 
 	if (s->now >= FAULTS_END)
 		return;
-	if (what <= 14) {
+	if (what <= 6) {
+		churn(s, (void *)(uintptr_t)sim_rand_range(s, 2, 6));
+	} else if (what <= 14) {
 		uint64_t side[SIM_MAX_NODES];
 		unsigned n = 0;
 		for (uint64_t i = 1; i <= s->o.nodes; i++)
@@ -107,6 +162,9 @@ static void fault(struct sim *s, void *arg)
 			sim_schedule_fn(s, s->now + sim_rand_range(s, 50, 3000) * MS, fault_unpause,
 					(void *)(uintptr_t)id);
 		}
+	} else if (what <= 45) {
+		sim_log(s, "the next new leader will crash soon after its election");
+		s->crash_next_leader = true;
 	} else if (what <= 50) {
 		id = random_up_node(s);
 		if (id && !s->nodes[id].crash_mode) {
@@ -204,6 +262,7 @@ static void faults_stop(struct sim *s, void *arg)
 	sim_log(s, "faults stop: heal, resume and restart everything");
 	sim_heal(s);
 	s->loss_pct = s->dup_pct = s->spike_pct = 0;
+	s->crash_next_leader = false;
 	for (uint64_t i = 1; i <= s->o.nodes; i++) {
 		s->nodes[i].crash_mode = 0;
 		if (s->nodes[i].up)
@@ -241,6 +300,10 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 	if (sim_init(s, &o))
 		return 1;
 	r.loss_max = sim_rand_range(s, 0, 30);
+	{
+		static const unsigned net_max[] = {1000, 3000, 10000, 25000};
+		s->o.net_max_us = net_max[sim_rand_range(s, 0, 3)];
+	}
 	sim_log(s, "seed %llu: %u nodes (%u voters), pre-vote %d, check-quorum %d, batch %u, "
 		   "window %u, loss up to %u%%",
 		(unsigned long long)seed, o.nodes, o.initial, o.pre_vote, o.check_quorum,
@@ -298,7 +361,7 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		       v == LC_LINEARIZABLE ? "ok" : v == LC_VIOLATION ? "VIOLATION" : "gave up");
 	}
 	unsigned nv = s->violations;
-	snprintf(why, whylen, "%s", s->first_violation);
+	snprintf(why, whylen, "%.900s", s->first_violation);
 	sim_free(s);
 	return nv;
 }
@@ -338,6 +401,9 @@ int main(int argc, char **argv)
 			hist = argv[++i];
 		} else if (!strcmp(a, "--seed-file") && i + 1 < argc) {
 			seed_file = argv[++i];
+		} else if (!strcmp(a, "--ci-seeds")) {
+			printf("%d\n", KVFS_SIM_CI_SEEDS);
+			return 0;
 		} else if (!strcmp(a, "--stop")) {
 			stop = true;
 		} else {

@@ -84,6 +84,7 @@ struct sim_node {
 	int crash_mode; /* 0 none, 1 crash instead of the next fsync,
 			   2 crash right after persisting a vote for another */
 	unsigned snap_every, snap_keep, chunk;
+	unsigned disk_extra_us; /* a slow disk */
 	/* requests waiting at this node */
 	struct sim_req **waiting;
 	size_t n_waiting, cap_waiting;
@@ -119,6 +120,7 @@ struct sim {
 	/* network faults */
 	bool cut[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* cut[a][b]: a->b dropped */
 	unsigned loss_pct, dup_pct, spike_pct;
+	bool crash_next_leader; /* fault: the next new leader crashes soon */
 	/* event queue */
 	struct sim_ev *heap;
 	size_t n_heap, cap_heap;
@@ -146,8 +148,11 @@ struct sim {
 	/* acked writes (no acknowledged write lost) */
 	uint64_t *acked_idx, *acked_hash;
 	size_t n_acked, cap_acked;
-	/* script hooks */
-	void (*on_event)(struct sim *s, const char *what);
+	/* script hooks (scenarios) */
+	void *user;
+	void (*on_read)(struct sim *s, uint64_t node, const struct raft_read *r);
+	void (*on_send)(struct sim *s, const struct raft_msg *m);
+	bool (*drop)(struct sim *s, const struct raft_msg *m); /* true: lose it */
 };
 
 /* sim_cluster.c */

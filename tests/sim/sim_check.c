@@ -197,6 +197,15 @@ void check_leaders(struct sim *s)
 			s->st.elections++;
 			sim_log(s, "n%llu is leader of t%llu", (unsigned long long)i,
 				(unsigned long long)st.term);
+			if (s->crash_next_leader) {
+				/* Nemesis: cut the new leader off before its first
+				 * AppendEntries leaves, then crash it. */
+				s->crash_next_leader = false;
+				sim_log(s, "n%llu isolated at its election, crashes soon",
+					(unsigned long long)i);
+				sim_isolate(s, i);
+				n->crash_mode = 3;
+			}
 		} else if (t->leader != i) {
 			sim_violation(s, "election safety: n%llu and n%llu both lead t%llu",
 				      (unsigned long long)t->leader, (unsigned long long)i,

@@ -186,6 +186,8 @@ static struct sim_pkt *pkt_copy(const struct raft_msg *m)
 static void net_send(struct sim *s, struct sim_node *n, struct raft_msg *m)
 {
 	s->st.msgs++;
+	if (s->on_send)
+		s->on_send(s, m);
 	if (m->type == RAFT_MSG_SNAPSHOT) {
 		/* The driver fills the chunk from its own snapshot. */
 		if (n->disk.snap.index != m->snap_index || !n->disk.snap_data) {
@@ -202,7 +204,7 @@ static void net_send(struct sim *s, struct sim_node *n, struct raft_msg *m)
 		m->len = len;
 		m->done = off + len == n->disk.snap_len;
 	}
-	if (m->to > s->o.nodes || m->to == 0 || s->cut[m->from][m->to]) {
+	if (m->to > s->o.nodes || m->to == 0 || s->cut[m->from][m->to] || (s->drop && s->drop(s, m))) {
 		s->st.dropped++;
 		return;
 	}
@@ -410,8 +412,8 @@ void sim_pump(struct sim *s, struct sim_node *n)
 	s->st.records++;
 	n->busy = true;
 	send_all(s, n, n->u.msgs_early, n->u.n_msgs_early);
-	ev_push(s, (struct sim_ev){.time = s->now + sim_rand_range(s, s->o.disk_min_us,
-								     s->o.disk_max_us),
+	ev_push(s, (struct sim_ev){.time = s->now + n->disk_extra_us +
+						   sim_rand_range(s, s->o.disk_min_us, s->o.disk_max_us),
 				   .type = EV_FSYNC, .node = n->id, .life = n->life});
 }
 
@@ -496,15 +498,27 @@ static void on_fsync(struct sim *s, struct sim_node *n)
 		s->st.applied_entries++;
 		check_applied(s, n, e->index, h);
 	}
-	for (size_t i = 0; i < u->n_reads; i++)
+	for (size_t i = 0; i < u->n_reads; i++) {
+		if (s->on_read)
+			s->on_read(s, n->id, &u->reads[i]);
 		clients_read_result(s, n, &u->reads[i]);
-	bool voted = u->has_hard_state && u->hs.vote && u->hs.vote != n->id;
+	}
+	bool voted = false; /* granted a vote in this record */
+	for (size_t i = 0; i < u->n_msgs; i++)
+		if (u->msgs[i].type == RAFT_MSG_VOTE_RESP && !u->msgs[i].reject)
+			voted = true;
 	raft_advance(n->core, u);
 	n->busy = false;
+	if (n->crash_mode == 3 && sim_rand_range(s, 0, 20) == 0) {
+		sim_log(s, "n%llu (new leader) crashes", (unsigned long long)n->id);
+		sim_crash(s, n->id);
+		sim_restart_later(s, n->id, sim_rand_range(s, 200, 2000) * 1000ULL);
+		return;
+	}
 	if (n->crash_mode == 2 && voted) {
 		sim_log(s, "n%llu crashes right after voting", (unsigned long long)n->id);
 		sim_crash(s, n->id);
-		sim_restart_later(s, n->id, sim_rand_range(s, 100, 3000));
+		sim_restart_later(s, n->id, sim_rand_range(s, 50, 2000));
 		return;
 	}
 	if (n->install_pending) {

@@ -1,0 +1,441 @@
+/*
+ * Unit tests of the Raft core's API contract on single cores, driven by hand
+ * (no simulator): creation, the Ready/Advance record, proposals, reads,
+ * compaction and argument checking. Multi-server behaviour is covered by the
+ * scenarios and the simulator (tests/sim).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "raft/raft.h"
+
+static unsigned trace_lines;
+
+static void tracer(void *data, uint64_t id, int level, const char *line)
+{
+	(void)data;
+	(void)id;
+	(void)level;
+	(void)line;
+	trace_lines++;
+}
+
+static struct raft_config config(uint64_t id)
+{
+	struct raft_config c;
+	memset(&c, 0, sizeof(c));
+	c.id = id;
+	c.seed = 42;
+	c.election_ticks = 10;
+	c.heartbeat_ticks = 2;
+	c.pre_vote = true;
+	c.check_quorum = true;
+	c.tracer.level = RAFT_TRACE_DEBUG;
+	c.tracer.emit = tracer;
+	return c;
+}
+
+static struct raft_conf voters(unsigned n)
+{
+	struct raft_conf c;
+	memset(&c, 0, sizeof(c));
+	for (unsigned i = 0; i < n; i++) {
+		c.servers[i].id = i + 1;
+		c.servers[i].role = RAFT_VOTER;
+		snprintf(c.servers[i].addr, RAFT_ADDR_MAX, "tcp://127.0.0.1:%u", 7001 + i);
+	}
+	c.n = n;
+	return c;
+}
+
+static struct raft_core *make(uint64_t id, unsigned n)
+{
+	struct raft_config cfg = config(id);
+	struct raft_init init;
+	struct raft_core *c = NULL;
+	memset(&init, 0, sizeof(init));
+	init.conf = voters(n);
+	assert_int_equal(raft_create(&cfg, &init, &c), 0);
+	return c;
+}
+
+/* Runs ready/advance until idle; returns the number of committed entries seen. */
+static size_t drain(struct raft_core *c, uint64_t *last_committed)
+{
+	struct raft_update u;
+	size_t n = 0;
+	while (raft_ready(c, &u)) {
+		n += u.n_committed;
+		if (u.n_committed && last_committed)
+			*last_committed = u.committed[u.n_committed - 1].index;
+		raft_advance(c, &u);
+	}
+	return n;
+}
+
+static struct raft_core *single_leader(void)
+{
+	struct raft_core *c = make(1, 1);
+	struct raft_status st;
+	for (int i = 0; i < 20; i++)
+		raft_tick(c);
+	drain(c, NULL);
+	raft_status(c, &st);
+	assert_int_equal(st.state, RAFT_LEADER);
+	return c;
+}
+
+/* Creation rejects invalid configurations and inconsistent persisted state. */
+static void test_create_validation(void **state)
+{
+	struct raft_config cfg = config(1);
+	struct raft_init init;
+	struct raft_core *c = NULL;
+	struct raft_entry es[2] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_EMPTY},
+				   {.term = 1, .index = 3, .type = RAFT_ENTRY_EMPTY}};
+	(void)state;
+	memset(&init, 0, sizeof(init));
+	init.conf = voters(3);
+	cfg.id = 0;
+	assert_int_equal(raft_create(&cfg, &init, &c), -EINVAL);
+	cfg = config(1);
+	cfg.heartbeat_ticks = 10;
+	assert_int_equal(raft_create(&cfg, &init, &c), -EINVAL);
+	cfg = config(1);
+	init.hs.term = 1;
+	init.entries = es;
+	init.n_entries = 2; /* index gap */
+	assert_int_equal(raft_create(&cfg, &init, &c), -EINVAL);
+	es[1].index = 2;
+	es[1].term = 2; /* term beyond the hard state */
+	assert_int_equal(raft_create(&cfg, &init, &c), -EINVAL);
+	init.hs.term = 0;
+	init.hs.vote = 2; /* a vote without a term */
+	assert_int_equal(raft_create(&cfg, &init, &c), -EINVAL);
+}
+
+/* A restarted core resumes from its hard state, snapshot and entries. */
+static void test_create_from_persisted_state(void **state)
+{
+	struct raft_config cfg = config(2);
+	struct raft_init init;
+	struct raft_core *c = NULL;
+	struct raft_status st;
+	struct raft_entry es[2] = {{.term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL,
+				    .data = "ab", .len = 2},
+				   {.term = 4, .index = 12, .type = RAFT_ENTRY_EMPTY}};
+	(void)state;
+	memset(&init, 0, sizeof(init));
+	init.hs.term = 5;
+	init.hs.vote = 3;
+	init.snap.index = 10;
+	init.snap.term = 2;
+	init.snap.conf = voters(3);
+	init.entries = es;
+	init.n_entries = 2;
+	assert_int_equal(raft_create(&cfg, &init, &c), 0);
+	raft_status(c, &st);
+	assert_int_equal(st.term, 5);
+	assert_int_equal(st.vote, 3);
+	assert_int_equal(st.commit, 10);
+	assert_int_equal(st.first_index, 11);
+	assert_int_equal(st.last_index, 12);
+	assert_int_equal(raft_term_at(c, 10), 2);
+	assert_int_equal(raft_term_at(c, 12), 4);
+	assert_int_equal(raft_term_at(c, 13), 0);
+	assert_int_equal(raft_conf_voters(raft_conf_get(c)), 3);
+	struct raft_update u;
+	assert_false(raft_ready(c, &u)); /* nothing new to persist */
+	raft_destroy(c);
+}
+
+/* A single voter elects itself and commits its no-op only after its own persist. */
+static void test_single_node_commit_after_persist(void **state)
+{
+	struct raft_core *c = make(1, 1);
+	struct raft_update u;
+	struct raft_status st;
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		raft_tick(c);
+	assert_true(raft_ready(c, &u));
+	assert_true(u.has_hard_state);
+	assert_int_equal(u.hs.term, 1);
+	assert_int_equal(u.hs.vote, 1);
+	assert_int_equal(u.n_entries, 1);
+	assert_int_equal(u.entries[0].type, RAFT_ENTRY_EMPTY);
+	assert_int_equal(u.n_committed, 0);
+	raft_status(c, &st);
+	assert_int_equal(st.commit, 0);
+	raft_advance(c, &u);
+	raft_status(c, &st);
+	assert_int_equal(st.commit, 1);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.n_committed, 1);
+	raft_advance(c, &u);
+	raft_status(c, &st);
+	assert_int_equal(st.applied, 1);
+	assert_false(raft_ready(c, &u));
+	raft_destroy(c);
+}
+
+/* Proposals are copied, get consecutive indexes and are applied in order. */
+static void test_propose_and_apply(void **state)
+{
+	struct raft_core *c = single_leader();
+	uint64_t idx = 0, term = 0, last = 0;
+	char buf[4] = "abc";
+	(void)state;
+	assert_int_equal(raft_propose(c, buf, 3, &idx, &term, NULL), 0);
+	assert_int_equal(idx, 2);
+	assert_int_equal(term, 1);
+	buf[0] = 'X'; /* the core holds its own copy */
+	const void *d[2] = {"d", "ef"};
+	size_t l[2] = {1, 2};
+	uint64_t first = 0;
+	assert_int_equal(raft_propose_batch(c, d, l, 2, &first, NULL, NULL), 0);
+	assert_int_equal(first, 3);
+	struct raft_update u;
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.n_entries, 3);
+	assert_memory_equal(u.entries[0].data, "abc", 3);
+	raft_advance(c, &u);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.n_committed, 3);
+	assert_memory_equal(u.committed[2].data, "ef", 2);
+	raft_advance(c, &u);
+	assert_int_equal(drain(c, &last), 0);
+	assert_int_equal(raft_propose_batch(c, d, l, 0, NULL, NULL, NULL), -EINVAL);
+	raft_destroy(c);
+}
+
+/* A follower refuses proposals, changes and transfers with a leader hint. */
+static void test_follower_refuses(void **state)
+{
+	struct raft_core *c = make(1, 3);
+	uint64_t hint = 99;
+	(void)state;
+	assert_int_equal(raft_propose(c, "x", 1, NULL, NULL, &hint), KVFS_ENOTLEADER);
+	assert_int_equal(hint, 0);
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 4, "a", NULL), KVFS_ENOTLEADER);
+	assert_int_equal(raft_transfer(c, 2), KVFS_ENOTLEADER);
+	assert_int_equal(raft_read_index(c, 1), KVFS_ENOLEADER);
+	uint64_t m, n;
+	assert_int_equal(raft_progress(c, 2, &m, &n), KVFS_ENOTLEADER);
+	raft_destroy(c);
+}
+
+/* A single-voter leader answers a read at once with its commit index. */
+static void test_read_index_single(void **state)
+{
+	struct raft_core *c = single_leader();
+	struct raft_update u;
+	(void)state;
+	assert_int_equal(raft_read_index(c, 77), 0);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.n_reads, 1);
+	assert_int_equal(u.reads[0].ctx, 77);
+	assert_int_equal(u.reads[0].index, 1);
+	assert_int_equal(u.reads[0].status, 0);
+	raft_advance(c, &u);
+	raft_destroy(c);
+}
+
+/* Malformed messages are refused and change nothing. */
+static void test_step_malformed(void **state)
+{
+	struct raft_core *c = make(1, 3);
+	struct raft_msg m;
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	m.from = 2;
+	m.to = 3; /* not us */
+	assert_int_equal(raft_step(c, &m), KVFS_EPROTO);
+	m.to = 1;
+	m.type = 0;
+	assert_int_equal(raft_step(c, &m), KVFS_EPROTO);
+	m.type = RAFT_MSG_TYPE_MAX;
+	assert_int_equal(raft_step(c, &m), KVFS_EPROTO);
+	m.type = RAFT_MSG_APPEND;
+	m.from = 1;
+	assert_int_equal(raft_step(c, &m), KVFS_EPROTO);
+	m.from = 2;
+	m.n_entries = 1; /* entries missing */
+	assert_int_equal(raft_step(c, &m), KVFS_EPROTO);
+	raft_destroy(c);
+}
+
+/* A vote request with an up-to-date log is granted once per term, after persist. */
+static void test_vote_granted_once(void **state)
+{
+	struct raft_core *c = make(1, 3);
+	struct raft_msg m;
+	struct raft_update u;
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_VOTE;
+	m.from = 2;
+	m.to = 1;
+	m.term = 1;
+	assert_int_equal(raft_step(c, &m), 0);
+	m.from = 3;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_true(raft_ready(c, &u));
+	assert_true(u.has_hard_state);
+	assert_int_equal(u.hs.vote, 2);
+	assert_int_equal(u.n_msgs_early, 0); /* answers wait for the persist */
+	assert_int_equal(u.n_msgs, 2);
+	assert_int_equal(u.msgs[0].reject, 0);
+	assert_int_equal(u.msgs[1].reject, 1);
+	raft_advance(c, &u);
+	raft_destroy(c);
+}
+
+/* A follower appends entries, acknowledges after persist and truncates conflicts. */
+static void test_follower_append_and_truncate(void **state)
+{
+	struct raft_core *c = make(1, 3);
+	struct raft_entry es[3] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .data = "a", .len = 1},
+				   {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "b", .len = 1},
+				   {.term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .data = "c", .len = 1}};
+	struct raft_msg m;
+	struct raft_update u;
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	m.from = 2;
+	m.to = 1;
+	m.term = 1;
+	m.entries = es;
+	m.n_entries = 3;
+	m.commit = 1;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.n_entries, 3);
+	assert_int_equal(u.n_msgs, 1);
+	assert_int_equal(u.msgs[0].type, RAFT_MSG_APPEND_RESP);
+	assert_int_equal(u.msgs[0].index, 3);
+	assert_int_equal(u.n_committed, 1);
+	raft_advance(c, &u);
+	/* a new leader of term 2 overwrites index 2.. */
+	struct raft_entry e2 = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "B", .len = 1};
+	m.from = 3;
+	m.term = 2;
+	m.index = 1;
+	m.log_term = 1;
+	m.entries = &e2;
+	m.n_entries = 1;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.truncate_from, 2);
+	assert_int_equal(u.n_entries, 1);
+	assert_int_equal(u.entries[0].term, 2);
+	raft_advance(c, &u);
+	struct raft_status st;
+	raft_status(c, &st);
+	assert_int_equal(st.last_index, 2);
+	/* a mismatching prev gets a rejection with a hint */
+	m.index = 5;
+	m.log_term = 2;
+	m.n_entries = 0;
+	m.entries = NULL;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_true(raft_ready(c, &u));
+	assert_int_equal(u.msgs[0].reject, 1);
+	assert_int_equal(u.msgs[0].hint_index, 3);
+	raft_advance(c, &u);
+	raft_destroy(c);
+}
+
+/* Compaction is bounded by the applied index and keeps the snapshot term. */
+static void test_compact(void **state)
+{
+	struct raft_core *c = single_leader();
+	struct raft_status st;
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(raft_propose(c, "x", 1, NULL, NULL, NULL), 0);
+	drain(c, NULL);
+	assert_int_equal(raft_compact(c, 12, 0), -EINVAL);
+	assert_int_equal(raft_compact(c, 8, 2), 0);
+	raft_status(c, &st);
+	assert_int_equal(st.snap_index, 8);
+	assert_int_equal(st.first_index, 7);
+	assert_int_equal(raft_term_at(c, 8), 1);
+	assert_int_equal(raft_compact(c, 5, 0), -EINVAL);
+	assert_int_equal(raft_snapshot_installed(c, 8), -EINVAL);
+	raft_destroy(c);
+}
+
+/* Membership changes on a single voter: learner added, second change and bad ones refused. */
+static void test_change_rules(void **state)
+{
+	struct raft_core *c = single_leader();
+	uint64_t idx = 0;
+	(void)state;
+	assert_int_equal(raft_change(c, RAFT_REMOVE, 1, NULL, NULL), KVFS_ECONFIG);
+	assert_int_equal(raft_change(c, RAFT_PROMOTE, 1, NULL, NULL), KVFS_ECONFIG);
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 0, "x", NULL), KVFS_ECONFIG);
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 1, "x", NULL), KVFS_ECONFIG);
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", &idx), 0);
+	assert_int_equal(idx, 2);
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 3, "tcp://h:2", NULL), KVFS_EBUSY);
+	struct raft_update u;
+	assert_true(raft_ready(c, &u));
+	assert_true(u.conf_changed);
+	raft_advance(c, &u);
+	drain(c, NULL);
+	const struct raft_conf *conf = raft_conf_get(c);
+	assert_int_equal(conf->n, 2);
+	assert_int_equal(raft_conf_find(conf, 2)->role, RAFT_LEARNER);
+	uint64_t m = 0, n = 0;
+	assert_int_equal(raft_progress(c, 2, &m, &n), 0);
+	assert_int_equal(raft_progress(c, 1, &m, &n), 0);
+	assert_int_equal(raft_progress(c, 9, &m, &n), KVFS_ECONFIG);
+	assert_int_equal(raft_transfer(c, 2), KVFS_ECONFIG); /* a learner cannot lead */
+	assert_int_equal(raft_transfer(c, 1), KVFS_ECONFIG);
+	assert_int_equal(raft_change(c, 99, 2, NULL, NULL), KVFS_ECONFIG);
+	raft_destroy(c);
+}
+
+/* Names of states and message types are printable; the tracer was used. */
+static void test_names_and_tracer(void **state)
+{
+	(void)state;
+	assert_string_equal(raft_state_name(RAFT_LEADER), "leader");
+	assert_string_equal(raft_state_name(RAFT_PRECANDIDATE), "precandidate");
+	assert_string_equal(raft_state_name(RAFT_CANDIDATE), "candidate");
+	assert_string_equal(raft_state_name(RAFT_FOLLOWER), "follower");
+	assert_string_equal(raft_state_name((enum raft_state)0), "?");
+	assert_string_equal(raft_msg_name(RAFT_MSG_APPEND), "append");
+	assert_string_equal(raft_msg_name(200), "?");
+	assert_true(trace_lines > 0);
+	raft_destroy(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_validation),
+		cmocka_unit_test(test_create_from_persisted_state),
+		cmocka_unit_test(test_single_node_commit_after_persist),
+		cmocka_unit_test(test_propose_and_apply),
+		cmocka_unit_test(test_follower_refuses),
+		cmocka_unit_test(test_read_index_single),
+		cmocka_unit_test(test_step_malformed),
+		cmocka_unit_test(test_vote_granted_once),
+		cmocka_unit_test(test_follower_append_and_truncate),
+		cmocka_unit_test(test_compact),
+		cmocka_unit_test(test_change_rules),
+		cmocka_unit_test(test_names_and_tracer),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
