@@ -67,5 +67,5 @@ kvfs_sim_bug5_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=5
 
 RAFT_SH_TESTS = tests/sim/sim-check.sh tests/sim/planted.sh tests/sim/lincheck-cli.sh
 TESTS += $(RAFT_UNIT_TESTS) raft-scenarios $(RAFT_SH_TESTS)
-EXTRA_DIST += $(RAFT_SH_TESTS) tests/sim/regress.txt tests/sim/golden \
+EXTRA_DIST += $(RAFT_SH_TESTS) tests/sim/regress.txt tests/sim/golden tests/sim/README.md \
 	tests/sim/histories

@@ -71,6 +71,14 @@ static const char *name_of(const struct lc_history *h, int64_t id, char *buf, si
 	return buf;
 }
 
+static const char *key_of(const struct lc_history *h, int64_t id, char *buf, size_t len)
+{
+	if (id >= 0 && (size_t)id < h->n_names)
+		return h->names[id];
+	snprintf(buf, len, "k%" PRId64, id);
+	return buf;
+}
+
 static int parse_time(const char *s, int64_t *out)
 {
 	char *end;
@@ -208,7 +216,7 @@ static void write_op(const struct lc_history *h, const struct lc_op *o, FILE *f)
 		}
 	}
 	fprintf(f, "c%d %s %s %s %s %" PRId64 " %s %s\n", o->client, kinds[o->kind],
-		name_of(h, o->key, b4, sizeof(b4)), value, expected, o->call, ret, res);
+		key_of(h, o->key, b4, sizeof(b4)), value, expected, o->call, ret, res);
 }
 
 void lc_history_write(const struct lc_history *h, FILE *f)
@@ -456,7 +464,7 @@ out:
 		fprintf(explain,
 			"key %s: not linearizable. The longest linearizable prefix has %zu of %zu "
 			"operations;\n",
-			name_of(h, ops[0].key, b1, sizeof(b1)), best, n);
+			key_of(h, ops[0].key, b1, sizeof(b1)), best, n);
 		if (stuck_op >= 0) {
 			fprintf(explain, "  then no order explains this operation (register was %s):\n    ",
 				name_of(h, stuck_state, b2, sizeof(b2)));

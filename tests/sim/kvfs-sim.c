@@ -216,7 +216,7 @@ static void membership(struct sim *s, void *arg)
 {
 	struct run *r = arg;
 	uint64_t leader = sim_leader(s);
-	if (r->members_phase == 2 || s->now >= FAULTS_END + 10 * SEC)
+	if (r->members_phase == 2 || s->now >= FAULTS_END)
 		return;
 	sim_schedule_fn(s, s->now + sim_rand_range(s, 500, 2000) * MS, membership, r);
 	if (!leader || s->nodes[leader].busy)
@@ -318,6 +318,10 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 
 	sim_run_until(s, FAULTS_END);
 	uint64_t et = (uint64_t)o.election_ticks * o.tick_us;
+	/* Requests that time out from here on are liveness violations: every
+	 * request must complete within 15 election timeouts + the client's
+	 * timeout of the faults stopping. */
+	s->liveness_from = FAULTS_END + 15 * et + 3 * SEC;
 	sim_run_until(s, FAULTS_END + 15 * et);
 	if (!sim_leader(s))
 		sim_violation(s, "liveness: no leader %llu election timeouts after the faults stopped",

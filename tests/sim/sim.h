@@ -143,7 +143,7 @@ struct sim {
 	struct sim_req **reqs; /* every request of the run (freed at the end) */
 	size_t n_reqs, cap_reqs;
 	bool clients_on;
-	uint64_t liveness_from; /* requests issued after this must complete */
+	uint64_t liveness_from; /* client timeouts from then on are violations */
 	struct sim_stats st;
 	/* acked writes (no acknowledged write lost) */
 	uint64_t *acked_idx, *acked_hash;

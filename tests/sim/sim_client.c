@@ -176,6 +176,15 @@ static void on_timeout(struct sim *s, void *arg)
 	struct sim_req *r = arg;
 	if (r->done)
 		return;
+	/* Liveness: once the faults stopped and the cluster settled, requests
+	 * to members of the configuration must complete, not time out. */
+	uint64_t leader = sim_leader(s);
+	if (s->liveness_from && s->now >= s->liveness_from && leader &&
+	    raft_conf_find(raft_conf_get(s->nodes[leader].core), r->node))
+		sim_violation(s, "liveness: request %llu to n%llu (called at %.3fms) timed out after "
+				 "the faults stopped",
+			      (unsigned long long)r->id, (unsigned long long)r->node,
+			      (double)r->call / 1000.0);
 	/* The client gives up: a write may still take effect later. */
 	finish_req(s, r, LC_UNKNOWN, r->kind != LC_GET);
 }
