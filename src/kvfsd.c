@@ -40,7 +40,8 @@ static void usage(FILE *f)
 		"                          initial members, this node included (bootstrap only;\n"
 		"                          a restarted node uses its stored membership)\n"
 		"  --join                  start with no membership and wait to be added\n"
-		"                          (kvfs member add)\n"
+		"                          (kvfs member add); --cluster then lists where the\n"
+		"                          current members are\n"
 		"  --heartbeat-ms MS       leader heartbeat interval (default 100)\n"
 		"  --election-ms MS        election timeout, randomised in [MS, 2*MS) (default 1000)\n"
 		"  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -296,7 +297,7 @@ int main(int argc, char **argv)
 			if (ncfg.members[i].id == ncfg.id)
 				ncfg.peer_addr = ncfg.members[i].addr;
 	}
-	if (ncfg.n_members) {
+	if (ncfg.n_members && !ncfg.join) {
 		bool self = false;
 		for (int i = 0; i < ncfg.n_members; i++)
 			self |= ncfg.members[i].id == ncfg.id;

@@ -207,6 +207,12 @@ int node_raft_open(struct node *n)
 		goto out;
 	}
 	sync_peers(n);
+	/* A joining node has no membership until its entry reaches it, but must
+	 * answer the leader before that: --cluster tells it where members are. */
+	if (n->net && n->cfg.join)
+		for (int i = 0; i < n->cfg.n_members; i++)
+			if (n->cfg.members[i].id != n->cfg.id)
+				transport_set_peer(n->net, n->cfg.members[i].id, n->cfg.members[i].addr);
 	/* A lone voter has nobody to wait for: let its election timer run out
 	 * now instead of after a randomised timeout (time is an input of the
 	 * core, so this is simply ticking ahead). */

@@ -229,3 +229,93 @@ def run(module_globals):
     _cleanup()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
+
+
+class Cluster:
+    """N kvfsd nodes on 127.0.0.1 with short Raft timings, each on its own
+    peer port (handed out by the kernel) and REST port (bound by kvfsd)."""
+
+    def __init__(self, n, heartbeat_ms=20, election_ms=300, extra=()):
+        self.heartbeat_ms, self.election_ms = heartbeat_ms, election_ms
+        self.extra = list(extra)
+        self.peers = {i: "tcp://127.0.0.1:%d" % free_port() for i in range(1, n + 1)}
+        self.nodes = {}
+        for i in self.peers:
+            self.nodes[i] = self._make(i, cluster=True)
+
+    def _make(self, i, cluster=True, join=False):
+        flags = ["--id", str(i), "--peer", self.peers[i],
+                 "--heartbeat-ms", str(self.heartbeat_ms),
+                 "--election-ms", str(self.election_ms)] + self.extra
+        if cluster or join:
+            flags += ["--cluster", ",".join("%d=%s" % kv for kv in sorted(self.peers.items())
+                                            if kv[0] in self.bootstrap_ids())]
+        if join:
+            flags += ["--join"]
+        return Node(extra=flags, name="node%d" % i)
+
+    def bootstrap_ids(self):
+        return getattr(self, "_boot", None) or set(self.peers)
+
+    def start(self, timeout=30):
+        self._boot = set(self.peers)
+        for n in self.nodes.values():
+            n.start(timeout)
+        self.wait_leader(timeout)
+        return self
+
+    def add_node(self, i, timeout=30):
+        """Starts node i empty with --join (no membership until added)."""
+        self.peers[i] = "tcp://127.0.0.1:%d" % free_port()
+        n = self._make(i, cluster=False, join=True)
+        self.nodes[i] = n
+        n.start(timeout)
+        return n
+
+    def client(self, i):
+        return self.nodes[i].client()
+
+    def health(self, i):
+        try:
+            r = Client(self.nodes[i].url, timeout=2).request("GET", "/health")
+            return r.json()
+        except Exception:
+            return None
+
+    def live(self):
+        return [i for i, n in self.nodes.items() if n.proc and n.proc.poll() is None]
+
+    def leader(self, ids=None):
+        """The leader id all live nodes (or ids) agree on, or None."""
+        seen = set()
+        for i in ids or self.live():
+            h = self.health(i)
+            if not h or not h.get("leader_id"):
+                return None
+            seen.add(h["leader_id"])
+        if len(seen) == 1:
+            lid = seen.pop()
+            return lid if lid in self.live() else None
+        return None
+
+    def wait_leader(self, timeout=30, exclude=None, ids=None):
+        def ok():
+            lid = self.leader(ids)
+            return lid if lid and lid != exclude else None
+        return wait_for(ok, timeout, "a leader agreed by every live node")
+
+    def wait_applied(self, ids=None, timeout=30):
+        """Waits until the given nodes have applied the same index as the leader's commit."""
+        ids = ids or self.live()
+
+        def ok():
+            lid = self.leader()
+            if not lid:
+                return False
+            target = self.health(lid)["commit_index"]
+            return all((self.health(i) or {}).get("applied_index", -1) >= target for i in ids)
+        wait_for(ok, timeout, "nodes %s to catch up" % ids)
+
+    def follower(self, exclude=()):
+        lid = self.wait_leader()
+        return [i for i in self.live() if i != lid and i not in exclude][0]

@@ -1,0 +1,365 @@
+"""Replicated clusters of real kvfsd processes on 127.0.0.1: writes through
+followers, linearizable reads anywhere, kill -9 and SIGSTOP of leaders,
+whole-cluster crashes, a wiped follower rejoining through a snapshot,
+membership changes under load, and a Jepsen-style run whose history is
+checked by the linearizability checker (kvfs-lincheck)."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import BUILDDIR, Client, Cluster, run, tmpdir, wait_for  # noqa: E402
+
+
+def writer_threads(cl, ids, prefix, acked, stop, per_batch=1):
+    """Clients that write unique keys through the given nodes until stop,
+    recording every acknowledged key (and retrying elsewhere on errors)."""
+    def body(t):
+        i = 0
+        c = {n: cl.client(n) for n in ids}
+        while not stop.is_set():
+            node = ids[(t + i) % len(ids)]
+            key = "%s/%d/%d" % (prefix, t, i)
+            try:
+                r = c[node].put(key, [t, i])
+                if r.status == 200:
+                    acked.append(key)
+            except Exception:
+                pass
+            i += 1
+    return [threading.Thread(target=body, args=(t,), daemon=True) for t in range(len(ids) * 2)]
+
+
+def keys_on(cl, i, prefix):
+    r = cl.client(i).request("POST", "/kv/range?consistency=stale",
+                             json_body={"prefix": prefix + "/", "keys_only": True})
+    assert r.status == 200, r
+    return {x["key"] for x in r.json()["results"]}
+
+
+def test_three_nodes_write_via_follower_read_via_another():
+    """A write through one follower is read linearizably through another."""
+    cl = Cluster(3).start()
+    try:
+        lid = cl.wait_leader()
+        f1, f2 = [i for i in cl.nodes if i != lid]
+        r = cl.client(f1).put("x", {"v": 1})
+        assert r.status == 200, r
+        g = cl.client(f2).get("x")
+        assert g.status == 200 and g.json() == {"value": {"v": 1}}, g
+        assert g.headers["etag"] == r.headers["etag"]
+        h = cl.health(f2)
+        assert h["cluster_size"] == 3 and h["leader_node"] and not h["is_leader"]
+        d = cl.client(lid).request("GET", "/debug/replication").json()
+        assert len(d["peers"]) == 3 and all("match_index" in p for p in d["peers"])
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_five_nodes_replicate_everywhere():
+    """Five nodes: every write through any node is applied on all five."""
+    cl = Cluster(5).start()
+    try:
+        for i in cl.nodes:
+            assert cl.client(i).put("k%d" % i, i).status == 200
+        cl.wait_applied()
+        for i in cl.nodes:
+            for j in cl.nodes:
+                g = cl.client(i).get("k%d" % j, stale=True)
+                assert g.json() == {"value": j}, (i, j, g)
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_kill9_leader_during_writes():
+    """kill -9 of the leader mid-stream: writes resume, nothing acknowledged is lost anywhere."""
+    cl = Cluster(3).start()
+    try:
+        acked, stop = [], threading.Event()
+        ts = writer_threads(cl, list(cl.nodes), "kl", acked, stop)
+        [t.start() for t in ts]
+        wait_for(lambda: len(acked) > 200, 30, "writes before the crash")
+        old = cl.wait_leader()
+        cl.nodes[old].kill()
+        before = len(acked)
+        cl.wait_leader(exclude=old)
+        wait_for(lambda: len(acked) > before + 200, 30, "writes after the failover")
+        stop.set()
+        [t.join() for t in ts]
+        cl.nodes[old].start()
+        cl.wait_applied()
+        for i in cl.nodes:
+            got = keys_on(cl, i, "kl")
+            missing = [k for k in acked if k not in got]
+            assert not missing, (i, len(missing), missing[:5])
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_paused_leader_steps_down_and_serves_no_stale_read():
+    """SIGSTOP of the leader: a new leader takes over; the old one, resumed, never serves a stale read."""
+    cl = Cluster(3).start()
+    try:
+        old = cl.wait_leader()
+        assert cl.client(old).put("p", "before").status == 200
+        stale_client = Client(cl.nodes[old].url, timeout=10)
+        cl.nodes[old].proc.send_signal(signal.SIGSTOP)
+        try:
+            others = [i for i in cl.nodes if i != old]
+
+            def new_leader():
+                hs = [cl.health(i) for i in others]
+                ids = {h["leader_id"] for h in hs if h}
+                return ids.pop() if len(ids) == 1 and old not in ids and 0 not in ids else None
+            nl = wait_for(new_leader, 30, "a new leader among the others")
+            assert cl.client(nl).put("p", "after").status == 200
+            # Send the read while the old leader is still paused: it is
+            # answered only after the resume, and must see "after".
+            result = {}
+            t = threading.Thread(target=lambda: result.update(r=stale_client.get("p")))
+            t.start()
+            time.sleep(0.2)  # let the request reach the paused process's socket
+        finally:
+            cl.nodes[old].proc.send_signal(signal.SIGCONT)
+        t.join(30)
+        r = result.get("r")
+        assert r is not None
+        assert r.status != 200 or r.json() == {"value": "after"}, r
+        wait_for(lambda: (cl.health(old) or {}).get("is_leader") is False, 30, "old leader steps down")
+        g = cl.client(old).get("p")
+        assert g.status == 200 and g.json() == {"value": "after"}, g
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_whole_cluster_kill9_and_restart():
+    """kill -9 of every node at once, restart: every acknowledged write is there."""
+    cl = Cluster(3).start()
+    try:
+        acked, stop = [], threading.Event()
+        ts = writer_threads(cl, list(cl.nodes), "wc", acked, stop)
+        [t.start() for t in ts]
+        wait_for(lambda: len(acked) > 300, 30, "acknowledged writes")
+        for n in cl.nodes.values():
+            n.kill()
+        stop.set()
+        [t.join() for t in ts]
+        for n in cl.nodes.values():
+            n.start()
+        cl.wait_leader()
+        cl.wait_applied()
+        for i in cl.nodes:
+            got = keys_on(cl, i, "wc")
+            missing = [k for k in acked if k not in got]
+            assert not missing, (i, len(missing))
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_wiped_follower_rejoins_through_snapshot():
+    """A follower whose data directory was wiped catches up through a snapshot stream."""
+    cl = Cluster(3, extra=["--snapshot-entries", "200"]).start()
+    try:
+        lid = cl.wait_leader()
+        c = cl.client(lid)
+        for b in range(20):
+            items = [{"key": "s/%d/%d" % (b, j), "value": j} for j in range(50)]
+            assert c.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+        for i in range(300):  # enough entries to compact the log past the start
+            assert c.put("seq/%d" % i, i).status == 200
+        victim = [i for i in cl.nodes if i != lid][0]
+        cl.nodes[victim].kill()
+        import shutil
+        shutil.rmtree(os.path.join(cl.nodes[victim].data, "db"))
+        for i in range(300, 600):
+            assert c.put("seq/%d" % i, i).status == 200
+        cl.nodes[victim].start()
+        cl.wait_applied(timeout=60)
+        assert len(keys_on(cl, victim, "s")) == 1000
+        assert len(keys_on(cl, victim, "seq")) == 600
+        m = cl.client(lid).request("GET", "/metrics").body.decode()
+        sent = [l for l in m.splitlines() if l.startswith("kvfs_snapshot_sent_total")][0]
+        assert int(sent.split()[-1]) >= 1, sent
+        # The rejoined node serves linearizable reads and takes writes.
+        assert cl.client(victim).put("after-snap", 1).status == 200
+        assert cl.client(victim).get("seq/599").json() == {"value": 599}
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_membership_add_promote_remove_under_load():
+    """Add a learner, promote it, remove a voter (the leader too) while clients write."""
+    cl = Cluster(3).start()
+    try:
+        acked, stop = [], threading.Event()
+        ts = writer_threads(cl, [1, 2, 3], "mb", acked, stop)
+        [t.start() for t in ts]
+        wait_for(lambda: len(acked) > 100, 30, "writes")
+        new = cl.add_node(4)
+        lid = cl.wait_leader(ids=[1, 2, 3])
+        lc = cl.client(lid)
+        r = lc.request("POST", "/cluster/members",
+                       json_body={"id": 4, "peer": cl.peers[4], "learner": True})
+        assert r.status == 200, r
+        wait_for(lambda: (cl.health(4) or {}).get("applied_index", 0) >=
+                 cl.health(lid)["commit_index"] - 50, 30, "learner catches up")
+        r = lc.request("POST", "/cluster/members/4/promote")
+        assert r.status == 200, r
+        members = lc.request("GET", "/cluster/members").json()["members"]
+        assert {m["id"]: m["learner"] for m in members} == {1: False, 2: False, 3: False, 4: False}
+        # Remove the leader itself.
+        lid = cl.wait_leader()
+        assert lid in (1, 2, 3, 4)
+        r = cl.client(lid).request("DELETE", "/cluster/members/%d" % lid)
+        assert r.status == 200, r
+        survivors = [i for i in cl.nodes if i != lid]
+        nl = wait_for(lambda: next((h["leader_id"] for h in [cl.health(i) for i in survivors]
+                                    if h and h.get("leader_id") in survivors), None),
+                      30, "a leader among the remaining members")
+        cl.nodes[lid].kill()
+        before = len(acked)
+        wait_for(lambda: len(acked) > before + 100, 30, "writes after the removal")
+        stop.set()
+        [t.join() for t in ts]
+        members = cl.client(nl).request("GET", "/cluster/members").json()["members"]
+        assert sorted(m["id"] for m in members) == sorted(survivors)
+        cl.wait_applied(survivors)
+        for i in survivors:
+            got = keys_on(cl, i, "mb")
+            missing = [k for k in acked if k not in got]
+            assert not missing, (i, len(missing))
+        assert new.proc.poll() is None
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_no_quorum_fails_fast_with_503():
+    """With a majority down, requests fail with 503 and a reason within the request timeout."""
+    cl = Cluster(3, extra=["--request-timeout", "1000"]).start()
+    try:
+        lid = cl.wait_leader()
+        survivor = [i for i in cl.nodes if i != lid][0]
+        for i in cl.nodes:
+            if i != survivor:
+                cl.nodes[i].kill()
+        c = Client(cl.nodes[survivor].url, timeout=10)
+        t0 = time.monotonic()
+        r = c.put("nq", 1)
+        assert r.status == 503 and "detail" in r.json(), r
+        g = c.get("nq")
+        assert g.status == 503, g
+        assert time.monotonic() - t0 < 5
+        wait_for(lambda: c.request("GET", "/readyz").status == 503, 10, "readyz 503")
+        assert c.get("nq", stale=True).status == 404
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+LINCHECK = os.path.join(BUILDDIR, "kvfs-lincheck")
+
+
+def test_jepsen_style_history_is_linearizable():
+    """Concurrent put/get/delete/cas on every node while leaders are killed and paused: linearizable."""
+    cl = Cluster(3, extra=["--request-timeout", "2000"]).start()
+    hist, lock, stop = [], threading.Lock(), threading.Event()
+    counter = [0]
+
+    def record(line):
+        with lock:
+            hist.append(line)
+
+    def client(t, node):
+        rnd = random.Random(t)
+        c = Client(cl.nodes[node].url, timeout=3)
+        while not stop.is_set():
+            key = "j%d" % rnd.randrange(12)
+            op = rnd.choice(["put", "put", "get", "get", "delete", "cas"])
+            with lock:
+                counter[0] += 1
+                val = "v%d" % counter[0]
+            t0 = time.monotonic_ns()
+            try:
+                if op == "put":
+                    r = c.put(key, val)
+                    res = "ok" if r.status == 200 else ("?" if r.status >= 500 else "error")
+                    record("c%d put %s %s - %d %s %s" % (t, key, val, t0, "-" if res == "?" else time.monotonic_ns(), res))
+                elif op == "get":
+                    r = c.get(key)
+                    if r.status == 200:
+                        record("c%d get %s - - %d %d %s" % (t, key, t0, time.monotonic_ns(), r.json()["value"]))
+                    elif r.status == 404:
+                        record("c%d get %s - - %d %d absent" % (t, key, t0, time.monotonic_ns()))
+                elif op == "delete":
+                    r = c.delete(key)
+                    res = {200: "found", 404: "absent"}.get(r.status, "?" if r.status >= 500 else "error")
+                    record("c%d delete %s - - %d %s %s" % (t, key, t0, "-" if res == "?" else time.monotonic_ns(), res))
+                else:
+                    # cas = read (recorded as its own get) + conditional write on its revision
+                    g = c.get(key)
+                    t1 = time.monotonic_ns()
+                    if g.status == 200:
+                        record("c%d get %s - - %d %d %s" % (t, key, t0, t1, g.json()["value"]))
+                        exp, hdr = g.json()["value"], {"If-Match": g.headers["etag"]}
+                    elif g.status == 404:
+                        record("c%d get %s - - %d %d absent" % (t, key, t0, t1))
+                        exp, hdr = "absent", {"If-None-Match": "*"}
+                    else:
+                        continue
+                    r = c.put(key, val, headers=hdr)
+                    res = {200: "ok", 412: "fail"}.get(r.status, "?" if r.status >= 500 else "error")
+                    record("c%d cas %s %s %s %d %s %s" % (t, key, val, exp, t1, "-" if res == "?" else time.monotonic_ns(), res))
+            except Exception:
+                if op != "get":
+                    record("c%d %s %s %s %s %d - ?" % (t, op, key, val if op in ("put", "cas") else "-",
+                                                      "absent" if op == "cas" else "-", t0))
+                c = Client(cl.nodes[node].url, timeout=3)
+    try:
+        ts = [threading.Thread(target=client, args=(t, 1 + t % 3), daemon=True) for t in range(6)]
+        [t.start() for t in ts]
+        rnd = random.Random(7)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            lid = cl.wait_leader()
+            if rnd.random() < 0.5:
+                cl.nodes[lid].kill()
+                time.sleep(0.8)
+                cl.nodes[lid].start()
+            else:
+                cl.nodes[lid].proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.8)
+                cl.nodes[lid].proc.send_signal(signal.SIGCONT)
+            time.sleep(0.5)
+        stop.set()
+        [t.join(10) for t in ts]
+    finally:
+        for n in cl.nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+            n.kill()
+    ops = [l for l in hist if not l.endswith(" error")]
+    assert len(ops) > 300, len(ops)
+    # Kept in the build tree for inspection when the check fails.
+    path = os.path.join(BUILDDIR, "jepsen-history.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(ops) + "\n")
+    t0 = time.monotonic()
+    p = subprocess.run([LINCHECK, path], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, (path, p.returncode, p.stdout[-3000:], p.stderr[-2000:])
+    print("    lincheck: %.1fs" % (time.monotonic() - t0))
+    print("    jepsen: %d operations linearizable" % len(ops))
+
+
+if __name__ == "__main__":
+    run(globals())
