@@ -321,6 +321,12 @@ void node_status(struct node *n, struct node_status *out)
 	out->snapshots_received = metric_get(&n->snapshots_received);
 }
 
+void node_set_apply_hook(struct node *n, node_apply_hook fn, void *ud)
+{
+	n->apply_hook = fn;
+	n->apply_hook_ud = ud;
+}
+
 void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud)
 {
 	n->fatal_cb = cb;

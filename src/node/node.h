@@ -150,6 +150,14 @@ void node_status(struct node *n, struct node_status *out);
 /* Registers the node's metrics (call once after node_create). */
 int node_register_metrics(struct node *n);
 
+/* Registers a function the node loop calls after each batch of entries is
+ * durably applied, once per transaction that applied successfully (txn is
+ * the encoded transaction, borrowed for the call; index its revision). It
+ * runs on the node loop thread and must not block (the FUSE front end queues
+ * kernel cache invalidations for a thread of its own). */
+typedef void (*node_apply_hook)(void *ud, uint64_t index, const void *txn, size_t len);
+void node_set_apply_hook(struct node *n, node_apply_hook fn, void *ud);
+
 /* Called (from the node loop) when storage fails and the node stops taking
  * part; the daemon uses it to shut down. */
 void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud);

@@ -67,6 +67,8 @@ struct node {
 	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS];
 	int64_t last_apply_ms;
 	bool applied_now;
+	node_apply_hook apply_hook;
+	void *apply_hook_ud;
 	void (*fatal_cb)(void *);
 	void *fatal_ud;
 

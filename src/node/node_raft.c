@@ -646,6 +646,8 @@ static int apply(struct node *n, const struct raft_update *u)
 					 (unsigned long long)e->index, n->applied_conf.n);
 			}
 			settle(n, e, ke[i].result, ke[i].deleted);
+			if (n->apply_hook && e->type == RAFT_ENTRY_NORMAL && ke[i].result == 0)
+				n->apply_hook(n->apply_hook_ud, e->index, e->data, e->len);
 		}
 		n->applied_now = true;
 		n->last_apply_ms = now_ms();
