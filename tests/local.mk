@@ -4,5 +4,6 @@
 # curl and promtool (Debian: python3, curl, prometheus).
 PYTHON3 = python3
 
-TESTS += tests/integration/test_api.py
-EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py
+TESTS += tests/integration/test_api.py tests/integration/test_cluster.py
+EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py tests/integration/test_cluster.py
+CLEANFILES += jepsen-history.txt

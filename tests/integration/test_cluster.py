@@ -280,51 +280,73 @@ def test_jepsen_style_history_is_linearizable():
         with lock:
             hist.append(line)
 
+    def now():
+        return time.monotonic_ns()
+
+    def outcome(status, ok, other=None):
+        """Maps a write's HTTP status to a history result: 503 and other
+        server errors leave the outcome unknown."""
+        if status in ok:
+            return ok[status]
+        return "?" if status >= 500 else "error"
+
     def client(t, node):
         rnd = random.Random(t)
-        c = Client(cl.nodes[node].url, timeout=3)
+        # No transparent resend: a write must never be sent twice.
+        c = Client(cl.nodes[node].url, timeout=3, retry=False)
         while not stop.is_set():
             key = "j%d" % rnd.randrange(12)
             op = rnd.choice(["put", "put", "get", "get", "delete", "cas"])
             with lock:
                 counter[0] += 1
                 val = "v%d" % counter[0]
-            t0 = time.monotonic_ns()
+            exp, t0 = "absent", now()
             try:
-                if op == "put":
-                    r = c.put(key, val)
-                    res = "ok" if r.status == 200 else ("?" if r.status >= 500 else "error")
-                    record("c%d put %s %s - %d %s %s" % (t, key, val, t0, "-" if res == "?" else time.monotonic_ns(), res))
-                elif op == "get":
+                if op == "get":
                     r = c.get(key)
-                    if r.status == 200:
-                        record("c%d get %s - - %d %d %s" % (t, key, t0, time.monotonic_ns(), r.json()["value"]))
-                    elif r.status == 404:
-                        record("c%d get %s - - %d %d absent" % (t, key, t0, time.monotonic_ns()))
-                elif op == "delete":
-                    r = c.delete(key)
-                    res = {200: "found", 404: "absent"}.get(r.status, "?" if r.status >= 500 else "error")
-                    record("c%d delete %s - - %d %s %s" % (t, key, t0, "-" if res == "?" else time.monotonic_ns(), res))
-                else:
-                    # cas = read (recorded as its own get) + conditional write on its revision
+                    if r.status in (200, 404):
+                        got = r.json()["value"] if r.status == 200 else "absent"
+                        record("c%d get %s - - %d %d %s" % (t, key, t0, now(), got))
+                    continue
+                if op == "cas":
+                    # cas = a read (recorded as a get) + a write conditional on
+                    # the revision read; values are unique, so the revision
+                    # identifies the value.
                     g = c.get(key)
-                    t1 = time.monotonic_ns()
+                    tg = now()
                     if g.status == 200:
-                        record("c%d get %s - - %d %d %s" % (t, key, t0, t1, g.json()["value"]))
                         exp, hdr = g.json()["value"], {"If-Match": g.headers["etag"]}
                     elif g.status == 404:
-                        record("c%d get %s - - %d %d absent" % (t, key, t0, t1))
-                        exp, hdr = "absent", {"If-None-Match": "*"}
+                        hdr = {"If-None-Match": "*"}
                     else:
                         continue
+                    record("c%d get %s - - %d %d %s" % (t, key, t0, tg, exp))
+                    t0 = tg
                     r = c.put(key, val, headers=hdr)
-                    res = {200: "ok", 412: "fail"}.get(r.status, "?" if r.status >= 500 else "error")
-                    record("c%d cas %s %s %s %d %s %s" % (t, key, val, exp, t1, "-" if res == "?" else time.monotonic_ns(), res))
+                    res = outcome(r.status, {200: "ok", 412: "fail"})
+                    line = "c%d cas %s %s %s" % (t, key, val, exp)
+                elif op == "put":
+                    r = c.put(key, val)
+                    res = outcome(r.status, {200: "ok"})
+                    line = "c%d put %s %s -" % (t, key, val)
+                else:
+                    r = c.delete(key)
+                    res = outcome(r.status, {200: "found", 404: "absent"})
+                    line = "c%d delete %s - -" % (t, key)
+                record("%s %d %s %s" % (line, t0, "-" if res == "?" else now(), res))
+            except ConnectionRefusedError:
+                # Never reached a server: no effect, nothing to record.
+                c = Client(cl.nodes[node].url, timeout=3, retry=False)
+                time.sleep(0.05)
             except Exception:
-                if op != "get":
-                    record("c%d %s %s %s %s %d - ?" % (t, op, key, val if op in ("put", "cas") else "-",
-                                                      "absent" if op == "cas" else "-", t0))
-                c = Client(cl.nodes[node].url, timeout=3)
+                # Timed out or cut off: a write may or may not have happened.
+                if op == "cas":
+                    record("c%d cas %s %s %s %d - ?" % (t, key, val, exp, t0))
+                elif op != "get":
+                    record("c%d %s %s %s - %d - ?" % (t, op, key, val if op == "put" else "-", t0))
+                c = Client(cl.nodes[node].url, timeout=3, retry=False)
+                time.sleep(0.05)
+
     try:
         ts = [threading.Thread(target=client, args=(t, 1 + t % 3), daemon=True) for t in range(6)]
         [t.start() for t in ts]

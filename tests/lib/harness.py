@@ -86,10 +86,11 @@ class Response:
 class Client:
     """A keep-alive HTTP client for one base URL."""
 
-    def __init__(self, base, timeout=30):
+    def __init__(self, base, timeout=30, retry=True):
         u = urllib.parse.urlparse(base)
         self.host, self.port = u.hostname, u.port
         self.timeout = timeout
+        self.retry = retry  # resend once on a dropped keep-alive connection
         self.conn = None
 
     def request(self, method, path, body=None, headers=None, json_body=None):
@@ -110,7 +111,7 @@ class Client:
             except (ConnectionError, http.client.HTTPException, socket.timeout, OSError):
                 self.conn.close()
                 self.conn = None
-                if attempt == 1:
+                if attempt == 1 or not self.retry:
                     raise
 
     def close(self):
@@ -155,7 +156,9 @@ class Node:
         ready = os.path.join(self.data, "ready")
         if os.path.exists(ready):
             os.unlink(ready)
-        args = [KVFSD, "--data", os.path.join(self.data, "db"), "--http", "127.0.0.1:0",
+        # A restarted node keeps its REST port, as a real one would.
+        port = self.url.rsplit(":", 1)[1] if self.url else "0"
+        args = [KVFSD, "--data", os.path.join(self.data, "db"), "--http", "127.0.0.1:" + port,
                 "--ready-file", ready] + self.extra
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf)
