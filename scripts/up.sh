@@ -1,11 +1,11 @@
 #!/bin/sh
-# Quick start: installs missing build dependencies (Debian, as root), builds
-# kvfs, and starts kvfsd on its defaults (REST on http://127.0.0.1:8000, data
-# in ./kvfs-data) in the foreground. Ctrl-C stops it cleanly. Extra arguments
-# go to kvfsd (see kvfsd --help).
+# Quick start: installs missing dependencies (Debian, as root), builds kvfs,
+# and starts a local cluster on its defaults: 4 kvfsd nodes with REST on
+# http://127.0.0.1:8000..8003, each keyspace mounted under ./kvfs-run/nodeN/mnt,
+# plus Prometheus on :9090 (scripts/cluster.sh says how to change any of it).
+# Ctrl-C stops everything and unmounts.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh" build
+"$top/scripts/deps.sh"
 "$top/scripts/build.sh"
-echo "kvfs: starting kvfsd (REST on http://127.0.0.1:8000; try: $top/build/kvfs put hello world)"
-exec "$top/build/kvfsd" "$@"
+exec "$top/scripts/cluster.sh" "$@"
