@@ -46,7 +46,11 @@
  *
  * ERRORS. Functions return 0 or a negative code from src/common/err.h
  * (KVFS_ENOTLEADER, KVFS_EBUSY, ...) or -ENOMEM / -EINVAL. On failure nothing
- * was changed unless the function says otherwise.
+ * was changed unless the function says otherwise. Entry data that cannot be
+ * copied is reported as -ENOMEM; failing to grow the small output queues
+ * (messages, read results: bounded by peers, window and pending reads)
+ * aborts the process, as a fail-stop (STYLE 8) rather than a silently
+ * dropped message.
  *
  * LOST PROPOSALS. raft_propose() returns the index and term given to the
  * entry. The proposal succeeded if and only if the entry applied at that

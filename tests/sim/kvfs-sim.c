@@ -105,6 +105,10 @@ static void churn(struct sim *s, void *arg)
 				continue;
 			if (keep && sim_rand_range(s, 0, 1)) {
 				keep--;
+				/* the leader depends on this follower: it may
+				 * crash in the middle of an fsync too */
+				if (sim_rand_range(s, 0, 1) && s->nodes[x].up)
+					s->nodes[x].crash_mode = 1;
 				continue;
 			}
 			sim_cut(s, leader, x, true);
@@ -128,9 +132,9 @@ static void fault(struct sim *s, void *arg)
 
 	if (s->now >= FAULTS_END)
 		return;
-	if (what <= 6) {
+	if (what <= 10) {
 		churn(s, (void *)(uintptr_t)sim_rand_range(s, 2, 6));
-	} else if (what <= 14) {
+	} else if (what <= 16) {
 		uint64_t side[SIM_MAX_NODES];
 		unsigned n = 0;
 		for (uint64_t i = 1; i <= s->o.nodes; i++)
@@ -263,6 +267,7 @@ static void faults_stop(struct sim *s, void *arg)
 	sim_heal(s);
 	s->loss_pct = s->dup_pct = s->spike_pct = 0;
 	s->crash_next_leader = false;
+	s->crash_next_ok = false;
 	for (uint64_t i = 1; i <= s->o.nodes; i++) {
 		s->nodes[i].crash_mode = 0;
 		if (s->nodes[i].up)
@@ -294,7 +299,7 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		 * removal disrupt a cluster without leases; membership
 		 * changes therefore run with check-quorum. */
 		o.check_quorum = (z / 3) % 3 != 0 || mode == MODE_MEMBERSHIP;
-		o.max_batch_entries = 1 + (unsigned)((z / 9) % 16);
+		o.max_batch_entries = 1 + (unsigned)((z / 9) % (z % 2 ? 4 : 16));
 		o.max_inflight = 1 + (unsigned)((z / 144) % 8);
 	}
 	if (sim_init(s, &o))
@@ -311,6 +316,8 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 	for (uint64_t i = 1; i <= o.nodes; i++)
 		sim_restart(s, i);
 	clients_start(s, o.clients);
+	s->crash_next_ok = true;
+	s->check_committed = mode != MODE_MEMBERSHIP;
 	sim_schedule_fn(s, sim_rand_range(s, 500, 2000) * MS, fault, &r);
 	if (mode == MODE_MEMBERSHIP)
 		sim_schedule_fn(s, 3 * SEC, membership, &r);

@@ -121,6 +121,8 @@ struct sim {
 	bool cut[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* cut[a][b]: a->b dropped */
 	unsigned loss_pct, dup_pct, spike_pct;
 	bool crash_next_leader; /* fault: the next new leader crashes soon */
+	bool crash_next_ok;     /* faults still on (delayed crashes happen) */
+	bool check_committed;   /* fixed membership: committed entries unlosable */
 	/* event queue */
 	struct sim_ev *heap;
 	size_t n_heap, cap_heap;
@@ -167,6 +169,7 @@ void sim_run_until(struct sim *s, uint64_t t);
 void sim_crash(struct sim *s, uint64_t id);
 int sim_restart(struct sim *s, uint64_t id);
 void sim_restart_later(struct sim *s, uint64_t id, uint64_t after_us);
+void sim_crash_later(struct sim *s, uint64_t id, uint64_t after_us); /* if faults are on */
 void sim_pause(struct sim *s, uint64_t id, bool on);
 void sim_partition(struct sim *s, const uint64_t *side, unsigned n); /* side vs rest */
 void sim_isolate(struct sim *s, uint64_t id);

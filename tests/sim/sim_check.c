@@ -103,6 +103,7 @@ static void ledger_grow(struct sim *s, uint64_t index)
 struct sim_term {
 	uint64_t leader;
 	uint64_t commit, commit_hash; /* highest index this term's leader committed */
+	uint64_t commit_term;         /* the term of that entry */
 	bool checked;                 /* leader completeness verified */
 };
 
@@ -198,13 +199,20 @@ void check_leaders(struct sim *s)
 			sim_log(s, "n%llu is leader of t%llu", (unsigned long long)i,
 				(unsigned long long)st.term);
 			if (s->crash_next_leader) {
-				/* Nemesis: cut the new leader off before its first
-				 * AppendEntries leaves, then crash it. */
+				/* Nemesis: either cut the new leader off before
+				 * its first AppendEntries leaves, then crash it;
+				 * or crash it while it catches followers up. */
 				s->crash_next_leader = false;
-				sim_log(s, "n%llu isolated at its election, crashes soon",
-					(unsigned long long)i);
-				sim_isolate(s, i);
-				n->crash_mode = 3;
+				if (sim_rand_range(s, 0, 1)) {
+					sim_log(s, "n%llu isolated at its election, crashes soon",
+						(unsigned long long)i);
+					sim_isolate(s, i);
+					n->crash_mode = 3;
+				} else {
+					sim_log(s, "n%llu will crash soon after its election",
+						(unsigned long long)i);
+					sim_crash_later(s, i, sim_rand_range(s, 5, 300) * 1000ULL);
+				}
 			}
 		} else if (t->leader != i) {
 			sim_violation(s, "election safety: n%llu and n%llu both lead t%llu",
@@ -216,13 +224,83 @@ void check_leaders(struct sim *s)
 			if (h) {
 				t->commit = st.commit;
 				t->commit_hash = h;
+				t->commit_term = raft_term_at(n->core, st.commit);
 			}
 		}
 	}
 }
 
+/* Last (term, index) of a node's durable log. */
+static void durable_last(const struct sim_node *n, uint64_t *term, uint64_t *index)
+{
+	const struct sim_disk *d = &n->disk;
+	*index = d->base_index + d->n_log;
+	if (d->n_log)
+		*term = d->log[d->n_log - 1].e.term;
+	else if (*index == d->snap.index)
+		*term = d->snap.term;
+	else
+		*term = 0; /* NEVER: the base of a compacted log is the snapshot */
+}
+
+/*
+ * The invariant behind Leader Completeness (Raft §5.4.3): an entry committed
+ * by a leader is durable on a quorum of voters whose logs are at least as
+ * up-to-date as any log lacking it, so no server lacking it can collect a
+ * quorum of votes. Checked directly, it fails as soon as a committed entry
+ * becomes losable, without waiting for the crash that would lose it.
+ * (Fixed configurations only: kvfs-sim enables it outside membership runs.)
+ */
+static void check_committed_safe(struct sim *s)
+{
+	uint64_t top = 0, top_term = 0, voters = s->o.nodes;
+	for (uint64_t t = 1; t < s->n_terms; t++) {
+		if (s->terms[t].commit > top) {
+			top = s->terms[t].commit;
+			top_term = s->terms[t].commit_term;
+		}
+	}
+	if (!top || !top_term)
+		return;
+	for (uint64_t x = 1; x <= s->o.nodes; x++) {
+		struct sim_node *nx = &s->nodes[x];
+		uint64_t xt, xi;
+		bool has;
+		if (nx->up) {
+			struct raft_status st;
+			raft_status(nx->core, &st);
+			xi = st.last_index;
+			xt = raft_term_at(nx->core, xi);
+			has = st.snap_index >= top || raft_term_at(nx->core, top) == top_term;
+		} else {
+			durable_last(nx, &xt, &xi);
+			const struct sim_disk *d = &nx->disk;
+			has = d->snap.index >= top ||
+			      (top > d->base_index && top <= d->base_index + d->n_log &&
+			       d->log[top - d->base_index - 1].e.term == top_term);
+		}
+		if (has)
+			continue;
+		unsigned votes = 0;
+		for (uint64_t v = 1; v <= s->o.nodes; v++) {
+			uint64_t vt, vi;
+			durable_last(&s->nodes[v], &vt, &vi);
+			if (v == x || xt > vt || (xt == vt && xi >= vi))
+				votes++;
+		}
+		if (votes >= voters / 2 + 1)
+			sim_violation(s,
+				      "committed entry %llu (t%llu) is losable: n%llu lacks it and "
+				      "could win %u votes",
+				      (unsigned long long)top, (unsigned long long)top_term,
+				      (unsigned long long)x, votes);
+	}
+}
+
 void check_after_record(struct sim *s, struct sim_node *n)
 {
+	if (s->check_committed && n->up)
+		check_committed_safe(s);
 	struct raft_status st;
 	if (!n->up)
 		return;

@@ -704,6 +704,20 @@ void sim_restart_later(struct sim *s, uint64_t id, uint64_t after_us)
 	sim_schedule_fn(s, s->now + after_us, restart_fn, (void *)(uintptr_t)id);
 }
 
+static void crash_fn(struct sim *s, void *arg)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	if (!s->nodes[id].up || !s->crash_next_ok)
+		return;
+	sim_crash(s, id);
+	sim_restart_later(s, id, sim_rand_range(s, 100, 2000) * 1000ULL);
+}
+
+void sim_crash_later(struct sim *s, uint64_t id, uint64_t after_us)
+{
+	sim_schedule_fn(s, s->now + after_us, crash_fn, (void *)(uintptr_t)id);
+}
+
 void sim_pause(struct sim *s, uint64_t id, bool on)
 {
 	struct sim_node *n = &s->nodes[id];
