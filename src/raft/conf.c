@@ -123,13 +123,13 @@ static bool conf_equal(const struct raft_conf *a, const struct raft_conf *b)
 
 /* The configuration in effect at index (latest configuration entry at or
  * before index, else the one as of the log offset). */
-void conf_at(const struct raft_core *c, uint64_t index, struct raft_conf *out)
+void raft_conf_at(const struct raft_core *c, uint64_t index, struct raft_conf *out)
 {
-	uint64_t last = log_last_index(&c->log);
+	uint64_t last = raft_log_last_index(&c->log);
 	if (index > last)
 		index = last;
 	for (uint64_t i = index; i > c->log.offset; i--) {
-		const struct raft_entry *e = log_get(&c->log, i);
+		const struct raft_entry *e = raft_log_get(&c->log, i);
 		if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(out, e->data, e->len) == 0)
 			return;
 	}
@@ -138,27 +138,27 @@ void conf_at(const struct raft_core *c, uint64_t index, struct raft_conf *out)
 
 /* Recomputes the configuration in effect from the log (after a truncation or
  * a snapshot) and resynchronises the leader's progress table. */
-void conf_refresh(struct raft_core *c)
+void raft_conf_refresh(struct raft_core *c)
 {
 	uint64_t idx = c->log.offset;
-	for (uint64_t i = log_last_index(&c->log); i > c->log.offset; i--) {
-		const struct raft_entry *e = log_get(&c->log, i);
+	for (uint64_t i = raft_log_last_index(&c->log); i > c->log.offset; i--) {
+		const struct raft_entry *e = raft_log_get(&c->log, i);
 		if (e->type == RAFT_ENTRY_CONF) {
 			idx = i;
 			break;
 		}
 	}
 	struct raft_conf conf;
-	conf_at(c, idx, &conf);
+	raft_conf_at(c, idx, &conf);
 	if (!conf_equal(&conf, &c->conf))
 		c->conf_changed = true;
 	c->conf = conf;
 	c->conf_index = idx;
 	if (c->state == RAFT_LEADER)
-		progress_sync_conf(c);
+		raft_progress_sync_conf(c);
 }
 
-void conf_update_snap_buf(struct raft_core *c)
+void raft_conf_update_snap_buf(struct raft_core *c)
 {
 	int n = raft_conf_encode(&c->snap.conf, c->snap_conf_buf, sizeof(c->snap_conf_buf));
 	c->snap_conf_len = n > 0 ? (size_t)n : 0;

@@ -14,7 +14,7 @@
 
 #include "raft/impl.h"
 
-void rtrace(struct raft_core *c, int level, const char *fmt, ...)
+void raft_rtrace(struct raft_core *c, int level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -31,7 +31,7 @@ void rtrace(struct raft_core *c, int level, const char *fmt, ...)
 }
 
 /* splitmix64: tiny, seedable, good enough for timeouts. */
-uint64_t rand_u64(struct raft_core *c)
+uint64_t raft_rand_u64(struct raft_core *c)
 {
 	uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -40,18 +40,18 @@ uint64_t rand_u64(struct raft_core *c)
 }
 
 /* Raft §5.2: election timeouts chosen randomly from a fixed interval. */
-void reset_randomized_timeout(struct raft_core *c)
+void raft_reset_randomized_timeout(struct raft_core *c)
 {
 	c->randomized_timeout =
-		c->cfg.election_ticks + (unsigned)(rand_u64(c) % c->cfg.election_ticks);
+	    c->cfg.election_ticks + (unsigned)(raft_rand_u64(c) % c->cfg.election_ticks);
 }
 
-unsigned quorum(const struct raft_core *c)
+unsigned raft_quorum(const struct raft_core *c)
 {
 	return raft_conf_voters(&c->conf) / 2 + 1;
 }
 
-bool is_voter(const struct raft_core *c, uint64_t id)
+bool raft_is_voter(const struct raft_core *c, uint64_t id)
 {
 	const struct raft_server *s = raft_conf_find(&c->conf, id);
 	return s && s->role == RAFT_VOTER;
@@ -72,7 +72,7 @@ static struct out_msg *out_push(struct out_list *l)
 	return o;
 }
 
-struct out_msg *send_msg_entries(struct raft_core *c, bool early, uint8_t type, uint64_t to)
+struct out_msg *raft_send_msg_entries(struct raft_core *c, bool early, uint8_t type, uint64_t to)
 {
 	struct out_msg *o = out_push(early ? &c->early : &c->late);
 	o->m.type = type;
@@ -82,12 +82,12 @@ struct out_msg *send_msg_entries(struct raft_core *c, bool early, uint8_t type, 
 	return o;
 }
 
-struct raft_msg *send_msg(struct raft_core *c, bool early, uint8_t type, uint64_t to)
+struct raft_msg *raft_send_msg(struct raft_core *c, bool early, uint8_t type, uint64_t to)
 {
-	return &send_msg_entries(c, early, type, to)->m;
+	return &raft_send_msg_entries(c, early, type, to)->m;
 }
 
-int push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int status)
+int raft_push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int status)
 {
 	if (c->n_out_reads == c->cap_out_reads) {
 		size_t cap = c->cap_out_reads ? c->cap_out_reads * 2 : 16;
@@ -101,8 +101,7 @@ int push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int stat
 	return 0;
 }
 
-int raft_create(const struct raft_config *cfg, const struct raft_init *init,
-		struct raft_core **out)
+int raft_create(const struct raft_config *cfg, const struct raft_init *init, struct raft_core **out)
 {
 	struct raft_core *c;
 
@@ -134,31 +133,32 @@ int raft_create(const struct raft_config *cfg, const struct raft_init *init,
 		c->snap.term = 0;
 		c->snap.conf = init->conf;
 	}
-	log_init(&c->log, init->snap.index, init->snap.term);
+	raft_log_init(&c->log, init->snap.index, init->snap.term);
 	for (size_t i = 0; i < init->n_entries; i++) {
 		const struct raft_entry *e = &init->entries[i];
-		if (e->index != log_last_index(&c->log) + 1 || e->term < log_last_term(&c->log) ||
-		    e->term > c->term || (e->len && !e->data))
+		if (e->index != raft_log_last_index(&c->log) + 1 ||
+		    e->term < raft_log_last_term(&c->log) || e->term > c->term ||
+		    (e->len && !e->data))
 			goto err_after_alloc;
-		if (log_append(&c->log, e->term, e->type, e->data, e->len))
+		if (raft_log_append(&c->log, e->term, e->type, e->data, e->len))
 			goto err_after_alloc;
 	}
-	c->persisted = log_last_index(&c->log);
+	c->persisted = raft_log_last_index(&c->log);
 	c->commit = c->applied = init->snap.index;
-	conf_update_snap_buf(c);
+	raft_conf_update_snap_buf(c);
 	c->state = RAFT_FOLLOWER;
-	conf_refresh(c);
+	raft_conf_refresh(c);
 	c->conf_changed = false;
-	reset_randomized_timeout(c);
-	rtrace(c, RAFT_TRACE_INFO, "start vote=%llu snap=%llu/%llu last=%llu voters=%u",
-	       (unsigned long long)c->vote, (unsigned long long)c->snap.index,
-	       (unsigned long long)c->snap.term, (unsigned long long)log_last_index(&c->log),
-	       raft_conf_voters(&c->conf));
+	raft_reset_randomized_timeout(c);
+	raft_rtrace(c, RAFT_TRACE_INFO, "start vote=%llu snap=%llu/%llu last=%llu voters=%u",
+		    (unsigned long long)c->vote, (unsigned long long)c->snap.index,
+		    (unsigned long long)c->snap.term,
+		    (unsigned long long)raft_log_last_index(&c->log), raft_conf_voters(&c->conf));
 	*out = c;
 	return 0;
 
 err_after_alloc:
-	log_free(&c->log);
+	raft_log_free(&c->log);
 	free(c);
 	return -EINVAL;
 }
@@ -167,7 +167,7 @@ void raft_destroy(struct raft_core *c)
 {
 	if (!c)
 		return;
-	log_free(&c->log);
+	raft_log_free(&c->log);
 	for (size_t i = 0; i < c->n_chunks; i++)
 		free((void *)c->chunks[i].data);
 	free(c->chunks);
@@ -185,9 +185,9 @@ void raft_tick(struct raft_core *c)
 {
 	assert(!c->in_ready);
 	if (c->state == RAFT_LEADER)
-		leader_tick(c);
+		raft_leader_tick(c);
 	else
-		tick_election(c);
+		raft_tick_election(c);
 }
 
 static bool from_leader(uint8_t t)
@@ -211,10 +211,11 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 			bool lease = c->cfg.check_quorum && c->leader != 0 &&
 				     c->election_elapsed < c->cfg.election_ticks;
 			if (lease && !m->transfer) {
-				rtrace(c, RAFT_TRACE_DEBUG,
-				       "ignore %s from %llu t%llu: leader %llu is alive",
-				       raft_msg_name(m->type), (unsigned long long)m->from,
-				       (unsigned long long)m->term, (unsigned long long)c->leader);
+				raft_rtrace(c, RAFT_TRACE_DEBUG,
+					    "ignore %s from %llu t%llu: leader %llu is alive",
+					    raft_msg_name(m->type), (unsigned long long)m->from,
+					    (unsigned long long)m->term,
+					    (unsigned long long)c->leader);
 				return 0;
 			}
 		}
@@ -223,19 +224,19 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 		} else if (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject) {
 			/* a granted pre-vote carries the future term */
 		} else {
-			rtrace(c, RAFT_TRACE_INFO, "newer term %llu from %llu (%s)",
-			       (unsigned long long)m->term, (unsigned long long)m->from,
-			       raft_msg_name(m->type));
-			become_follower(c, m->term, from_leader(m->type) ? m->from : 0);
+			raft_rtrace(c, RAFT_TRACE_INFO, "newer term %llu from %llu (%s)",
+				    (unsigned long long)m->term, (unsigned long long)m->from,
+				    raft_msg_name(m->type));
+			raft_become_follower(c, m->term, from_leader(m->type) ? m->from : 0);
 		}
 	} else if (m->term < c->term) {
 		if ((c->cfg.check_quorum || c->cfg.pre_vote) &&
 		    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
 			/* Tell a stale leader about the new term, or it would
 			 * keep a lease-holding cluster from ever electing. */
-			send_msg(c, false, RAFT_MSG_APPEND_RESP, m->from)->reject = 0;
+			raft_send_msg(c, false, RAFT_MSG_APPEND_RESP, m->from)->reject = 0;
 		} else if (m->type == RAFT_MSG_PREVOTE) {
-			send_msg(c, false, RAFT_MSG_PREVOTE_RESP, m->from)->reject = 1;
+			raft_send_msg(c, false, RAFT_MSG_PREVOTE_RESP, m->from)->reject = 1;
 		}
 		return 0;
 	}
@@ -243,10 +244,10 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 	switch (m->type) {
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PREVOTE:
-		return step_vote_request(c, m);
+		return raft_step_vote_request(c, m);
 	case RAFT_MSG_VOTE_RESP:
 	case RAFT_MSG_PREVOTE_RESP:
-		step_vote_response(c, m);
+		raft_step_vote_response(c, m);
 		return 0;
 	default:
 		break;
@@ -255,49 +256,49 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 	if (c->state == RAFT_LEADER) {
 		switch (m->type) {
 		case RAFT_MSG_APPEND_RESP:
-			step_append_response(c, m);
+			raft_step_append_response(c, m);
 			break;
 		case RAFT_MSG_HEARTBEAT_RESP:
-			step_heartbeat_response(c, m);
+			raft_step_heartbeat_response(c, m);
 			break;
 		case RAFT_MSG_SNAPSHOT_RESP:
-			step_snapshot_response(c, m);
+			raft_step_snapshot_response(c, m);
 			break;
 		case RAFT_MSG_READ_INDEX:
-			step_read_index(c, m);
+			raft_step_read_index(c, m);
 			break;
 		default:
 			/* Two leaders in one term cannot exist. */
-			rtrace(c, RAFT_TRACE_DEBUG, "leader ignores %s from %llu",
-			       raft_msg_name(m->type), (unsigned long long)m->from);
+			raft_rtrace(c, RAFT_TRACE_DEBUG, "leader ignores %s from %llu",
+				    raft_msg_name(m->type), (unsigned long long)m->from);
 			break;
 		}
 		return 0;
 	}
 
 	if (from_leader(m->type) && c->state != RAFT_FOLLOWER)
-		become_follower(c, m->term, m->from); /* §5.2: lost the election */
+		raft_become_follower(c, m->term, m->from); /* §5.2: lost the election */
 
 	switch (m->type) {
 	case RAFT_MSG_APPEND:
-		return step_append(c, m);
+		return raft_step_append(c, m);
 	case RAFT_MSG_HEARTBEAT:
-		step_heartbeat(c, m);
+		raft_step_heartbeat(c, m);
 		return 0;
 	case RAFT_MSG_SNAPSHOT:
-		return step_snapshot(c, m);
+		return raft_step_snapshot(c, m);
 	case RAFT_MSG_TIMEOUT_NOW:
-		if (is_voter(c, c->id)) {
-			rtrace(c, RAFT_TRACE_INFO, "timeout-now from %llu: campaign",
-			       (unsigned long long)m->from);
-			campaign(c, false, true);
+		if (raft_is_voter(c, c->id)) {
+			raft_rtrace(c, RAFT_TRACE_INFO, "timeout-now from %llu: campaign",
+				    (unsigned long long)m->from);
+			raft_campaign(c, false, true);
 		}
 		return 0;
 	case RAFT_MSG_READ_INDEX:
-		step_read_index(c, m); /* answers with a rejection */
+		raft_step_read_index(c, m); /* answers with a rejection */
 		return 0;
 	case RAFT_MSG_READ_INDEX_RESP:
-		step_read_index_resp(c, m);
+		raft_step_read_index_resp(c, m);
 		return 0;
 	default:
 		return 0; /* stale responses to a role we no longer have */
@@ -321,8 +322,9 @@ static size_t flatten(struct raft_core *c, struct out_list *l)
 		struct raft_msg m = o->m;
 		if (o->lo) {
 			uint64_t hi = o->lo + m.n_entries - 1;
-			const struct raft_entry *e = log_get(&c->log, o->lo);
-			if (!e || !log_get(&c->log, hi) || log_term(&c->log, hi) != o->last_term)
+			const struct raft_entry *e = raft_log_get(&c->log, o->lo);
+			if (!e || !raft_log_get(&c->log, hi) ||
+			    raft_log_term(&c->log, hi) != o->last_term)
 				continue;
 			m.entries = e;
 		}
@@ -337,12 +339,12 @@ static size_t flatten(struct raft_core *c, struct out_list *l)
 
 bool raft_ready(struct raft_core *c, struct raft_update *u)
 {
-	uint64_t last = log_last_index(&c->log);
+	uint64_t last = raft_log_last_index(&c->log);
 
 	assert(!c->in_ready);
 	memset(u, 0, sizeof(*u));
 	if (c->state == RAFT_LEADER)
-		reads_start_round(c);
+		raft_reads_start_round(c);
 
 	u->n_msgs_early = flatten(c, &c->early);
 	u->msgs_early = c->early.flat;
@@ -367,7 +369,7 @@ bool raft_ready(struct raft_core *c, struct raft_update *u)
 		if (from <= c->log.offset)
 			from = c->log.offset + 1;
 		if (from <= last) {
-			u->entries = log_get(&c->log, from);
+			u->entries = raft_log_get(&c->log, from);
 			u->n_entries = (size_t)(last - from + 1);
 			c->ready_has_entries = true;
 			c->ready_last_entry = last;
@@ -389,7 +391,7 @@ bool raft_ready(struct raft_core *c, struct raft_update *u)
 			uint64_t from = c->applied + 1;
 			if (hi - from + 1 > c->cfg.max_apply)
 				hi = from + c->cfg.max_apply - 1;
-			u->committed = log_get(&c->log, from);
+			u->committed = raft_log_get(&c->log, from);
 			u->n_committed = (size_t)(hi - from + 1);
 			c->ready_has_committed = true;
 			c->ready_last_committed = hi;
@@ -430,8 +432,8 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	c->conf_changed = false;
 	memset(u, 0, sizeof(*u));
 	/* Thesis §10.2.1: the leader's own persist counts only now. */
-	if (c->state == RAFT_LEADER && maybe_commit(c))
-		bcast_append(c);
+	if (c->state == RAFT_LEADER && raft_maybe_commit(c))
+		raft_bcast_append(c);
 }
 
 void raft_status(const struct raft_core *c, struct raft_status *st)
@@ -446,7 +448,7 @@ void raft_status(const struct raft_core *c, struct raft_status *st)
 	st->applied = c->applied;
 	st->persisted = c->persisted;
 	st->first_index = c->log.offset + 1;
-	st->last_index = log_last_index(&c->log);
+	st->last_index = raft_log_last_index(&c->log);
 	st->snap_index = c->snap.index;
 	st->snap_term = c->snap.term;
 	st->transferee = c->transferee;
@@ -461,7 +463,7 @@ uint64_t raft_term_at(const struct raft_core *c, uint64_t index)
 {
 	if (index == c->snap.index)
 		return c->snap.term;
-	return log_term(&c->log, index);
+	return raft_log_term(&c->log, index);
 }
 
 int raft_progress(const struct raft_core *c, uint64_t id, uint64_t *match, uint64_t *next)
@@ -470,7 +472,7 @@ int raft_progress(const struct raft_core *c, uint64_t id, uint64_t *match, uint6
 		return KVFS_ENOTLEADER;
 	if (id == c->id) {
 		*match = c->persisted;
-		*next = log_last_index(&c->log) + 1;
+		*next = raft_log_last_index(&c->log) + 1;
 		return 0;
 	}
 	for (unsigned i = 0; i < c->n_prs; i++) {
@@ -501,8 +503,8 @@ const char *raft_state_name(enum raft_state s)
 const char *raft_msg_name(uint8_t type)
 {
 	static const char *const names[] = {
-		"?",         "append",     "append-resp",  "heartbeat",     "heartbeat-resp",
-		"vote",      "vote-resp",  "prevote",      "prevote-resp",  "snapshot",
-		"snap-resp", "timeout-now", "read-index",  "read-index-resp"};
+	    "?",	 "append",	"append-resp", "heartbeat",	 "heartbeat-resp",
+	    "vote",	 "vote-resp",	"prevote",     "prevote-resp",	 "snapshot",
+	    "snap-resp", "timeout-now", "read-index",  "read-index-resp"};
 	return type < RAFT_MSG_TYPE_MAX ? names[type] : "?";
 }

@@ -49,7 +49,7 @@ struct progress {
 	bool voter;
 	uint64_t match, next;
 	enum progress_state state;
-	bool probe_sent;     /* PROBE: one append in flight, wait for its answer */
+	bool probe_sent;		      /* PROBE: one append in flight, wait for its answer */
 	uint64_t inflight[RAFT_INFLIGHT_CAP]; /* REPLICATE: last index per append */
 	unsigned in_head, in_count;
 	bool recent_active;  /* heard from since the last check-quorum */
@@ -63,9 +63,9 @@ struct progress {
 /* A ReadIndex request held by the leader. */
 struct pending_read {
 	uint64_t ctx;
-	uint64_t from;  /* self or the follower that forwarded it */
+	uint64_t from;	/* self or the follower that forwarded it */
 	uint64_t index; /* read index, 0 while the leader has no commit in its term */
-	uint64_t seq;   /* heartbeat round confirming it, 0 = not yet sent */
+	uint64_t seq;	/* heartbeat round confirming it, 0 = not yet sent */
 };
 
 /* A ReadIndex request a follower forwarded to its leader. */
@@ -79,7 +79,7 @@ struct fwd_read {
  * pointers into the log by raft_ready(). */
 struct out_msg {
 	struct raft_msg m;
-	uint64_t lo;      /* first entry index, 0 = none */
+	uint64_t lo;	    /* first entry index, 0 = none */
 	uint64_t last_term; /* term of the last entry, to detect truncation */
 };
 
@@ -99,8 +99,8 @@ struct raft_core {
 	uint64_t term, vote;
 	struct raft_hard_state hs_saved;
 	struct raft_log log;
-	uint64_t persisted;      /* entries durable up to here */
-	uint64_t truncate_from;  /* pending truncation of durable entries */
+	uint64_t persisted;	/* entries durable up to here */
+	uint64_t truncate_from; /* pending truncation of durable entries */
 
 	/* Volatile state. */
 	enum raft_state state;
@@ -112,8 +112,8 @@ struct raft_core {
 	uint8_t snap_conf_buf[RAFT_CONF_ENCODED_MAX];
 	size_t snap_conf_len;
 	struct raft_conf base_conf; /* membership as of log.offset */
-	struct raft_conf conf;      /* latest in the log */
-	uint64_t conf_index;        /* index of the entry holding conf (or <= offset) */
+	struct raft_conf conf;	    /* latest in the log */
+	uint64_t conf_index;	    /* index of the entry holding conf (or <= offset) */
 	bool conf_changed;
 
 	/* Timers. */
@@ -158,72 +158,72 @@ struct raft_core {
 };
 
 /* core.c */
-void rtrace(struct raft_core *c, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-uint64_t rand_u64(struct raft_core *c);
-void reset_randomized_timeout(struct raft_core *c);
-struct raft_msg *send_msg(struct raft_core *c, bool early, uint8_t type, uint64_t to);
-struct out_msg *send_msg_entries(struct raft_core *c, bool early, uint8_t type, uint64_t to);
-int push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int status);
-unsigned quorum(const struct raft_core *c);
-bool is_voter(const struct raft_core *c, uint64_t id);
+void raft_rtrace(struct raft_core *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+uint64_t raft_rand_u64(struct raft_core *c);
+void raft_reset_randomized_timeout(struct raft_core *c);
+struct raft_msg *raft_send_msg(struct raft_core *c, bool early, uint8_t type, uint64_t to);
+struct out_msg *raft_send_msg_entries(struct raft_core *c, bool early, uint8_t type, uint64_t to);
+int raft_push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int status);
+unsigned raft_quorum(const struct raft_core *c);
+bool raft_is_voter(const struct raft_core *c, uint64_t id);
 
 /* log.c */
-void log_init(struct raft_log *l, uint64_t offset, uint64_t offset_term);
-void log_free(struct raft_log *l);
-uint64_t log_last_index(const struct raft_log *l);
-uint64_t log_last_term(const struct raft_log *l);
-uint64_t log_term(const struct raft_log *l, uint64_t index);
-const struct raft_entry *log_get(const struct raft_log *l, uint64_t index);
-int log_append(struct raft_log *l, uint64_t term, uint8_t type, const void *data, size_t len);
-void log_truncate(struct raft_log *l, uint64_t from);
-void log_compact(struct raft_log *l, uint64_t upto);
-void log_reset(struct raft_log *l, uint64_t offset, uint64_t offset_term);
+void raft_log_init(struct raft_log *l, uint64_t offset, uint64_t offset_term);
+void raft_log_free(struct raft_log *l);
+uint64_t raft_log_last_index(const struct raft_log *l);
+uint64_t raft_log_last_term(const struct raft_log *l);
+uint64_t raft_log_term(const struct raft_log *l, uint64_t index);
+const struct raft_entry *raft_log_get(const struct raft_log *l, uint64_t index);
+int raft_log_append(struct raft_log *l, uint64_t term, uint8_t type, const void *data, size_t len);
+void raft_log_truncate(struct raft_log *l, uint64_t from);
+void raft_log_compact(struct raft_log *l, uint64_t upto);
+void raft_log_reset(struct raft_log *l, uint64_t offset, uint64_t offset_term);
 
 /* conf.c */
-void conf_at(const struct raft_core *c, uint64_t index, struct raft_conf *out);
-void conf_refresh(struct raft_core *c);
-void conf_update_snap_buf(struct raft_core *c);
+void raft_conf_at(const struct raft_core *c, uint64_t index, struct raft_conf *out);
+void raft_conf_refresh(struct raft_core *c);
+void raft_conf_update_snap_buf(struct raft_core *c);
 
 /* election.c */
-void become_follower(struct raft_core *c, uint64_t term, uint64_t leader);
-void campaign(struct raft_core *c, bool pre, bool transfer);
-void tick_election(struct raft_core *c);
-int step_vote_request(struct raft_core *c, const struct raft_msg *m);
-void step_vote_response(struct raft_core *c, const struct raft_msg *m);
+void raft_become_follower(struct raft_core *c, uint64_t term, uint64_t leader);
+void raft_campaign(struct raft_core *c, bool pre, bool transfer);
+void raft_tick_election(struct raft_core *c);
+int raft_step_vote_request(struct raft_core *c, const struct raft_msg *m);
+void raft_step_vote_response(struct raft_core *c, const struct raft_msg *m);
 
 /* replication.c */
-void progress_reset_all(struct raft_core *c);
-void progress_sync_conf(struct raft_core *c);
-struct progress *progress_get(struct raft_core *c, uint64_t id);
-bool send_append(struct raft_core *c, struct progress *pr, bool allow_empty);
-void bcast_append(struct raft_core *c);
-void bcast_heartbeat(struct raft_core *c);
-bool maybe_commit(struct raft_core *c);
-void leader_tick(struct raft_core *c);
-void step_append_response(struct raft_core *c, const struct raft_msg *m);
-void step_heartbeat_response(struct raft_core *c, const struct raft_msg *m);
-void send_timeout_now(struct raft_core *c, uint64_t to);
+void raft_progress_reset_all(struct raft_core *c);
+void raft_progress_sync_conf(struct raft_core *c);
+struct progress *raft_progress_get(struct raft_core *c, uint64_t id);
+bool raft_send_append(struct raft_core *c, struct progress *pr, bool allow_empty);
+void raft_bcast_append(struct raft_core *c);
+void raft_bcast_heartbeat(struct raft_core *c);
+bool raft_maybe_commit(struct raft_core *c);
+void raft_leader_tick(struct raft_core *c);
+void raft_step_append_response(struct raft_core *c, const struct raft_msg *m);
+void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m);
+void raft_send_timeout_now(struct raft_core *c, uint64_t to);
 
 /* recv_append.c */
-int step_append(struct raft_core *c, const struct raft_msg *m);
-void step_heartbeat(struct raft_core *c, const struct raft_msg *m);
-int append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n);
+int raft_step_append(struct raft_core *c, const struct raft_msg *m);
+void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m);
+int raft_append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n);
 
 /* read.c */
-int leader_read(struct raft_core *c, uint64_t ctx, uint64_t from);
-void reads_on_commit(struct raft_core *c);
-void reads_start_round(struct raft_core *c);
-void reads_check(struct raft_core *c);
-void reads_fail_all(struct raft_core *c, int status);
-void fwd_fail(struct raft_core *c, bool all, int status);
-void fwd_tick(struct raft_core *c);
-void step_read_index(struct raft_core *c, const struct raft_msg *m);
-void step_read_index_resp(struct raft_core *c, const struct raft_msg *m);
+int raft_leader_read(struct raft_core *c, uint64_t ctx, uint64_t from);
+void raft_reads_on_commit(struct raft_core *c);
+void raft_reads_start_round(struct raft_core *c);
+void raft_reads_check(struct raft_core *c);
+void raft_reads_fail_all(struct raft_core *c, int status);
+void raft_fwd_fail(struct raft_core *c, bool all, int status);
+void raft_fwd_tick(struct raft_core *c);
+void raft_step_read_index(struct raft_core *c, const struct raft_msg *m);
+void raft_step_read_index_resp(struct raft_core *c, const struct raft_msg *m);
 
 /* snapshot.c */
-void send_snapshot(struct raft_core *c, struct progress *pr);
-int step_snapshot(struct raft_core *c, const struct raft_msg *m);
-void step_snapshot_response(struct raft_core *c, const struct raft_msg *m);
+void raft_send_snapshot(struct raft_core *c, struct progress *pr);
+int raft_step_snapshot(struct raft_core *c, const struct raft_msg *m);
+void raft_step_snapshot_response(struct raft_core *c, const struct raft_msg *m);
 
 #endif

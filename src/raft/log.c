@@ -12,7 +12,7 @@
 
 #include "raft/impl.h"
 
-void log_init(struct raft_log *l, uint64_t offset, uint64_t offset_term)
+void raft_log_init(struct raft_log *l, uint64_t offset, uint64_t offset_term)
 {
 	memset(l, 0, sizeof(*l));
 	l->offset = offset;
@@ -25,7 +25,7 @@ static void entry_free(struct raft_entry *e)
 	e->data = NULL;
 }
 
-void log_free(struct raft_log *l)
+void raft_log_free(struct raft_log *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		entry_free(&l->e[i]);
@@ -34,18 +34,18 @@ void log_free(struct raft_log *l)
 	l->n = l->cap = 0;
 }
 
-uint64_t log_last_index(const struct raft_log *l)
+uint64_t raft_log_last_index(const struct raft_log *l)
 {
 	return l->offset + l->n;
 }
 
-uint64_t log_last_term(const struct raft_log *l)
+uint64_t raft_log_last_term(const struct raft_log *l)
 {
 	return l->n ? l->e[l->n - 1].term : l->offset_term;
 }
 
 /* Term of index, or 0 when it is neither held nor the offset. */
-uint64_t log_term(const struct raft_log *l, uint64_t index)
+uint64_t raft_log_term(const struct raft_log *l, uint64_t index)
 {
 	if (index == l->offset)
 		return l->offset_term;
@@ -54,7 +54,7 @@ uint64_t log_term(const struct raft_log *l, uint64_t index)
 	return l->e[index - l->offset - 1].term;
 }
 
-const struct raft_entry *log_get(const struct raft_log *l, uint64_t index)
+const struct raft_entry *raft_log_get(const struct raft_log *l, uint64_t index)
 {
 	if (index <= l->offset || index > l->offset + l->n)
 		return NULL;
@@ -62,7 +62,7 @@ const struct raft_entry *log_get(const struct raft_log *l, uint64_t index)
 }
 
 /* Appends a copy of data as the next entry. Returns 0 or -ENOMEM. */
-int log_append(struct raft_log *l, uint64_t term, uint8_t type, const void *data, size_t len)
+int raft_log_append(struct raft_log *l, uint64_t term, uint8_t type, const void *data, size_t len)
 {
 	void *copy = NULL;
 
@@ -80,17 +80,14 @@ int log_append(struct raft_log *l, uint64_t term, uint8_t type, const void *data
 			return -ENOMEM;
 		memcpy(copy, data, len);
 	}
-	l->e[l->n] = (struct raft_entry){.term = term,
-					 .index = l->offset + l->n + 1,
-					 .type = type,
-					 .data = copy,
-					 .len = len};
+	l->e[l->n] = (struct raft_entry){
+	    .term = term, .index = l->offset + l->n + 1, .type = type, .data = copy, .len = len};
 	l->n++;
 	return 0;
 }
 
 /* Drops every entry with index >= from. */
-void log_truncate(struct raft_log *l, uint64_t from)
+void raft_log_truncate(struct raft_log *l, uint64_t from)
 {
 	assert(from > l->offset);
 	while (l->offset + l->n >= from && l->n > 0) {
@@ -100,7 +97,7 @@ void log_truncate(struct raft_log *l, uint64_t from)
 }
 
 /* Drops every entry with index <= upto (upto must be held). */
-void log_compact(struct raft_log *l, uint64_t upto)
+void raft_log_compact(struct raft_log *l, uint64_t upto)
 {
 	if (upto <= l->offset)
 		return;
@@ -116,7 +113,7 @@ void log_compact(struct raft_log *l, uint64_t upto)
 }
 
 /* Discards everything; the log restarts after offset. */
-void log_reset(struct raft_log *l, uint64_t offset, uint64_t offset_term)
+void raft_log_reset(struct raft_log *l, uint64_t offset, uint64_t offset_term)
 {
 	for (size_t i = 0; i < l->n; i++)
 		entry_free(&l->e[i]);

@@ -25,8 +25,8 @@ static int check_leader(struct raft_core *c, uint64_t *leader_hint)
 	return 0;
 }
 
-int raft_propose_batch(struct raft_core *c, const void *const *data, const size_t *lens,
-		       size_t n, uint64_t *first_index, uint64_t *term, uint64_t *leader_hint)
+int raft_propose_batch(struct raft_core *c, const void *const *data, const size_t *lens, size_t n,
+		       uint64_t *first_index, uint64_t *term, uint64_t *leader_hint)
 {
 	int rv;
 
@@ -36,11 +36,11 @@ int raft_propose_batch(struct raft_core *c, const void *const *data, const size_
 		return rv;
 	if (n == 0)
 		return -EINVAL;
-	uint64_t first = log_last_index(&c->log) + 1;
+	uint64_t first = raft_log_last_index(&c->log) + 1;
 	for (size_t i = 0; i < n; i++) {
-		rv = log_append(&c->log, c->term, RAFT_ENTRY_NORMAL, data[i], lens[i]);
+		rv = raft_log_append(&c->log, c->term, RAFT_ENTRY_NORMAL, data[i], lens[i]);
 		if (rv) {
-			log_truncate(&c->log, first); /* all or nothing */
+			raft_log_truncate(&c->log, first); /* all or nothing */
 			return rv;
 		}
 	}
@@ -48,15 +48,15 @@ int raft_propose_batch(struct raft_core *c, const void *const *data, const size_
 		*first_index = first;
 	if (term)
 		*term = c->term;
-	rtrace(c, RAFT_TRACE_DEBUG, "propose %zu at %llu", n, (unsigned long long)first);
-	bcast_append(c);
-	if (maybe_commit(c))
-		bcast_append(c);
+	raft_rtrace(c, RAFT_TRACE_DEBUG, "propose %zu at %llu", n, (unsigned long long)first);
+	raft_bcast_append(c);
+	if (raft_maybe_commit(c))
+		raft_bcast_append(c);
 	return 0;
 }
 
-int raft_propose(struct raft_core *c, const void *data, size_t len, uint64_t *index,
-		 uint64_t *term, uint64_t *leader_hint)
+int raft_propose(struct raft_core *c, const void *data, size_t len, uint64_t *index, uint64_t *term,
+		 uint64_t *leader_hint)
 {
 	return raft_propose_batch(c, &data, &len, 1, index, term, leader_hint);
 }
@@ -107,16 +107,16 @@ int raft_change(struct raft_core *c, enum raft_change_kind kind, uint64_t id, co
 	len = raft_conf_encode(&conf, buf, sizeof(buf));
 	if (len < 0)
 		return KVFS_ECONFIG;
-	struct raft_entry e = {.term = c->term, .type = RAFT_ENTRY_CONF, .data = buf,
-			       .len = (size_t)len};
-	rv = append_entries_local(c, &e, 1);
+	struct raft_entry e = {
+	    .term = c->term, .type = RAFT_ENTRY_CONF, .data = buf, .len = (size_t)len};
+	rv = raft_append_entries_local(c, &e, 1);
 	if (rv)
 		return rv;
 	if (index)
-		*index = log_last_index(&c->log);
-	bcast_append(c);
-	if (maybe_commit(c))
-		bcast_append(c);
+		*index = raft_log_last_index(&c->log);
+	raft_bcast_append(c);
+	if (raft_maybe_commit(c))
+		raft_bcast_append(c);
 	return 0;
 }
 
@@ -134,19 +134,19 @@ int raft_transfer(struct raft_core *c, uint64_t target)
 			}
 		}
 	}
-	if (target == c->id || !is_voter(c, target))
+	if (target == c->id || !raft_is_voter(c, target))
 		return KVFS_ECONFIG;
-	struct progress *pr = progress_get(c, target);
+	struct progress *pr = raft_progress_get(c, target);
 	if (NEVER(!pr))
 		return KVFS_ECONFIG;
 	c->transferee = target;
 	c->election_elapsed = 0; /* the transfer gets one election timeout */
-	rtrace(c, RAFT_TRACE_INFO, "transfer leadership to %llu (match %llu of %llu)",
-	       (unsigned long long)target, (unsigned long long)pr->match,
-	       (unsigned long long)log_last_index(&c->log));
-	if (pr->match == log_last_index(&c->log))
-		send_timeout_now(c, target);
+	raft_rtrace(c, RAFT_TRACE_INFO, "transfer leadership to %llu (match %llu of %llu)",
+		    (unsigned long long)target, (unsigned long long)pr->match,
+		    (unsigned long long)raft_log_last_index(&c->log));
+	if (pr->match == raft_log_last_index(&c->log))
+		raft_send_timeout_now(c, target);
 	else
-		send_append(c, pr, true);
+		raft_send_append(c, pr, true);
 	return 0;
 }

@@ -73,15 +73,15 @@
 /* Membership                                                                */
 
 #define RAFT_MAX_SERVERS 16 /* voters + learners in one configuration */
-#define RAFT_ADDR_MAX 96    /* address string, NUL included */
+#define RAFT_ADDR_MAX	 96 /* address string, NUL included */
 
 enum raft_role {
-	RAFT_VOTER = 1,   /* counts towards quorums, may campaign */
+	RAFT_VOTER = 1,	  /* counts towards quorums, may campaign */
 	RAFT_LEARNER = 2, /* receives the log, never votes nor campaigns */
 };
 
 struct raft_server {
-	uint64_t id;              /* nonzero, unique in the configuration */
+	uint64_t id; /* nonzero, unique in the configuration */
 	enum raft_role role;
 	char addr[RAFT_ADDR_MAX]; /* opaque to the core, e.g. tcp://127.0.0.1:7001 */
 };
@@ -133,8 +133,8 @@ enum raft_entry_type {
 struct raft_entry {
 	uint64_t term;
 	uint64_t index;
-	uint8_t type;      /* enum raft_entry_type */
-	const void *data;  /* owned by the core (see the loop contract) */
+	uint8_t type;	  /* enum raft_entry_type */
+	const void *data; /* owned by the core (see the loop contract) */
 	size_t len;
 };
 
@@ -142,18 +142,18 @@ struct raft_entry {
 /* Messages                                                                  */
 
 enum raft_msg_type {
-	RAFT_MSG_APPEND = 1,       /* AppendEntries */
-	RAFT_MSG_APPEND_RESP,      /* its answer */
-	RAFT_MSG_HEARTBEAT,        /* empty AppendEntries; carries read_seq */
+	RAFT_MSG_APPEND = 1,  /* AppendEntries */
+	RAFT_MSG_APPEND_RESP, /* its answer */
+	RAFT_MSG_HEARTBEAT,   /* empty AppendEntries; carries read_seq */
 	RAFT_MSG_HEARTBEAT_RESP,
-	RAFT_MSG_VOTE,             /* RequestVote */
+	RAFT_MSG_VOTE, /* RequestVote */
 	RAFT_MSG_VOTE_RESP,
-	RAFT_MSG_PREVOTE,          /* pre-vote (thesis §9.6): term is term+1 */
+	RAFT_MSG_PREVOTE, /* pre-vote (thesis §9.6): term is term+1 */
 	RAFT_MSG_PREVOTE_RESP,
-	RAFT_MSG_SNAPSHOT,         /* InstallSnapshot, one chunk */
+	RAFT_MSG_SNAPSHOT, /* InstallSnapshot, one chunk */
 	RAFT_MSG_SNAPSHOT_RESP,
-	RAFT_MSG_TIMEOUT_NOW,      /* leadership transfer: campaign now */
-	RAFT_MSG_READ_INDEX,       /* follower asks the leader for a read index */
+	RAFT_MSG_TIMEOUT_NOW, /* leadership transfer: campaign now */
+	RAFT_MSG_READ_INDEX,  /* follower asks the leader for a read index */
 	RAFT_MSG_READ_INDEX_RESP,
 	RAFT_MSG_TYPE_MAX
 };
@@ -221,21 +221,21 @@ struct raft_tracer {
 };
 
 struct raft_config {
-	uint64_t id;               /* this server, nonzero */
-	uint64_t seed;             /* PRNG seed (mixed with id) */
-	unsigned election_ticks;   /* election timeout, randomised in [e, 2e) */
-	unsigned heartbeat_ticks;  /* < election_ticks */
-	unsigned max_batch_entries;/* per AppendEntries (0: 64) */
-	size_t max_batch_bytes;    /* per AppendEntries (0: 1 MiB) */
-	unsigned max_inflight;     /* AppendEntries in flight per follower (0: 8) */
-	unsigned max_apply;        /* committed entries per record (0: 256) */
-	bool pre_vote;             /* thesis §9.6 */
-	bool check_quorum;         /* leader steps down without a majority, and
-				      followers that hear from a leader ignore
-				      vote requests (leases, thesis §4.2.3):
-				      needed by clusters that change membership,
-				      or removed servers disrupt them */
-	struct raft_tracer tracer; /* optional */
+	uint64_t id;		    /* this server, nonzero */
+	uint64_t seed;		    /* PRNG seed (mixed with id) */
+	unsigned election_ticks;    /* election timeout, randomised in [e, 2e) */
+	unsigned heartbeat_ticks;   /* < election_ticks */
+	unsigned max_batch_entries; /* per AppendEntries (0: 64) */
+	size_t max_batch_bytes;	    /* per AppendEntries (0: 1 MiB) */
+	unsigned max_inflight;	    /* AppendEntries in flight per follower (0: 8) */
+	unsigned max_apply;	    /* committed entries per record (0: 256) */
+	bool pre_vote;		    /* thesis §9.6 */
+	bool check_quorum;	    /* leader steps down without a majority, and
+				       followers that hear from a leader ignore
+				       vote requests (leases, thesis §4.2.3):
+				       needed by clusters that change membership,
+				       or removed servers disrupt them */
+	struct raft_tracer tracer;  /* optional */
 };
 
 struct raft_hard_state {
@@ -244,8 +244,8 @@ struct raft_hard_state {
 };
 
 struct raft_snapshot_meta {
-	uint64_t index; /* last index covered, 0 = no snapshot */
-	uint64_t term;  /* term of that entry */
+	uint64_t index;	       /* last index covered, 0 = no snapshot */
+	uint64_t term;	       /* term of that entry */
 	struct raft_conf conf; /* membership at index */
 };
 
@@ -257,8 +257,8 @@ struct raft_snapshot_meta {
  */
 struct raft_init {
 	struct raft_hard_state hs;
-	struct raft_snapshot_meta snap;   /* snap.index = 0 if none */
-	struct raft_conf conf;            /* used only when snap.index == 0 */
+	struct raft_snapshot_meta snap;	  /* snap.index = 0 if none */
+	struct raft_conf conf;		  /* used only when snap.index == 0 */
 	const struct raft_entry *entries; /* the persisted entries after snap.index,
 					     consecutive; borrowed (copied) */
 	size_t n_entries;
@@ -313,17 +313,17 @@ int raft_read_index(struct raft_core *core, uint64_t ctx);
 /* Membership change kinds (one server at a time, thesis §4.1). */
 enum raft_change_kind {
 	RAFT_ADD_LEARNER = 1, /* add id/addr as learner */
-	RAFT_PROMOTE,         /* learner id becomes a voter */
-	RAFT_ADD_VOTER,       /* add id/addr directly as a voter */
-	RAFT_REMOVE,          /* remove id (voter or learner, may be the leader) */
+	RAFT_PROMOTE,	      /* learner id becomes a voter */
+	RAFT_ADD_VOTER,	      /* add id/addr directly as a voter */
+	RAFT_REMOVE,	      /* remove id (voter or learner, may be the leader) */
 };
 
 /* Proposes a configuration entry. Leader only (KVFS_ENOTLEADER + hint).
  * KVFS_EBUSY while a previous change is uncommitted or the leader has not
  * committed an entry of its term yet; KVFS_ECONFIG if the change makes no
  * sense (unknown id, duplicate, would remove the last voter, too many). */
-int raft_change(struct raft_core *core, enum raft_change_kind kind, uint64_t id,
-		const char *addr, uint64_t *index);
+int raft_change(struct raft_core *core, enum raft_change_kind kind, uint64_t id, const char *addr,
+		uint64_t *index);
 
 /* Starts a leadership transfer to target (0: the most up-to-date voter).
  * Leader only. Proposals are refused (KVFS_EBUSY) until it completes or is

@@ -21,16 +21,16 @@
 static void deliver(struct raft_core *c, const struct pending_read *r, int status)
 {
 	if (r->from == c->id) {
-		push_read_result(c, r->ctx, r->index, status);
+		raft_push_read_result(c, r->ctx, r->index, status);
 		return;
 	}
-	struct raft_msg *m = send_msg(c, true, RAFT_MSG_READ_INDEX_RESP, r->from);
+	struct raft_msg *m = raft_send_msg(c, true, RAFT_MSG_READ_INDEX_RESP, r->from);
 	m->ctx = r->ctx;
 	m->index = r->index;
 	m->reject = status != 0;
 }
 
-int leader_read(struct raft_core *c, uint64_t ctx, uint64_t from)
+int raft_leader_read(struct raft_core *c, uint64_t ctx, uint64_t from)
 {
 	struct pending_read r = {.ctx = ctx, .from = from, .index = 0, .seq = 0};
 	bool ready_term = c->commit >= c->term_start;
@@ -43,7 +43,7 @@ int leader_read(struct raft_core *c, uint64_t ctx, uint64_t from)
 	deliver(c, &r, 0);
 	return 0;
 #endif
-	if (ready_term && raft_conf_voters(&c->conf) == 1 && is_voter(c, c->id)) {
+	if (ready_term && raft_conf_voters(&c->conf) == 1 && raft_is_voter(c, c->id)) {
 		deliver(c, &r, 0);
 		return 0;
 	}
@@ -60,12 +60,12 @@ int leader_read(struct raft_core *c, uint64_t ctx, uint64_t from)
 }
 
 /* The leader's first commit in its term: reads waiting for it get the index. */
-void reads_on_commit(struct raft_core *c)
+void raft_reads_on_commit(struct raft_core *c)
 {
 	for (size_t i = 0; i < c->n_reads; i++)
 		if (!c->reads[i].index)
 			c->reads[i].index = c->commit;
-	if (raft_conf_voters(&c->conf) == 1 && is_voter(c, c->id)) {
+	if (raft_conf_voters(&c->conf) == 1 && raft_is_voter(c, c->id)) {
 		for (size_t i = 0; i < c->n_reads; i++)
 			deliver(c, &c->reads[i], 0);
 		c->n_reads = 0;
@@ -73,7 +73,7 @@ void reads_on_commit(struct raft_core *c)
 }
 
 /* Called when a record is built: one heartbeat round for all new reads. */
-void reads_start_round(struct raft_core *c)
+void raft_reads_start_round(struct raft_core *c)
 {
 	bool any = false;
 	for (size_t i = 0; i < c->n_reads; i++) {
@@ -85,19 +85,20 @@ void reads_start_round(struct raft_core *c)
 		}
 	}
 	if (any) {
-		rtrace(c, RAFT_TRACE_DEBUG, "read round %llu", (unsigned long long)c->read_seq);
-		bcast_heartbeat(c);
+		raft_rtrace(c, RAFT_TRACE_DEBUG, "read round %llu",
+			    (unsigned long long)c->read_seq);
+		raft_bcast_heartbeat(c);
 	}
 }
 
 /* Delivers every read whose round a majority of voters confirmed. */
-void reads_check(struct raft_core *c)
+void raft_reads_check(struct raft_core *c)
 {
 	size_t k = 0;
-	unsigned q = quorum(c);
+	unsigned q = raft_quorum(c);
 	for (size_t i = 0; i < c->n_reads; i++) {
 		struct pending_read *r = &c->reads[i];
-		unsigned acks = is_voter(c, c->id) ? 1 : 0;
+		unsigned acks = raft_is_voter(c, c->id) ? 1 : 0;
 		if (r->seq) {
 			for (unsigned j = 0; j < c->n_prs; j++)
 				if (c->prs[j].voter && c->prs[j].read_acked >= r->seq)
@@ -111,7 +112,7 @@ void reads_check(struct raft_core *c)
 	c->n_reads = k;
 }
 
-void reads_fail_all(struct raft_core *c, int status)
+void raft_reads_fail_all(struct raft_core *c, int status)
 {
 	for (size_t i = 0; i < c->n_reads; i++)
 		deliver(c, &c->reads[i], status);
@@ -120,24 +121,24 @@ void reads_fail_all(struct raft_core *c, int status)
 
 /* Fails forwarded reads: all of them, or those sent to another leader than
  * the current one. */
-void fwd_fail(struct raft_core *c, bool all, int status)
+void raft_fwd_fail(struct raft_core *c, bool all, int status)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < c->n_fwd; i++) {
 		if (all || c->fwd[i].leader != c->leader)
-			push_read_result(c, c->fwd[i].ctx, 0, status);
+			raft_push_read_result(c, c->fwd[i].ctx, 0, status);
 		else
 			c->fwd[k++] = c->fwd[i];
 	}
 	c->n_fwd = k;
 }
 
-void fwd_tick(struct raft_core *c)
+void raft_fwd_tick(struct raft_core *c)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < c->n_fwd; i++) {
 		if (++c->fwd[i].ticks >= 2 * c->cfg.election_ticks)
-			push_read_result(c, c->fwd[i].ctx, 0, KVFS_ETIMEDOUT);
+			raft_push_read_result(c, c->fwd[i].ctx, 0, KVFS_ETIMEDOUT);
 		else
 			c->fwd[k++] = c->fwd[i];
 	}
@@ -148,7 +149,7 @@ int raft_read_index(struct raft_core *c, uint64_t ctx)
 {
 	assert(!c->in_ready);
 	if (c->state == RAFT_LEADER)
-		return leader_read(c, ctx, c->id);
+		return raft_leader_read(c, ctx, c->id);
 	if (!c->leader)
 		return KVFS_ENOLEADER;
 	if (c->n_fwd == c->cap_fwd) {
@@ -160,30 +161,30 @@ int raft_read_index(struct raft_core *c, uint64_t ctx)
 		c->cap_fwd = cap;
 	}
 	c->fwd[c->n_fwd++] = (struct fwd_read){ctx, c->leader, 0};
-	send_msg(c, true, RAFT_MSG_READ_INDEX, c->leader)->ctx = ctx;
+	raft_send_msg(c, true, RAFT_MSG_READ_INDEX, c->leader)->ctx = ctx;
 	return 0;
 }
 
-void step_read_index(struct raft_core *c, const struct raft_msg *m)
+void raft_step_read_index(struct raft_core *c, const struct raft_msg *m)
 {
 	if (c->state != RAFT_LEADER) {
-		struct raft_msg *r = send_msg(c, true, RAFT_MSG_READ_INDEX_RESP, m->from);
+		struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_READ_INDEX_RESP, m->from);
 		r->ctx = m->ctx;
 		r->reject = 1;
 		return;
 	}
-	if (leader_read(c, m->ctx, m->from) != 0) {
+	if (raft_leader_read(c, m->ctx, m->from) != 0) {
 		struct pending_read r = {.ctx = m->ctx, .from = m->from};
 		deliver(c, &r, KVFS_EBUSY);
 	}
 }
 
-void step_read_index_resp(struct raft_core *c, const struct raft_msg *m)
+void raft_step_read_index_resp(struct raft_core *c, const struct raft_msg *m)
 {
 	for (size_t i = 0; i < c->n_fwd; i++) {
 		if (c->fwd[i].ctx != m->ctx || c->fwd[i].leader != m->from)
 			continue;
-		push_read_result(c, m->ctx, m->index, m->reject ? KVFS_ENOTLEADER : 0);
+		raft_push_read_result(c, m->ctx, m->index, m->reject ? KVFS_ENOTLEADER : 0);
 		c->fwd[i] = c->fwd[--c->n_fwd];
 		return;
 	}

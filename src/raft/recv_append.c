@@ -27,20 +27,20 @@ static void note_conf(struct raft_core *c, const struct raft_entry *e, uint64_t 
 	c->conf = conf;
 	c->conf_index = index;
 	c->conf_changed = true;
-	rtrace(c, RAFT_TRACE_INFO, "configuration at %llu: %u servers, %u voters",
-	       (unsigned long long)index, conf.n, raft_conf_voters(&conf));
+	raft_rtrace(c, RAFT_TRACE_INFO, "configuration at %llu: %u servers, %u voters",
+		    (unsigned long long)index, conf.n, raft_conf_voters(&conf));
 	if (c->state == RAFT_LEADER)
-		progress_sync_conf(c);
+		raft_progress_sync_conf(c);
 }
 
 /* Appends copies of entries (already checked to follow the log). */
-int append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n)
+int raft_append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int rv = log_append(&c->log, e[i].term, e[i].type, e[i].data, e[i].len);
+		int rv = raft_log_append(&c->log, e[i].term, e[i].type, e[i].data, e[i].len);
 		if (rv)
 			return rv;
-		note_conf(c, &e[i], log_last_index(&c->log));
+		note_conf(c, &e[i], raft_log_last_index(&c->log));
 	}
 	return 0;
 }
@@ -48,16 +48,16 @@ int append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t
 static void truncate_from(struct raft_core *c, uint64_t from)
 {
 	assert(from > c->commit);
-	rtrace(c, RAFT_TRACE_INFO, "truncate conflicting suffix from %llu (last %llu)",
-	       (unsigned long long)from, (unsigned long long)log_last_index(&c->log));
-	log_truncate(&c->log, from);
+	raft_rtrace(c, RAFT_TRACE_INFO, "truncate conflicting suffix from %llu (last %llu)",
+		    (unsigned long long)from, (unsigned long long)raft_log_last_index(&c->log));
+	raft_log_truncate(&c->log, from);
 	if (from <= c->persisted) {
 		c->persisted = from - 1;
 		if (!c->truncate_from || from < c->truncate_from)
 			c->truncate_from = from;
 	}
 	if (c->conf_index >= from)
-		conf_refresh(c);
+		raft_conf_refresh(c);
 }
 
 static void reply(struct raft_core *c, const struct raft_msg *m, bool reject, uint64_t index)
@@ -67,19 +67,19 @@ static void reply(struct raft_core *c, const struct raft_msg *m, bool reject, ui
 #else
 	bool early = false;
 #endif
-	struct raft_msg *r = send_msg(c, early, RAFT_MSG_APPEND_RESP, m->from);
+	struct raft_msg *r = raft_send_msg(c, early, RAFT_MSG_APPEND_RESP, m->from);
 	r->reject = reject;
 	r->index = index;
 	if (reject) {
-		uint64_t last = log_last_index(&c->log);
+		uint64_t last = raft_log_last_index(&c->log);
 		if (m->index > last) {
 			r->hint_index = last + 1;
 			r->hint_term = 0;
 		} else {
-			uint64_t t = log_term(&c->log, m->index);
+			uint64_t t = raft_log_term(&c->log, m->index);
 			uint64_t i = m->index;
 			while (i - 1 > c->log.offset && i - 1 > c->commit &&
-			       log_term(&c->log, i - 1) == t)
+			       raft_log_term(&c->log, i - 1) == t)
 				i--;
 			r->hint_index = i;
 			r->hint_term = t;
@@ -87,7 +87,7 @@ static void reply(struct raft_core *c, const struct raft_msg *m, bool reject, ui
 	}
 }
 
-int step_append(struct raft_core *c, const struct raft_msg *m)
+int raft_step_append(struct raft_core *c, const struct raft_msg *m)
 {
 	uint64_t last;
 
@@ -99,11 +99,11 @@ int step_append(struct raft_core *c, const struct raft_msg *m)
 		reply(c, m, false, c->commit);
 		return 0;
 	}
-	last = log_last_index(&c->log);
-	if (m->index > last || log_term(&c->log, m->index) != m->log_term) {
-		rtrace(c, RAFT_TRACE_DEBUG, "reject append prev=%llu/%llu (last %llu)",
-		       (unsigned long long)m->index, (unsigned long long)m->log_term,
-		       (unsigned long long)last);
+	last = raft_log_last_index(&c->log);
+	if (m->index > last || raft_log_term(&c->log, m->index) != m->log_term) {
+		raft_rtrace(c, RAFT_TRACE_DEBUG, "reject append prev=%llu/%llu (last %llu)",
+			    (unsigned long long)m->index, (unsigned long long)m->log_term,
+			    (unsigned long long)last);
 		reply(c, m, true, m->index);
 		return 0;
 	}
@@ -111,18 +111,19 @@ int step_append(struct raft_core *c, const struct raft_msg *m)
 	for (; k < m->n_entries; k++) {
 		const struct raft_entry *e = &m->entries[k];
 		uint64_t idx = m->index + 1 + k;
-		if (idx > log_last_index(&c->log))
+		if (idx > raft_log_last_index(&c->log))
 			break;
-		if (log_term(&c->log, idx) != e->term) {
+		if (raft_log_term(&c->log, idx) != e->term) {
 #if RAFT_PLANT_BUG == 4
 			/* BUG: replaces the conflicting entries but keeps the
 			 * stale suffix beyond the new ones. */
-			uint64_t old_last = log_last_index(&c->log);
+			uint64_t old_last = raft_log_last_index(&c->log);
 			uint64_t new_last = m->index + m->n_entries;
 			size_t ns = old_last > new_last ? (size_t)(old_last - new_last) : 0;
 			struct raft_entry *saved = calloc(ns + 1, sizeof(*saved));
 			for (size_t j = 0; j < ns; j++) {
-				const struct raft_entry *x = log_get(&c->log, new_last + 1 + j);
+				const struct raft_entry *x =
+				    raft_log_get(&c->log, new_last + 1 + j);
 				saved[j] = *x;
 				void *d = x->len ? malloc(x->len) : NULL;
 				if (x->len)
@@ -130,8 +131,8 @@ int step_append(struct raft_core *c, const struct raft_msg *m)
 				saved[j].data = d;
 			}
 			truncate_from(c, idx);
-			append_entries_local(c, m->entries + k, m->n_entries - k);
-			append_entries_local(c, saved, ns);
+			raft_append_entries_local(c, m->entries + k, m->n_entries - k);
+			raft_append_entries_local(c, saved, ns);
 			for (size_t j = 0; j < ns; j++)
 				free((void *)saved[j].data);
 			free(saved);
@@ -143,7 +144,7 @@ int step_append(struct raft_core *c, const struct raft_msg *m)
 		}
 	}
 	if (k < m->n_entries) {
-		int rv = append_entries_local(c, m->entries + k, m->n_entries - k);
+		int rv = raft_append_entries_local(c, m->entries + k, m->n_entries - k);
 		if (rv)
 			return rv;
 	}
@@ -151,20 +152,20 @@ int step_append(struct raft_core *c, const struct raft_msg *m)
 	uint64_t nc = m->commit < last_new ? m->commit : last_new;
 	if (nc > c->commit) {
 		c->commit = nc;
-		rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)nc);
+		raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)nc);
 	}
 	reply(c, m, false, last_new);
 	return 0;
 }
 
-void step_heartbeat(struct raft_core *c, const struct raft_msg *m)
+void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
-	uint64_t last = log_last_index(&c->log);
+	uint64_t last = raft_log_last_index(&c->log);
 	uint64_t nc = m->commit < last ? m->commit : last;
 	if (nc > c->commit && !c->install_pending)
 		c->commit = nc;
-	struct raft_msg *r = send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	r->read_seq = m->read_seq;
 }

@@ -18,7 +18,7 @@
 
 #include "raft/impl.h"
 
-struct progress *progress_get(struct raft_core *c, uint64_t id)
+struct progress *raft_progress_get(struct raft_core *c, uint64_t id)
 {
 	for (unsigned i = 0; i < c->n_prs; i++)
 		if (c->prs[i].id == id)
@@ -30,14 +30,14 @@ static void progress_init(struct raft_core *c, struct progress *pr, uint64_t id)
 {
 	memset(pr, 0, sizeof(*pr));
 	pr->id = id;
-	pr->next = log_last_index(&c->log) + 1;
+	pr->next = raft_log_last_index(&c->log) + 1;
 	pr->state = PR_PROBE;
 	pr->recent_active = true;
 }
 
 /* Makes the progress table list exactly the other servers of c->conf,
  * keeping what is known about servers that stay. */
-void progress_sync_conf(struct raft_core *c)
+void raft_progress_sync_conf(struct raft_core *c)
 {
 	struct progress old[RAFT_MAX_SERVERS];
 	unsigned n_old = c->n_prs;
@@ -61,12 +61,13 @@ void progress_sync_conf(struct raft_core *c)
 	}
 }
 
-void progress_reset_all(struct raft_core *c)
+void raft_progress_reset_all(struct raft_core *c)
 {
 	c->n_prs = 0;
-	progress_sync_conf(c);
+	raft_progress_sync_conf(c);
 	for (unsigned i = 0; i < c->n_prs; i++)
-		progress_init(c, &c->prs[i], c->prs[i].id), c->prs[i].voter = is_voter(c, c->prs[i].id);
+		progress_init(c, &c->prs[i], c->prs[i].id),
+		    c->prs[i].voter = raft_is_voter(c, c->prs[i].id);
 }
 
 static void become_probe(struct progress *pr)
@@ -101,9 +102,9 @@ static void inflight_free_to(struct progress *pr, uint64_t index)
 
 /* Sends the next AppendEntries to pr if its state allows. Returns true if a
  * message was queued. */
-bool send_append(struct raft_core *c, struct progress *pr, bool allow_empty)
+bool raft_send_append(struct raft_core *c, struct progress *pr, bool allow_empty)
 {
-	uint64_t last = log_last_index(&c->log);
+	uint64_t last = raft_log_last_index(&c->log);
 	uint64_t prev, n = 0;
 	size_t bytes = 0;
 
@@ -115,11 +116,11 @@ bool send_append(struct raft_core *c, struct progress *pr, bool allow_empty)
 		return false;
 	prev = pr->next - 1;
 	if (prev < c->log.offset) {
-		send_snapshot(c, pr);
+		raft_send_snapshot(c, pr);
 		return true;
 	}
 	while (pr->next + n <= last && n < c->cfg.max_batch_entries) {
-		const struct raft_entry *e = log_get(&c->log, pr->next + n);
+		const struct raft_entry *e = raft_log_get(&c->log, pr->next + n);
 		if (n > 0 && bytes + e->len > c->cfg.max_batch_bytes)
 			break;
 		bytes += e->len;
@@ -128,19 +129,19 @@ bool send_append(struct raft_core *c, struct progress *pr, bool allow_empty)
 	if (n == 0 && !allow_empty)
 		return false;
 	/* Thesis §10.2.1: may leave before the leader's own persist. */
-	struct out_msg *o = send_msg_entries(c, true, RAFT_MSG_APPEND, pr->id);
+	struct out_msg *o = raft_send_msg_entries(c, true, RAFT_MSG_APPEND, pr->id);
 	o->m.index = prev;
-	o->m.log_term = log_term(&c->log, prev);
+	o->m.log_term = raft_log_term(&c->log, prev);
 	o->m.commit = c->commit;
 	o->m.n_entries = (size_t)n;
 	if (n) {
 		o->lo = pr->next;
-		o->last_term = log_term(&c->log, pr->next + n - 1);
+		o->last_term = raft_log_term(&c->log, pr->next + n - 1);
 	}
-	rtrace(c, RAFT_TRACE_DEBUG, "send append to %llu prev=%llu/%llu n=%llu commit=%llu",
-	       (unsigned long long)pr->id, (unsigned long long)prev,
-	       (unsigned long long)o->m.log_term, (unsigned long long)n,
-	       (unsigned long long)c->commit);
+	raft_rtrace(c, RAFT_TRACE_DEBUG, "send append to %llu prev=%llu/%llu n=%llu commit=%llu",
+		    (unsigned long long)pr->id, (unsigned long long)prev,
+		    (unsigned long long)o->m.log_term, (unsigned long long)n,
+		    (unsigned long long)c->commit);
 	if (pr->state == PR_REPLICATE) {
 		if (n) {
 			pr->next += n;
@@ -152,17 +153,17 @@ bool send_append(struct raft_core *c, struct progress *pr, bool allow_empty)
 	return true;
 }
 
-void bcast_append(struct raft_core *c)
+void raft_bcast_append(struct raft_core *c)
 {
 	for (unsigned i = 0; i < c->n_prs; i++)
-		send_append(c, &c->prs[i], true);
+		raft_send_append(c, &c->prs[i], true);
 }
 
-void bcast_heartbeat(struct raft_core *c)
+void raft_bcast_heartbeat(struct raft_core *c)
 {
 	for (unsigned i = 0; i < c->n_prs; i++) {
 		struct progress *pr = &c->prs[i];
-		struct raft_msg *m = send_msg(c, true, RAFT_MSG_HEARTBEAT, pr->id);
+		struct raft_msg *m = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT, pr->id);
 		/* Only what the follower is known to hold may be committed there. */
 		m->commit = pr->match < c->commit ? pr->match : c->commit;
 		m->read_seq = c->read_seq;
@@ -177,14 +178,14 @@ static int cmp_desc(const void *a, const void *b)
 
 /* Advances the commit index if a majority of voters hold an entry of the
  * current term. Returns true if it moved. */
-bool maybe_commit(struct raft_core *c)
+bool raft_maybe_commit(struct raft_core *c)
 {
 	uint64_t m[RAFT_MAX_SERVERS];
-	unsigned n = 0, q = quorum(c);
-	uint64_t own = c->persisted < log_last_index(&c->log) ? c->persisted
-							       : log_last_index(&c->log);
+	unsigned n = 0, q = raft_quorum(c);
+	uint64_t own = c->persisted < raft_log_last_index(&c->log) ? c->persisted
+								   : raft_log_last_index(&c->log);
 
-	if (is_voter(c, c->id))
+	if (raft_is_voter(c, c->id))
 		m[n++] = own;
 	for (unsigned i = 0; i < c->n_prs; i++)
 		if (c->prs[i].voter)
@@ -197,61 +198,61 @@ bool maybe_commit(struct raft_core *c)
 		return false;
 #if RAFT_PLANT_BUG == 3
 	/* BUG: commits entries of earlier terms by counting (Figure 8). */
-	if (log_term(&c->log, idx) == 0)
+	if (raft_log_term(&c->log, idx) == 0)
 		return false;
-	if (log_term(&c->log, idx) != c->term)
-		rtrace(c, RAFT_TRACE_INFO, "commit %llu of an earlier term by counting",
-		       (unsigned long long)idx);
+	if (raft_log_term(&c->log, idx) != c->term)
+		raft_rtrace(c, RAFT_TRACE_INFO, "commit %llu of an earlier term by counting",
+			    (unsigned long long)idx);
 #else
-	if (log_term(&c->log, idx) != c->term)
+	if (raft_log_term(&c->log, idx) != c->term)
 		return false;
 #endif
 	bool first = c->commit < c->term_start;
 	c->commit = idx;
-	rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)idx);
+	raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)idx);
 	if (first && c->commit >= c->term_start)
-		reads_on_commit(c);
+		raft_reads_on_commit(c);
 	/* Thesis §4.2.2: a leader removed by a committed configuration steps
 	 * down once that configuration is committed. */
-	if (!is_voter(c, c->id) && c->conf_index <= c->commit) {
-		rtrace(c, RAFT_TRACE_INFO, "removed from the configuration: step down");
-		bcast_append(c); /* let followers learn the commit first */
-		become_follower(c, c->term, 0);
+	if (!raft_is_voter(c, c->id) && c->conf_index <= c->commit) {
+		raft_rtrace(c, RAFT_TRACE_INFO, "removed from the configuration: step down");
+		raft_bcast_append(c); /* let followers learn the commit first */
+		raft_become_follower(c, c->term, 0);
 		return false;
 	}
 	return true;
 }
 
-void send_timeout_now(struct raft_core *c, uint64_t to)
+void raft_send_timeout_now(struct raft_core *c, uint64_t to)
 {
-	rtrace(c, RAFT_TRACE_INFO, "transfer: timeout-now to %llu", (unsigned long long)to);
-	send_msg(c, true, RAFT_MSG_TIMEOUT_NOW, to);
+	raft_rtrace(c, RAFT_TRACE_INFO, "transfer: timeout-now to %llu", (unsigned long long)to);
+	raft_send_msg(c, true, RAFT_MSG_TIMEOUT_NOW, to);
 }
 
-void leader_tick(struct raft_core *c)
+void raft_leader_tick(struct raft_core *c)
 {
 	c->heartbeat_elapsed++;
 	c->election_elapsed++;
 	if (c->election_elapsed >= c->cfg.election_ticks) {
 		c->election_elapsed = 0;
 		if (c->cfg.check_quorum) {
-			unsigned active = is_voter(c, c->id) ? 1 : 0;
+			unsigned active = raft_is_voter(c, c->id) ? 1 : 0;
 			for (unsigned i = 0; i < c->n_prs; i++) {
 				if (c->prs[i].voter && c->prs[i].recent_active)
 					active++;
 				c->prs[i].recent_active = false;
 			}
-			if (active < quorum(c)) {
-				rtrace(c, RAFT_TRACE_INFO,
-				       "check-quorum: heard from %u of %u voters, step down", active,
-				       raft_conf_voters(&c->conf));
-				become_follower(c, c->term, 0);
+			if (active < raft_quorum(c)) {
+				raft_rtrace(c, RAFT_TRACE_INFO,
+					    "check-quorum: heard from %u of %u voters, step down",
+					    active, raft_conf_voters(&c->conf));
+				raft_become_follower(c, c->term, 0);
 				return;
 			}
 		}
 		if (c->transferee) {
-			rtrace(c, RAFT_TRACE_INFO, "transfer to %llu abandoned",
-			       (unsigned long long)c->transferee);
+			raft_rtrace(c, RAFT_TRACE_INFO, "transfer to %llu abandoned",
+				    (unsigned long long)c->transferee);
 			c->transferee = 0;
 		}
 	}
@@ -259,18 +260,18 @@ void leader_tick(struct raft_core *c)
 		struct progress *pr = &c->prs[i];
 		if (pr->state == PR_SNAPSHOT && ++pr->snap_idle >= c->cfg.election_ticks) {
 			pr->snap_idle = 0;
-			send_snapshot(c, pr); /* resend the unanswered chunk */
+			raft_send_snapshot(c, pr); /* resend the unanswered chunk */
 		}
 	}
 	if (c->heartbeat_elapsed >= c->cfg.heartbeat_ticks) {
 		c->heartbeat_elapsed = 0;
-		bcast_heartbeat(c);
+		raft_bcast_heartbeat(c);
 	}
 }
 
-void step_append_response(struct raft_core *c, const struct raft_msg *m)
+void raft_step_append_response(struct raft_core *c, const struct raft_msg *m)
 {
-	struct progress *pr = progress_get(c, m->from);
+	struct progress *pr = raft_progress_get(c, m->from);
 	if (!pr)
 		return;
 	pr->recent_active = true;
@@ -286,11 +287,12 @@ void step_append_response(struct raft_core *c, const struct raft_msg *m)
 		uint64_t next;
 		if (m->hint_term) {
 			/* Find our last entry of the conflicting term. */
-			uint64_t i = m->index < log_last_index(&c->log) ? m->index
-								       : log_last_index(&c->log);
-			while (i > c->log.offset && log_term(&c->log, i) > m->hint_term)
+			uint64_t i = m->index < raft_log_last_index(&c->log)
+					 ? m->index
+					 : raft_log_last_index(&c->log);
+			while (i > c->log.offset && raft_log_term(&c->log, i) > m->hint_term)
 				i--;
-			if (i > c->log.offset && log_term(&c->log, i) == m->hint_term)
+			if (i > c->log.offset && raft_log_term(&c->log, i) == m->hint_term)
 				next = i + 1;
 			else
 				next = m->hint_index;
@@ -303,13 +305,14 @@ void step_append_response(struct raft_core *c, const struct raft_msg *m)
 			next = pr->match + 1;
 		if (next < 1)
 			next = 1;
-		rtrace(c, RAFT_TRACE_DEBUG, "append to %llu rejected at %llu, hint %llu/%llu: next %llu",
-		       (unsigned long long)m->from, (unsigned long long)m->index,
-		       (unsigned long long)m->hint_index, (unsigned long long)m->hint_term,
-		       (unsigned long long)next);
+		raft_rtrace(c, RAFT_TRACE_DEBUG,
+			    "append to %llu rejected at %llu, hint %llu/%llu: next %llu",
+			    (unsigned long long)m->from, (unsigned long long)m->index,
+			    (unsigned long long)m->hint_index, (unsigned long long)m->hint_term,
+			    (unsigned long long)next);
 		pr->next = next;
 		become_probe(pr);
-		send_append(c, pr, true);
+		raft_send_append(c, pr, true);
 		return;
 	}
 	if (m->index > pr->match) {
@@ -320,31 +323,31 @@ void step_append_response(struct raft_core *c, const struct raft_msg *m)
 			become_replicate(pr);
 		else
 			inflight_free_to(pr, m->index);
-		if (maybe_commit(c))
-			bcast_append(c);
+		if (raft_maybe_commit(c))
+			raft_bcast_append(c);
 		if (c->state != RAFT_LEADER)
 			return;
-		if (c->transferee == pr->id && pr->match == log_last_index(&c->log))
-			send_timeout_now(c, pr->id);
+		if (c->transferee == pr->id && pr->match == raft_log_last_index(&c->log))
+			raft_send_timeout_now(c, pr->id);
 	} else if (pr->state == PR_PROBE) {
 		pr->probe_sent = false;
 	}
-	while (send_append(c, pr, false))
+	while (raft_send_append(c, pr, false))
 		;
 }
 
-void step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
+void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
 {
-	struct progress *pr = progress_get(c, m->from);
+	struct progress *pr = raft_progress_get(c, m->from);
 	if (!pr)
 		return;
 	pr->recent_active = true;
 	pr->probe_sent = false;
 	if (m->read_seq > pr->read_acked) {
 		pr->read_acked = m->read_seq;
-		reads_check(c);
+		raft_reads_check(c);
 	}
-	if (pr->match < log_last_index(&c->log) && pr->match == pr->hb_match &&
+	if (pr->match < raft_log_last_index(&c->log) && pr->match == pr->hb_match &&
 	    pr->state == PR_REPLICATE) {
 		/* No progress over a whole heartbeat round with entries
 		 * outstanding: appends were lost. Probe again from match. */
@@ -352,6 +355,6 @@ void step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
 		become_probe(pr);
 	}
 	pr->hb_match = pr->match;
-	if (pr->match < log_last_index(&c->log))
-		send_append(c, pr, false);
+	if (pr->match < raft_log_last_index(&c->log))
+		raft_send_append(c, pr, false);
 }

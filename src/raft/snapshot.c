@@ -23,66 +23,67 @@
 
 #include "raft/impl.h"
 
-void send_snapshot(struct raft_core *c, struct progress *pr)
+void raft_send_snapshot(struct raft_core *c, struct progress *pr)
 {
 	if (pr->state != PR_SNAPSHOT || pr->snap_index != c->snap.index) {
 		pr->state = PR_SNAPSHOT;
 		pr->snap_index = c->snap.index;
 		pr->snap_offset = 0;
-		rtrace(c, RAFT_TRACE_INFO, "send snapshot %llu/%llu to %llu (next %llu compacted)",
-		       (unsigned long long)c->snap.index, (unsigned long long)c->snap.term,
-		       (unsigned long long)pr->id, (unsigned long long)pr->next);
+		raft_rtrace(c, RAFT_TRACE_INFO,
+			    "send snapshot %llu/%llu to %llu (next %llu compacted)",
+			    (unsigned long long)c->snap.index, (unsigned long long)c->snap.term,
+			    (unsigned long long)pr->id, (unsigned long long)pr->next);
 	}
 	pr->snap_idle = 0;
-	struct raft_msg *m = send_msg(c, true, RAFT_MSG_SNAPSHOT, pr->id);
+	struct raft_msg *m = raft_send_msg(c, true, RAFT_MSG_SNAPSHOT, pr->id);
 	m->snap_index = c->snap.index;
 	m->snap_term = c->snap.term;
 	m->offset = pr->snap_offset;
 	/* conf_data is attached by raft_ready; data/len/done by the driver. */
 }
 
-void step_snapshot_response(struct raft_core *c, const struct raft_msg *m)
+void raft_step_snapshot_response(struct raft_core *c, const struct raft_msg *m)
 {
-	struct progress *pr = progress_get(c, m->from);
+	struct progress *pr = raft_progress_get(c, m->from);
 	if (!pr)
 		return;
 	pr->recent_active = true;
 	if (pr->state != PR_SNAPSHOT || m->snap_index != pr->snap_index)
 		return;
 	if (m->done && !m->reject) {
-		rtrace(c, RAFT_TRACE_INFO, "snapshot %llu installed on %llu",
-		       (unsigned long long)m->snap_index, (unsigned long long)m->from);
+		raft_rtrace(c, RAFT_TRACE_INFO, "snapshot %llu installed on %llu",
+			    (unsigned long long)m->snap_index, (unsigned long long)m->from);
 		if (pr->match < m->snap_index)
 			pr->match = m->snap_index;
 		pr->next = pr->match + 1;
 		pr->state = PR_PROBE;
 		pr->probe_sent = false;
 		pr->in_count = 0;
-		if (maybe_commit(c))
-			bcast_append(c);
+		if (raft_maybe_commit(c))
+			raft_bcast_append(c);
 		if (c->state == RAFT_LEADER)
-			send_append(c, pr, true);
+			raft_send_append(c, pr, true);
 		return;
 	}
 	if (m->snap_index != c->snap.index) {
-		send_snapshot(c, pr); /* we have a newer snapshot: restart */
+		raft_send_snapshot(c, pr); /* we have a newer snapshot: restart */
 		return;
 	}
 	pr->snap_offset = m->offset;
-	send_snapshot(c, pr);
+	raft_send_snapshot(c, pr);
 }
 
-static void snap_reply(struct raft_core *c, uint64_t to, uint64_t index, uint64_t offset,
-		       bool done, bool reject)
+static void snap_reply(struct raft_core *c, uint64_t to, uint64_t index, uint64_t offset, bool done,
+		       bool reject)
 {
-	struct raft_msg *r = send_msg(c, false, RAFT_MSG_SNAPSHOT_RESP, to);
+	struct raft_msg *r = raft_send_msg(c, false, RAFT_MSG_SNAPSHOT_RESP, to);
 	r->snap_index = index;
 	r->offset = offset;
 	r->done = done;
 	r->reject = reject;
 }
 
-int step_snapshot(struct raft_core *c, const struct raft_msg *m)
+int raft_step_snapshot(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
@@ -102,9 +103,9 @@ int step_snapshot(struct raft_core *c, const struct raft_msg *m)
 		c->in_term = m->snap_term;
 		c->in_offset = 0;
 		c->in_conf = conf;
-		rtrace(c, RAFT_TRACE_INFO, "receiving snapshot %llu/%llu from %llu",
-		       (unsigned long long)m->snap_index, (unsigned long long)m->snap_term,
-		       (unsigned long long)m->from);
+		raft_rtrace(c, RAFT_TRACE_INFO, "receiving snapshot %llu/%llu from %llu",
+			    (unsigned long long)m->snap_index, (unsigned long long)m->snap_term,
+			    (unsigned long long)m->from);
 	}
 	if (!c->in_active || c->in_index != m->snap_index || c->in_term != m->snap_term ||
 	    m->offset != c->in_offset) {
@@ -130,8 +131,8 @@ int step_snapshot(struct raft_core *c, const struct raft_msg *m)
 			return -ENOMEM;
 		memcpy(copy, m->data, m->len);
 	}
-	c->chunks[c->n_chunks++] = (struct raft_chunk){m->snap_index, m->snap_term, m->offset,
-						       copy, m->len};
+	c->chunks[c->n_chunks++] =
+	    (struct raft_chunk){m->snap_index, m->snap_term, m->offset, copy, m->len};
 	c->in_offset += m->len;
 	if (!m->done) {
 		snap_reply(c, m->from, m->snap_index, c->in_offset, false, false);
@@ -140,9 +141,9 @@ int step_snapshot(struct raft_core *c, const struct raft_msg *m)
 	c->in_active = false;
 	c->install_pending = true;
 	c->install_emit = true;
-	c->install_discard = log_term(&c->log, m->snap_index) != m->snap_term;
-	rtrace(c, RAFT_TRACE_INFO, "snapshot %llu complete (%llu bytes): install",
-	       (unsigned long long)m->snap_index, (unsigned long long)c->in_offset);
+	c->install_discard = raft_log_term(&c->log, m->snap_index) != m->snap_term;
+	raft_rtrace(c, RAFT_TRACE_INFO, "snapshot %llu complete (%llu bytes): install",
+		    (unsigned long long)m->snap_index, (unsigned long long)c->in_offset);
 	return 0;
 }
 
@@ -155,13 +156,13 @@ int raft_snapshot_installed(struct raft_core *c, uint64_t index)
 	c->snap.index = c->in_index;
 	c->snap.term = c->in_term;
 	c->snap.conf = c->in_conf;
-	conf_update_snap_buf(c);
+	raft_conf_update_snap_buf(c);
 	c->base_conf = c->in_conf;
 	if (c->install_discard) {
-		log_reset(&c->log, c->in_index, c->in_term);
+		raft_log_reset(&c->log, c->in_index, c->in_term);
 		c->persisted = c->in_index;
 	} else {
-		log_compact(&c->log, c->in_index);
+		raft_log_compact(&c->log, c->in_index);
 		if (c->persisted < c->in_index)
 			c->persisted = c->in_index;
 	}
@@ -169,10 +170,10 @@ int raft_snapshot_installed(struct raft_core *c, uint64_t index)
 	if (c->commit < c->in_index)
 		c->commit = c->in_index;
 	c->applied = c->in_index;
-	conf_refresh(c);
+	raft_conf_refresh(c);
 	c->conf_changed = true;
-	rtrace(c, RAFT_TRACE_INFO, "snapshot %llu installed%s", (unsigned long long)index,
-	       c->install_discard ? ", log discarded" : "");
+	raft_rtrace(c, RAFT_TRACE_INFO, "snapshot %llu installed%s", (unsigned long long)index,
+		    c->install_discard ? ", log discarded" : "");
 	if (c->leader)
 		snap_reply(c, c->leader, index, c->in_offset, true, false);
 	return 0;
@@ -185,16 +186,16 @@ int raft_compact(struct raft_core *c, uint64_t index, uint64_t keep)
 		return -EINVAL;
 	if (index > c->snap.index) {
 		c->snap.index = index;
-		c->snap.term = log_term(&c->log, index);
-		conf_at(c, index, &c->snap.conf);
-		conf_update_snap_buf(c);
+		c->snap.term = raft_log_term(&c->log, index);
+		raft_conf_at(c, index, &c->snap.conf);
+		raft_conf_update_snap_buf(c);
 	}
 	uint64_t upto = index > keep ? index - keep : 0;
 	if (upto > c->log.offset) {
-		conf_at(c, upto, &c->base_conf);
-		log_compact(&c->log, upto);
-		rtrace(c, RAFT_TRACE_INFO, "compacted up to %llu (snapshot %llu)",
-		       (unsigned long long)upto, (unsigned long long)index);
+		raft_conf_at(c, upto, &c->base_conf);
+		raft_log_compact(&c->log, upto);
+		raft_rtrace(c, RAFT_TRACE_INFO, "compacted up to %llu (snapshot %llu)",
+			    (unsigned long long)upto, (unsigned long long)index);
 	}
 	return 0;
 }

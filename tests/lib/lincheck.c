@@ -127,7 +127,8 @@ int lc_history_load(struct lc_history *h, FILE *f, char *err, size_t errlen)
 			return -1;
 		}
 		op.key = lc_intern(h, tok[2]);
-		if (parse_time(tok[5], &op.call) || op.call == LC_INF || parse_time(tok[6], &op.ret)) {
+		if (parse_time(tok[5], &op.call) || op.call == LC_INF ||
+		    parse_time(tok[6], &op.ret)) {
 			snprintf(err, errlen, "line %u: bad time", lineno);
 			return -1;
 		}
@@ -146,7 +147,8 @@ int lc_history_load(struct lc_history *h, FILE *f, char *err, size_t errlen)
 			op.value = lc_intern(h, tok[3]);
 		}
 		if (op.kind == LC_CAS)
-			op.expected = strcmp(tok[4], "absent") == 0 ? LC_ABSENT : lc_intern(h, tok[4]);
+			op.expected =
+			    strcmp(tok[4], "absent") == 0 ? LC_ABSENT : lc_intern(h, tok[4]);
 		if (strcmp(res, "?") == 0) {
 			op.outcome = LC_UNKNOWN;
 			op.ret = LC_INF;
@@ -180,7 +182,7 @@ int lc_history_load(struct lc_history *h, FILE *f, char *err, size_t errlen)
 			return -1;
 		}
 		continue;
-bad_result:
+	bad_result:
 		snprintf(err, errlen, "line %u: bad result '%s' for %s", lineno, res, tok[1]);
 		return -1;
 	}
@@ -229,9 +231,9 @@ void lc_history_write(const struct lc_history *h, FILE *f)
 
 struct ev {
 	int64_t time;
-	int op;     /* index into the key's op array */
-	bool ret;   /* return event */
-	int match;  /* call: index of its return event */
+	int op;	   /* index into the key's op array */
+	bool ret;  /* return event */
+	int match; /* call: index of its return event */
 	int prev, next;
 };
 
@@ -466,7 +468,8 @@ out:
 			"operations;\n",
 			key_of(h, ops[0].key, b1, sizeof(b1)), best, n);
 		if (stuck_op >= 0) {
-			fprintf(explain, "  then no order explains this operation (register was %s):\n    ",
+			fprintf(explain,
+				"  then no order explains this operation (register was %s):\n    ",
 				name_of(h, stuck_state, b2, sizeof(b2)));
 			write_op(h, &ops[stuck_op], explain);
 			fprintf(explain, "  operations overlapping it:\n");
@@ -474,7 +477,8 @@ out:
 			for (size_t i = 0; i < n && shown < 12; i++) {
 				if ((int)i == stuck_op)
 					continue;
-				if (ops[i].call <= ops[stuck_op].ret && ops[stuck_op].call <= ops[i].ret) {
+				if (ops[i].call <= ops[stuck_op].ret &&
+				    ops[stuck_op].call <= ops[i].ret) {
 					fprintf(explain, "    ");
 					write_op(h, &ops[i], explain);
 					shown++;

@@ -50,23 +50,23 @@
 #include <stdio.h>
 
 #define LC_ABSENT (-1) /* value id of "no value" */
-#define LC_INF INT64_MAX
+#define LC_INF	  INT64_MAX
 
 enum lc_kind { LC_PUT = 1, LC_GET, LC_DELETE, LC_CAS };
 
 /* Result of an operation. */
 enum lc_outcome {
-	LC_OK = 1,      /* put/cas succeeded, delete found, get returned value */
-	LC_FAIL,        /* cas: current value differed; delete: key was absent */
-	LC_UNKNOWN,     /* indeterminate */
+	LC_OK = 1,  /* put/cas succeeded, delete found, get returned value */
+	LC_FAIL,    /* cas: current value differed; delete: key was absent */
+	LC_UNKNOWN, /* indeterminate */
 };
 
 struct lc_op {
 	int client;
 	enum lc_kind kind;
-	int64_t key;      /* any id; operations are partitioned by it */
-	int64_t value;    /* put/cas: written value id; get: value read (or LC_ABSENT) */
-	int64_t expected; /* cas: expected value id (LC_ABSENT allowed) */
+	int64_t key;	   /* any id; operations are partitioned by it */
+	int64_t value;	   /* put/cas: written value id; get: value read (or LC_ABSENT) */
+	int64_t expected;  /* cas: expected value id (LC_ABSENT allowed) */
 	int64_t call, ret; /* ret = LC_INF for indeterminate */
 	enum lc_outcome outcome;
 };

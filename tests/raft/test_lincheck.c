@@ -86,10 +86,15 @@ static void test_per_key(void **state)
 /* Malformed lines are reported with their line number. */
 static void test_parse_errors(void **state)
 {
-	static const char *bad[] = {"c1 put k\n", "c1 frob k a - 0 1 ok\n", "c1 put k a - x 1 ok\n",
-				    "c1 put k a - 5 1 ok\n", "c1 put k a - 0 - ok\n",
-				    "c1 cas k a b 0 1 maybe\n", "c1 put k - - 0 1 ok\n",
-				    "c1 delete k - - 0 1 what\n", "c1 put k a - 0 1 fail\n"};
+	static const char *bad[] = {"c1 put k\n",
+				    "c1 frob k a - 0 1 ok\n",
+				    "c1 put k a - x 1 ok\n",
+				    "c1 put k a - 5 1 ok\n",
+				    "c1 put k a - 0 - ok\n",
+				    "c1 cas k a b 0 1 maybe\n",
+				    "c1 put k - - 0 1 ok\n",
+				    "c1 delete k - - 0 1 what\n",
+				    "c1 put k a - 0 1 fail\n"};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct lc_history h;
@@ -132,12 +137,22 @@ static void test_budget(void **state)
 	(void)state;
 	lc_history_init(&h);
 	for (int i = 0; i < 12; i++) {
-		struct lc_op op = {.client = i, .kind = LC_PUT, .key = 0, .value = i,
-				   .call = 0, .ret = 100, .outcome = LC_OK};
+		struct lc_op op = {.client = i,
+				   .kind = LC_PUT,
+				   .key = 0,
+				   .value = i,
+				   .call = 0,
+				   .ret = 100,
+				   .outcome = LC_OK};
 		lc_history_add(&h, &op);
 	}
-	struct lc_op rd = {.client = 99, .kind = LC_GET, .key = 0, .value = 77, .call = 200,
-			   .ret = 201, .outcome = LC_OK};
+	struct lc_op rd = {.client = 99,
+			   .kind = LC_GET,
+			   .key = 0,
+			   .value = 77,
+			   .call = 200,
+			   .ret = 201,
+			   .outcome = LC_OK};
 	lc_history_add(&h, &rd);
 	assert_int_equal(lc_check(&h, 5, NULL), LC_GAVE_UP);
 	assert_int_equal(lc_check(&h, 0, NULL), LC_VIOLATION);
@@ -149,10 +164,14 @@ static void test_budget(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sequential_ok),   cmocka_unit_test(test_stale_read),
-		cmocka_unit_test(test_concurrent_either_order), cmocka_unit_test(test_indeterminate),
-		cmocka_unit_test(test_per_key),         cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_explain_and_write), cmocka_unit_test(test_budget),
+	    cmocka_unit_test(test_sequential_ok),
+	    cmocka_unit_test(test_stale_read),
+	    cmocka_unit_test(test_concurrent_either_order),
+	    cmocka_unit_test(test_indeterminate),
+	    cmocka_unit_test(test_per_key),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_explain_and_write),
+	    cmocka_unit_test(test_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

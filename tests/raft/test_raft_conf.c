@@ -101,10 +101,10 @@ static void test_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_truncated_rejected),
-		cmocka_unit_test(test_bad_fields_rejected),
-		cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_truncated_rejected),
+	    cmocka_unit_test(test_bad_fields_rejected),
+	    cmocka_unit_test(test_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

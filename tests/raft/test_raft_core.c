@@ -128,9 +128,9 @@ static void test_create_from_persisted_state(void **state)
 	struct raft_init init;
 	struct raft_core *c = NULL;
 	struct raft_status st;
-	struct raft_entry es[2] = {{.term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL,
-				    .data = "ab", .len = 2},
-				   {.term = 4, .index = 12, .type = RAFT_ENTRY_EMPTY}};
+	struct raft_entry es[2] = {
+	    {.term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL, .data = "ab", .len = 2},
+	    {.term = 4, .index = 12, .type = RAFT_ENTRY_EMPTY}};
 	(void)state;
 	memset(&init, 0, sizeof(init));
 	init.hs.term = 5;
@@ -303,9 +303,10 @@ static void test_vote_granted_once(void **state)
 static void test_follower_append_and_truncate(void **state)
 {
 	struct raft_core *c = make(1, 3);
-	struct raft_entry es[3] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .data = "a", .len = 1},
-				   {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "b", .len = 1},
-				   {.term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .data = "c", .len = 1}};
+	struct raft_entry es[3] = {
+	    {.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .data = "a", .len = 1},
+	    {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "b", .len = 1},
+	    {.term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .data = "c", .len = 1}};
 	struct raft_msg m;
 	struct raft_update u;
 	(void)state;
@@ -326,7 +327,8 @@ static void test_follower_append_and_truncate(void **state)
 	assert_int_equal(u.n_committed, 1);
 	raft_advance(c, &u);
 	/* a new leader of term 2 overwrites index 2.. */
-	struct raft_entry e2 = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "B", .len = 1};
+	struct raft_entry e2 = {
+	    .term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "B", .len = 1};
 	m.from = 3;
 	m.term = 2;
 	m.index = 1;
@@ -424,18 +426,18 @@ static void test_names_and_tracer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_validation),
-		cmocka_unit_test(test_create_from_persisted_state),
-		cmocka_unit_test(test_single_node_commit_after_persist),
-		cmocka_unit_test(test_propose_and_apply),
-		cmocka_unit_test(test_follower_refuses),
-		cmocka_unit_test(test_read_index_single),
-		cmocka_unit_test(test_step_malformed),
-		cmocka_unit_test(test_vote_granted_once),
-		cmocka_unit_test(test_follower_append_and_truncate),
-		cmocka_unit_test(test_compact),
-		cmocka_unit_test(test_change_rules),
-		cmocka_unit_test(test_names_and_tracer),
+	    cmocka_unit_test(test_create_validation),
+	    cmocka_unit_test(test_create_from_persisted_state),
+	    cmocka_unit_test(test_single_node_commit_after_persist),
+	    cmocka_unit_test(test_propose_and_apply),
+	    cmocka_unit_test(test_follower_refuses),
+	    cmocka_unit_test(test_read_index_single),
+	    cmocka_unit_test(test_step_malformed),
+	    cmocka_unit_test(test_vote_granted_once),
+	    cmocka_unit_test(test_follower_append_and_truncate),
+	    cmocka_unit_test(test_compact),
+	    cmocka_unit_test(test_change_rules),
+	    cmocka_unit_test(test_names_and_tracer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

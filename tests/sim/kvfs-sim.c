@@ -35,10 +35,10 @@
 
 enum mode { MODE_3 = 0, MODE_5 = 1, MODE_MEMBERSHIP = 2 };
 
-#define MS 1000ULL
-#define SEC 1000000ULL
+#define MS	   1000ULL
+#define SEC	   1000000ULL
 #define FAULTS_END (45 * SEC)
-#define RUN_END (60 * SEC)
+#define RUN_END	   (60 * SEC)
 
 struct run {
 	struct sim *s;
@@ -142,22 +142,23 @@ static void fault(struct sim *s, void *arg)
 				side[n++] = i;
 		sim_log(s, "partition: %u nodes apart", n);
 		sim_partition(s, side, n);
-		sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS, fault_heal_net, NULL);
+		sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS, fault_heal_net,
+				NULL);
 	} else if (what <= 22) {
 		uint64_t a = sim_rand_range(s, 1, s->o.nodes), b = sim_rand_range(s, 1, s->o.nodes);
 		if (a != b) {
 			sim_log(s, "asymmetric cut n%llu -> n%llu", (unsigned long long)a,
 				(unsigned long long)b);
 			sim_cut(s, a, b, true);
-			sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS, fault_heal_net,
-					NULL);
+			sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS,
+					fault_heal_net, NULL);
 		}
 	} else if (what <= 32) {
 		if (leader) {
 			sim_log(s, "isolate leader n%llu", (unsigned long long)leader);
 			sim_isolate(s, leader);
-			sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS, fault_heal_net,
-					NULL);
+			sim_schedule_fn(s, s->now + sim_rand_range(s, 300, 4000) * MS,
+					fault_heal_net, NULL);
 		}
 	} else if (what <= 40) {
 		id = sim_rand_range(s, 0, 1) && leader ? leader : random_up_node(s);
@@ -172,7 +173,8 @@ static void fault(struct sim *s, void *arg)
 	} else if (what <= 50) {
 		id = random_up_node(s);
 		if (id && !s->nodes[id].crash_mode) {
-			sim_log(s, "n%llu will crash right after its next vote", (unsigned long long)id);
+			sim_log(s, "n%llu will crash right after its next vote",
+				(unsigned long long)id);
 			s->nodes[id].crash_mode = 2;
 		}
 	} else if (what <= 62) {
@@ -309,8 +311,9 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		static const unsigned net_max[] = {1000, 3000, 10000, 25000};
 		s->o.net_max_us = net_max[sim_rand_range(s, 0, 3)];
 	}
-	sim_log(s, "seed %llu: %u nodes (%u voters), pre-vote %d, check-quorum %d, batch %u, "
-		   "window %u, loss up to %u%%",
+	sim_log(s,
+		"seed %llu: %u nodes (%u voters), pre-vote %d, check-quorum %d, batch %u, "
+		"window %u, loss up to %u%%",
 		(unsigned long long)seed, o.nodes, o.initial, o.pre_vote, o.check_quorum,
 		o.max_batch_entries, o.max_inflight, r.loss_max);
 	for (uint64_t i = 1; i <= o.nodes; i++)
@@ -331,7 +334,8 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 	s->liveness_from = FAULTS_END + 15 * et + 3 * SEC;
 	sim_run_until(s, FAULTS_END + 15 * et);
 	if (!sim_leader(s))
-		sim_violation(s, "liveness: no leader %llu election timeouts after the faults stopped",
+		sim_violation(s,
+			      "liveness: no leader %llu election timeouts after the faults stopped",
 			      15ULL);
 	sim_run_until(s, RUN_END - 5 * SEC);
 	clients_stop(s);
@@ -361,15 +365,18 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		}
 	}
 	if (trace) {
-		printf("seed=%llu mode=%d: %llu msgs (%llu dropped), %llu records, %llu applied, "
-		       "%llu leaders, %llu snapshot installs, ops ok=%llu failed=%llu unknown=%llu, "
-		       "lincheck=%s\n",
-		       (unsigned long long)seed, mode, (unsigned long long)s->st.msgs,
-		       (unsigned long long)s->st.dropped, (unsigned long long)s->st.records,
-		       (unsigned long long)s->st.applied_entries, (unsigned long long)s->st.elections,
-		       (unsigned long long)s->st.snap_installs, (unsigned long long)s->st.ops_ok,
-		       (unsigned long long)s->st.ops_failed, (unsigned long long)s->st.ops_unknown,
-		       v == LC_LINEARIZABLE ? "ok" : v == LC_VIOLATION ? "VIOLATION" : "gave up");
+		printf(
+		    "seed=%llu mode=%d: %llu msgs (%llu dropped), %llu records, %llu applied, "
+		    "%llu leaders, %llu snapshot installs, ops ok=%llu failed=%llu unknown=%llu, "
+		    "lincheck=%s\n",
+		    (unsigned long long)seed, mode, (unsigned long long)s->st.msgs,
+		    (unsigned long long)s->st.dropped, (unsigned long long)s->st.records,
+		    (unsigned long long)s->st.applied_entries, (unsigned long long)s->st.elections,
+		    (unsigned long long)s->st.snap_installs, (unsigned long long)s->st.ops_ok,
+		    (unsigned long long)s->st.ops_failed, (unsigned long long)s->st.ops_unknown,
+		    v == LC_LINEARIZABLE ? "ok"
+		    : v == LC_VIOLATION	 ? "VIOLATION"
+					 : "gave up");
 	}
 	unsigned nv = s->violations;
 	snprintf(why, whylen, "%.900s", s->first_violation);
@@ -379,9 +386,10 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: kvfs-sim --seed S [--nodes 3|5 | --membership] [--history FILE]\n"
-			"       kvfs-sim --seeds N [--first F] [--nodes 3|5 | --membership] [--stop]\n"
-			"       kvfs-sim --seed-file FILE\n");
+	fprintf(stderr,
+		"usage: kvfs-sim --seed S [--nodes 3|5 | --membership] [--history FILE]\n"
+		"       kvfs-sim --seeds N [--first F] [--nodes 3|5 | --membership] [--stop]\n"
+		"       kvfs-sim --seed-file FILE\n");
 	exit(2);
 }
 
@@ -473,15 +481,17 @@ int main(int argc, char **argv)
 		if (v) {
 			bad++;
 			printf("seed=%llu mode=%llu violations=%u first: %s\n",
-			       (unsigned long long)list[i][0], (unsigned long long)list[i][1], v, why);
+			       (unsigned long long)list[i][0], (unsigned long long)list[i][1], v,
+			       why);
 			fflush(stdout);
 			if (stop)
 				break;
 		}
 	}
 	double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	fprintf(stderr, "kvfs-sim: %zu seeds in %.1f s cpu (%.1f seeds/s), lincheck gave up on %u\n",
-		ran, secs, secs > 0 ? (double)ran / secs : 0.0, gave);
+	fprintf(stderr,
+		"kvfs-sim: %zu seeds in %.1f s cpu (%.1f seeds/s), lincheck gave up on %u\n", ran,
+		secs, secs > 0 ? (double)ran / secs : 0.0, gave);
 	printf("seeds=%zu violations=%u\n", ran, bad);
 	return bad ? 1 : 0;
 }

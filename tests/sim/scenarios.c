@@ -35,11 +35,11 @@ struct sc {
 	unsigned n_snap_offsets;
 	/* message filter */
 	uint64_t drop_from, drop_to, drop_index; /* drop appends carrying drop_index */
-	unsigned drop_skip;                      /* ... except the first drop_skip */
-	unsigned drop_snap_nth;                  /* drop the nth snapshot chunk */
+	unsigned drop_skip;			 /* ... except the first drop_skip */
+	unsigned drop_snap_nth;			 /* drop the nth snapshot chunk */
 };
 
-#define S (&c->s)
+#define S  (&c->s)
 #define MS 1000ULL
 
 static void expect(struct sc *c, bool ok, const char *what, int line)
@@ -97,7 +97,8 @@ static bool drop(struct sim *s, const struct raft_msg *m)
 			return true;
 		}
 	}
-	if (c->drop_snap_nth && m->type == RAFT_MSG_SNAPSHOT && c->sent[RAFT_MSG_SNAPSHOT] == c->drop_snap_nth) {
+	if (c->drop_snap_nth && m->type == RAFT_MSG_SNAPSHOT &&
+	    c->sent[RAFT_MSG_SNAPSHOT] == c->drop_snap_nth) {
 		sim_log(s, "drop snapshot chunk at offset %llu", (unsigned long long)m->offset);
 		return true;
 	}
@@ -174,8 +175,7 @@ static struct raft_status st(struct sc *c, uint64_t id)
 	return x;
 }
 
-static int propose(struct sc *c, uint64_t id, const char *text, uint64_t *index,
-		   uint64_t *hint)
+static int propose(struct sc *c, uint64_t id, const char *text, uint64_t *index, uint64_t *hint)
 {
 	uint64_t idx = 0, h = 0;
 	int rv = raft_propose(core(c, id), text, strlen(text), &idx, NULL, &h);
@@ -402,7 +402,7 @@ static void sc_figure8_no_commit_by_counting(struct sc *c)
 	EXPECT(sim_leader(S) == 1 && st(c, 1).term == 4);
 	uint64_t m = 0, nx = 0;
 	raft_progress(S->nodes[1].core, 3, &m, &nx);
-	EXPECT(m == 3);               /* index 3 (term 2) is on a majority ... */
+	EXPECT(m == 3);		      /* index 3 (term 2) is on a majority ... */
 	EXPECT(st(c, 1).commit == 0); /* ... but is not committed by counting */
 	c->drop_index = 0;
 	run(c, 200);
@@ -487,7 +487,7 @@ static void sc_leader_counts_itself_after_persist(struct sc *c)
 	const struct sim_disk *fd = &S->nodes[other].disk, *ld = &S->nodes[l].disk;
 	EXPECT(fd->base_index + fd->n_log >= idx); /* the follower persisted it ... */
 	EXPECT(ld->base_index + ld->n_log < idx);  /* ... before the leader's fsync ended */
-	EXPECT(st(c, l).commit < idx);             /* which it waits for to count itself */
+	EXPECT(st(c, l).commit < idx);		   /* which it waits for to count itself */
 	run(c, 60);
 	EXPECT(st(c, l).commit >= idx);
 }
@@ -668,7 +668,7 @@ static void sc_learner_promotion(struct sc *c)
 	EXPECT(change(c, l, RAFT_ADD_LEARNER, 4) == 0);
 	uint64_t idx = propose_n(c, l, 3);
 	run(c, 200);
-	EXPECT(S->nodes[4].applied >= idx);           /* the learner gets the log */
+	EXPECT(S->nodes[4].applied >= idx); /* the learner gets the log */
 	EXPECT(raft_conf_voters(raft_conf_get(S->nodes[l].core)) == 3);
 	EXPECT(st(c, 4).state == RAFT_FOLLOWER);
 	/* with both other voters down, the learner's copy does not commit */
@@ -812,72 +812,72 @@ struct scenario {
 };
 
 static const struct scenario scenarios[] = {
-	{"election_single_leader", sc_election_single_leader,
-	 "a fresh 3-node cluster elects exactly one leader, known to all, which commits its no-op"},
-	{"election_split_vote", sc_election_split_vote,
-	 "two candidates splitting the votes of a term elect nobody, and a later term elects one"},
-	{"prevote_blocks_rejoiner", sc_prevote_blocks_rejoiner,
-	 "with pre-vote, an isolated follower does not inflate its term and cannot depose the "
-	 "leader when it rejoins"},
-	{"rejoiner_disrupts_without_prevote", sc_rejoiner_disrupts_without_prevote,
-	 "without pre-vote or leases, the same rejoining follower deposes the leader (what "
-	 "pre-vote prevents)"},
-	{"check_quorum_step_down", sc_check_quorum_step_down,
-	 "an isolated leader steps down within two election timeouts and the majority elects "
-	 "another"},
-	{"lease_ignores_disruptive_vote", sc_lease_ignores_disruptive_vote,
-	 "with check-quorum, servers that hear from the leader ignore a higher-term vote request"},
-	{"replication_commits_everywhere", sc_replication_commits_everywhere,
-	 "proposals on the leader are committed and applied in order on every server"},
-	{"figure7_short_followers", sc_figure7_short_followers,
-	 "Figure 7 (a),(b): followers missing entries are brought up to the leader's log"},
-	{"figure7_extra_entries_truncated", sc_figure7_extra_entries_truncated,
-	 "Figure 7 (d),(f): uncommitted conflicting suffixes are truncated and replaced"},
-	{"figure8_no_commit_by_counting", sc_figure8_no_commit_by_counting,
-	 "Figure 8: an entry of an earlier term on a majority is not committed until an entry of "
-	 "the leader's term is"},
-	{"fast_backtracking", sc_fast_backtracking,
-	 "the conflict hint skips a whole conflicting term in one round trip"},
-	{"pipelining_window", sc_pipelining_window,
-	 "appends are pipelined to a follower up to the in-flight window and no further"},
-	{"batching", sc_batching, "appends carry at most max_batch_entries entries"},
-	{"leader_counts_itself_after_persist", sc_leader_counts_itself_after_persist,
-	 "the leader sends before its fsync but counts its own copy only once persisted"},
-	{"read_index_batched", sc_read_index_batched,
-	 "reads received together share one heartbeat round and get the commit index"},
-	{"read_index_on_follower", sc_read_index_on_follower,
-	 "a follower's read obtains the leader's commit index"},
-	{"read_index_fails_on_step_down", sc_read_index_fails_on_step_down,
-	 "a read pending on a leader that loses leadership comes back as a failure, not never"},
-	{"read_index_without_leader", sc_read_index_without_leader,
-	 "a read on a server that knows no leader fails at once"},
-	{"propose_on_follower_refused", sc_propose_on_follower_refused,
-	 "a proposal on a follower is refused with the leader's id as hint"},
-	{"transfer_leadership", sc_transfer_leadership,
-	 "TimeoutNow hands leadership to the chosen follower without an election timeout"},
-	{"transfer_catches_up_target", sc_transfer_catches_up_target,
-	 "a lagging transfer target is first brought up to date, then told to campaign"},
-	{"transfer_refuses_proposals", sc_transfer_refuses_proposals,
-	 "proposals are refused during a transfer, which is abandoned after an election timeout"},
-	{"snapshot_install", sc_snapshot_install,
-	 "a follower whose next entry was compacted away receives the snapshot in chunks"},
-	{"snapshot_resumes_after_lost_chunk", sc_snapshot_resumes_after_lost_chunk,
-	 "a lost snapshot chunk is sent again at its offset and the transfer completes"},
-	{"learner_promotion", sc_learner_promotion,
-	 "a learner receives the log without counting for commit, and counts once promoted"},
-	{"remove_leader", sc_remove_leader,
-	 "a leader removing itself steps down once the change commits and stays quiet"},
-	{"second_change_refused", sc_second_change_refused,
-	 "a second membership change is refused until the first commits"},
-	{"crash_loses_unpersisted", sc_crash_loses_unpersisted,
-	 "a crash during fsync loses the unpersisted entries, which the leader sends again"},
-	{"overwritten_proposal_detected", sc_overwritten_proposal_detected,
-	 "a deposed leader's uncommitted proposal is overwritten, visible as another term at its "
-	 "index"},
-	{"restart_keeps_committed", sc_restart_keeps_committed,
-	 "a whole-cluster restart keeps every committed entry"},
-	{"five_node_minority_partition", sc_five_node_minority_partition,
-	 "a leader cut off with one follower of five cannot commit; the majority side can"},
+    {"election_single_leader", sc_election_single_leader,
+     "a fresh 3-node cluster elects exactly one leader, known to all, which commits its no-op"},
+    {"election_split_vote", sc_election_split_vote,
+     "two candidates splitting the votes of a term elect nobody, and a later term elects one"},
+    {"prevote_blocks_rejoiner", sc_prevote_blocks_rejoiner,
+     "with pre-vote, an isolated follower does not inflate its term and cannot depose the "
+     "leader when it rejoins"},
+    {"rejoiner_disrupts_without_prevote", sc_rejoiner_disrupts_without_prevote,
+     "without pre-vote or leases, the same rejoining follower deposes the leader (what "
+     "pre-vote prevents)"},
+    {"check_quorum_step_down", sc_check_quorum_step_down,
+     "an isolated leader steps down within two election timeouts and the majority elects "
+     "another"},
+    {"lease_ignores_disruptive_vote", sc_lease_ignores_disruptive_vote,
+     "with check-quorum, servers that hear from the leader ignore a higher-term vote request"},
+    {"replication_commits_everywhere", sc_replication_commits_everywhere,
+     "proposals on the leader are committed and applied in order on every server"},
+    {"figure7_short_followers", sc_figure7_short_followers,
+     "Figure 7 (a),(b): followers missing entries are brought up to the leader's log"},
+    {"figure7_extra_entries_truncated", sc_figure7_extra_entries_truncated,
+     "Figure 7 (d),(f): uncommitted conflicting suffixes are truncated and replaced"},
+    {"figure8_no_commit_by_counting", sc_figure8_no_commit_by_counting,
+     "Figure 8: an entry of an earlier term on a majority is not committed until an entry of "
+     "the leader's term is"},
+    {"fast_backtracking", sc_fast_backtracking,
+     "the conflict hint skips a whole conflicting term in one round trip"},
+    {"pipelining_window", sc_pipelining_window,
+     "appends are pipelined to a follower up to the in-flight window and no further"},
+    {"batching", sc_batching, "appends carry at most max_batch_entries entries"},
+    {"leader_counts_itself_after_persist", sc_leader_counts_itself_after_persist,
+     "the leader sends before its fsync but counts its own copy only once persisted"},
+    {"read_index_batched", sc_read_index_batched,
+     "reads received together share one heartbeat round and get the commit index"},
+    {"read_index_on_follower", sc_read_index_on_follower,
+     "a follower's read obtains the leader's commit index"},
+    {"read_index_fails_on_step_down", sc_read_index_fails_on_step_down,
+     "a read pending on a leader that loses leadership comes back as a failure, not never"},
+    {"read_index_without_leader", sc_read_index_without_leader,
+     "a read on a server that knows no leader fails at once"},
+    {"propose_on_follower_refused", sc_propose_on_follower_refused,
+     "a proposal on a follower is refused with the leader's id as hint"},
+    {"transfer_leadership", sc_transfer_leadership,
+     "TimeoutNow hands leadership to the chosen follower without an election timeout"},
+    {"transfer_catches_up_target", sc_transfer_catches_up_target,
+     "a lagging transfer target is first brought up to date, then told to campaign"},
+    {"transfer_refuses_proposals", sc_transfer_refuses_proposals,
+     "proposals are refused during a transfer, which is abandoned after an election timeout"},
+    {"snapshot_install", sc_snapshot_install,
+     "a follower whose next entry was compacted away receives the snapshot in chunks"},
+    {"snapshot_resumes_after_lost_chunk", sc_snapshot_resumes_after_lost_chunk,
+     "a lost snapshot chunk is sent again at its offset and the transfer completes"},
+    {"learner_promotion", sc_learner_promotion,
+     "a learner receives the log without counting for commit, and counts once promoted"},
+    {"remove_leader", sc_remove_leader,
+     "a leader removing itself steps down once the change commits and stays quiet"},
+    {"second_change_refused", sc_second_change_refused,
+     "a second membership change is refused until the first commits"},
+    {"crash_loses_unpersisted", sc_crash_loses_unpersisted,
+     "a crash during fsync loses the unpersisted entries, which the leader sends again"},
+    {"overwritten_proposal_detected", sc_overwritten_proposal_detected,
+     "a deposed leader's uncommitted proposal is overwritten, visible as another term at its "
+     "index"},
+    {"restart_keeps_committed", sc_restart_keeps_committed,
+     "a whole-cluster restart keeps every committed entry"},
+    {"five_node_minority_partition", sc_five_node_minority_partition,
+     "a leader cut off with one follower of five cannot commit; the majority side can"},
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -942,8 +942,9 @@ static int run_one(const struct scenario *sc, const char *golden_dir, bool updat
 			size_t i = 0, line = 1;
 			while (i < glen && i < c.len && g[i] == c.buf[i])
 				line += g[i++] == '\n';
-			fprintf(stderr, "%s: trace differs from %s at line %zu "
-					"(raft-scenarios --print %s)\n",
+			fprintf(stderr,
+				"%s: trace differs from %s at line %zu "
+				"(raft-scenarios --print %s)\n",
 				sc->name, path, line, sc->name);
 			rv = 1;
 		}

@@ -26,7 +26,7 @@
 #include "tests/lib/lincheck.h"
 
 #define SIM_MAX_NODES 7
-#define SIM_KEYS 4
+#define SIM_KEYS      4
 
 struct sim;
 struct sim_term;
@@ -44,12 +44,12 @@ struct sim_disk {
 	struct raft_snapshot_meta snap;
 	uint8_t *snap_data;
 	size_t snap_len;
-	uint64_t snap_hash; /* chain hash at snap.index */
+	uint64_t snap_hash;    /* chain hash at snap.index */
 	struct sim_entry *log; /* consecutive, log[0].e.index == first */
 	size_t n_log, cap_log;
 	uint64_t base_hash; /* chain hash of the entry before log[0] */
 	uint64_t base_index;
-	bool bootstrap;     /* has the initial membership */
+	bool bootstrap; /* has the initial membership */
 };
 
 struct sim_pkt;
@@ -80,7 +80,7 @@ struct sim_node {
 	struct raft_conf applied_conf; /* membership as of applied */
 	/* invariant bookkeeping */
 	uint64_t last_commit;
-	uint64_t life; /* restart counter */
+	uint64_t life;	/* restart counter */
 	int crash_mode; /* 0 none, 1 crash instead of the next fsync,
 			   2 crash right after persisting a vote for another */
 	unsigned snap_every, snap_keep, chunk;
@@ -92,13 +92,13 @@ struct sim_node {
 
 struct sim_opts {
 	uint64_t seed;
-	unsigned nodes;       /* cores created (ids 1..nodes) */
-	unsigned initial;     /* voters at bootstrap (ids 1..initial) */
+	unsigned nodes;	  /* cores created (ids 1..nodes) */
+	unsigned initial; /* voters at bootstrap (ids 1..initial) */
 	unsigned tick_us;
 	unsigned election_ticks, heartbeat_ticks;
 	unsigned net_min_us, net_max_us; /* delay range */
 	unsigned disk_min_us, disk_max_us;
-	bool trace;           /* print the readable trace */
+	bool trace; /* print the readable trace */
 	FILE *trace_out;
 	int trace_level;
 	bool pre_vote, check_quorum;
@@ -121,19 +121,19 @@ struct sim {
 	bool cut[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* cut[a][b]: a->b dropped */
 	unsigned loss_pct, dup_pct, spike_pct;
 	bool crash_next_leader; /* fault: the next new leader crashes soon */
-	bool crash_next_ok;     /* faults still on (delayed crashes happen) */
-	bool check_committed;   /* fixed membership: committed entries unlosable */
+	bool crash_next_ok;	/* faults still on (delayed crashes happen) */
+	bool check_committed;	/* fixed membership: committed entries unlosable */
 	/* event queue */
 	struct sim_ev *heap;
 	size_t n_heap, cap_heap;
 	uint64_t ev_seq;
 	/* invariants */
-	struct sim_term *terms;   /* per term: leader, what it committed */
+	struct sim_term *terms; /* per term: leader, what it committed */
 	size_t n_terms;
-	uint64_t *ledger;         /* applied index -> chain hash (0 = unknown) */
+	uint64_t *ledger; /* applied index -> chain hash (0 = unknown) */
 	uint64_t *ledger_term;
 	size_t n_ledger;
-	struct sim_it *it;        /* (index, term) -> hash table */
+	struct sim_it *it; /* (index, term) -> hash table */
 	size_t it_cap, it_used;
 	unsigned violations;
 	char first_violation[768];

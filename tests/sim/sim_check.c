@@ -103,8 +103,8 @@ static void ledger_grow(struct sim *s, uint64_t index)
 struct sim_term {
 	uint64_t leader;
 	uint64_t commit, commit_hash; /* highest index this term's leader committed */
-	uint64_t commit_term;         /* the term of that entry */
-	bool checked;                 /* leader completeness verified */
+	uint64_t commit_term;	      /* the term of that entry */
+	bool checked;		      /* leader completeness verified */
 };
 
 void check_applied(struct sim *s, struct sim_node *n, uint64_t index, uint64_t hash)
@@ -148,11 +148,12 @@ static void leader_complete(struct sim *s, struct sim_node *n, uint64_t term)
 	const struct sim_disk *d = &n->disk;
 	uint64_t last = d->base_index + d->n_log;
 	if (last < top && d->snap.index < top) {
-		sim_violation(s,
-			      "leader completeness: n%llu leads t%llu with last index %llu but %llu "
-			      "was committed before",
-			      (unsigned long long)n->id, (unsigned long long)term,
-			      (unsigned long long)last, (unsigned long long)top);
+		sim_violation(
+		    s,
+		    "leader completeness: n%llu leads t%llu with last index %llu but %llu "
+		    "was committed before",
+		    (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)last,
+		    (unsigned long long)top);
 		return;
 	}
 	uint64_t h = disk_hash(d, top);
@@ -315,6 +316,7 @@ void check_final(struct sim *s)
 	for (size_t i = 0; i < s->n_acked; i++) {
 		uint64_t idx = s->acked_idx[i];
 		if (idx >= s->n_ledger || s->ledger[idx] != s->acked_hash[i])
-			sim_violation(s, "acknowledged write at %llu lost", (unsigned long long)idx);
+			sim_violation(s, "acknowledged write at %llu lost",
+				      (unsigned long long)idx);
 	}
 }

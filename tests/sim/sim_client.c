@@ -40,7 +40,6 @@ struct sim_client {
 
 void finish_req(struct sim *s, struct sim_req *r, enum lc_outcome o, bool rec);
 
-
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -181,8 +180,9 @@ static void on_timeout(struct sim *s, void *arg)
 	uint64_t leader = sim_leader(s);
 	if (s->liveness_from && s->now >= s->liveness_from && leader &&
 	    raft_conf_find(raft_conf_get(s->nodes[leader].core), r->node))
-		sim_violation(s, "liveness: request %llu to n%llu (called at %.3fms) timed out after "
-				 "the faults stopped",
+		sim_violation(s,
+			      "liveness: request %llu to n%llu (called at %.3fms) timed out after "
+			      "the faults stopped",
 			      (unsigned long long)r->id, (unsigned long long)r->node,
 			      (double)r->call / 1000.0);
 	/* The client gives up: a write may still take effect later. */
@@ -318,8 +318,8 @@ static void client_next(struct sim *s, void *arg)
 		r->value = (int64_t)++s->next_value;
 		r->expected = sim_rand_range(s, 0, 3) ? c->seen[r->key] : LC_ABSENT;
 	}
-	uint64_t node = c->hint && sim_rand_range(s, 0, 2) ? c->hint
-							   : sim_rand_range(s, 1, s->o.nodes);
+	uint64_t node =
+	    c->hint && sim_rand_range(s, 0, 2) ? c->hint : sim_rand_range(s, 1, s->o.nodes);
 	r->node = node;
 	c->cur = r;
 	struct sim_node *n = &s->nodes[node];
@@ -352,7 +352,8 @@ void clients_start(struct sim *s, unsigned n)
 		s->clients[i].id = (int)i;
 		for (int k = 0; k < SIM_KEYS; k++)
 			s->clients[i].seen[k] = LC_ABSENT;
-		sim_schedule_fn(s, s->now + sim_rand_range(s, 0, 50000), client_next, &s->clients[i]);
+		sim_schedule_fn(s, s->now + sim_rand_range(s, 0, 50000), client_next,
+				&s->clients[i]);
 	}
 }
 

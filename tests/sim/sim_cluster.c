@@ -52,13 +52,13 @@ static void *xrealloc(void *p, size_t n)
 	return q;
 }
 
-#define PUSH(arr, n, cap, val)                                           \
-	do {                                                             \
-		if ((n) == (cap)) {                                      \
-			(cap) = (cap) ? (cap) * 2 : 16;                  \
-			(arr) = xrealloc((arr), (cap) * sizeof(*(arr))); \
-		}                                                        \
-		(arr)[(n)++] = (val);                                    \
+#define PUSH(arr, n, cap, val)                                                                     \
+	do {                                                                                       \
+		if ((n) == (cap)) {                                                                \
+			(cap) = (cap) ? (cap)*2 : 16;                                              \
+			(arr) = xrealloc((arr), (cap) * sizeof(*(arr)));                           \
+		}                                                                                  \
+		(arr)[(n)++] = (val);                                                              \
 	} while (0)
 
 void sim_log(struct sim *s, const char *fmt, ...)
@@ -204,7 +204,8 @@ static void net_send(struct sim *s, struct sim_node *n, struct raft_msg *m)
 		m->len = len;
 		m->done = off + len == n->disk.snap_len;
 	}
-	if (m->to > s->o.nodes || m->to == 0 || s->cut[m->from][m->to] || (s->drop && s->drop(s, m))) {
+	if (m->to > s->o.nodes || m->to == 0 || s->cut[m->from][m->to] ||
+	    (s->drop && s->drop(s, m))) {
 		s->st.dropped++;
 		return;
 	}
@@ -219,7 +220,9 @@ static void net_send(struct sim *s, struct sim_node *n, struct raft_msg *m)
 		uint64_t d = sim_rand_range(s, s->o.net_min_us, s->o.net_max_us);
 		if (s->spike_pct && sim_rand_range(s, 1, 100) <= s->spike_pct)
 			d += sim_rand_range(s, 5000, 60000); /* reordering spike */
-		ev_push(s, (struct sim_ev){.time = s->now + d, .type = EV_DELIVER, .node = m->to,
+		ev_push(s, (struct sim_ev){.time = s->now + d,
+					   .type = EV_DELIVER,
+					   .node = m->to,
 					   .p = pkt_copy(m)});
 	}
 }
@@ -343,8 +346,9 @@ static void disk_free(struct sim_disk *d)
 
 static void schedule_tick(struct sim *s, struct sim_node *n)
 {
-	ev_push(s, (struct sim_ev){.time = s->now + s->o.tick_us, .type = EV_TICK,
-				   .node = n->id, .life = n->life});
+	ev_push(
+	    s, (struct sim_ev){
+		   .time = s->now + s->o.tick_us, .type = EV_TICK, .node = n->id, .life = n->life});
 }
 
 static void take_snapshot(struct sim *s, struct sim_node *n)
@@ -413,8 +417,10 @@ void sim_pump(struct sim *s, struct sim_node *n)
 	n->busy = true;
 	send_all(s, n, n->u.msgs_early, n->u.n_msgs_early);
 	ev_push(s, (struct sim_ev){.time = s->now + n->disk_extra_us +
-						   sim_rand_range(s, s->o.disk_min_us, s->o.disk_max_us),
-				   .type = EV_FSYNC, .node = n->id, .life = n->life});
+					   sim_rand_range(s, s->o.disk_min_us, s->o.disk_max_us),
+				   .type = EV_FSYNC,
+				   .node = n->id,
+				   .life = n->life});
 }
 
 static void write_chunk(struct sim_node *n, const struct raft_chunk *c)
@@ -485,8 +491,9 @@ static void on_fsync(struct sim *s, struct sim_node *n)
 		const struct raft_entry *e = &u->committed[i];
 		struct sim_entry *de = disk_get(&n->disk, e->index);
 		if (e->index != n->applied + 1) {
-			sim_violation(s, "n%llu: applies %llu after %llu", (unsigned long long)n->id,
-				      (unsigned long long)e->index, (unsigned long long)n->applied);
+			sim_violation(s, "n%llu: applies %llu after %llu",
+				      (unsigned long long)n->id, (unsigned long long)e->index,
+				      (unsigned long long)n->applied);
 		}
 		uint64_t h = de ? de->hash : chain_hash(n->applied_hash, e);
 		if (!de || de->e.term != e->term)
@@ -690,7 +697,9 @@ int sim_restart(struct sim *s, uint64_t id)
 		(unsigned long long)n->life, (unsigned long long)n->disk.snap.index, ne);
 	/* spread the tick phases */
 	ev_push(s, (struct sim_ev){.time = s->now + sim_rand_range(s, 1, s->o.tick_us),
-				   .type = EV_TICK, .node = id, .life = n->life});
+				   .type = EV_TICK,
+				   .node = id,
+				   .life = n->life});
 	return 0;
 }
 
