@@ -69,3 +69,8 @@ RAFT_SH_TESTS = tests/sim/sim-check.sh tests/sim/planted.sh tests/sim/lincheck-c
 TESTS += $(RAFT_UNIT_TESTS) raft-scenarios $(RAFT_SH_TESTS)
 EXTRA_DIST += $(RAFT_SH_TESTS) tests/sim/regress.txt tests/sim/golden tests/sim/README.md \
 	tests/sim/histories
+
+# Line coverage of the core (configure --enable-coverage, then make check).
+raft-coverage:
+	gcovr -r $(top_srcdir) --filter '$(top_srcdir)/src/raft/' $(top_builddir)
+.PHONY: raft-coverage

@@ -318,12 +318,20 @@ enum raft_change_kind {
 	RAFT_REMOVE,	      /* remove id (voter or learner, may be the leader) */
 };
 
-/* Proposes a configuration entry. Leader only (KVFS_ENOTLEADER + hint).
+/* Proposes a configuration entry, in effect as soon as it is appended.
+ * Leader only (KVFS_ENOTLEADER + hint).
  * KVFS_EBUSY while a previous change is uncommitted or the leader has not
  * committed an entry of its term yet; KVFS_ECONFIG if the change makes no
  * sense (unknown id, duplicate, would remove the last voter, too many). */
 int raft_change(struct raft_core *core, enum raft_change_kind kind, uint64_t id, const char *addr,
 		uint64_t *index);
+
+/* A removed server stops receiving entries at once, so it may never see the
+ * entry that removed it: it keeps its old membership and, being a voter
+ * there, may campaign. Leases (check_quorum) and pre-vote keep it from
+ * disrupting the cluster; the driver should still stop a server once the
+ * committed membership (applied RAFT_ENTRY_CONF) no longer lists it, and
+ * operators should stop servers they removed. */
 
 /* Starts a leadership transfer to target (0: the most up-to-date voter).
  * Leader only. Proposals are refused (KVFS_EBUSY) until it completes or is
