@@ -20,13 +20,14 @@ const double metric_latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 					  1,      2.5,     5,      10};
 const int metric_latency_n = sizeof metric_latency_buckets / sizeof metric_latency_buckets[0];
 
-enum metric_type { M_COUNTER, M_GAUGE, M_GAUGE_FN, M_COUNTER_FN, M_HISTOGRAM };
+enum metric_type { M_COUNTER, M_GAUGE, M_GAUGE_FN, M_COUNTER_FN, M_HISTOGRAM, M_COLLECTOR };
 
 struct metric {
 	const char *name, *help, *labels;
 	enum metric_type type;
 	void *p;
 	double (*fn)(void *ud);
+	void (*collect)(struct byte_buf *out, void *ud);
 };
 
 static struct metric *reg;
@@ -43,8 +44,16 @@ static int add(const char *name, const char *help, const char *labels, enum metr
 		reg = r;
 		cap_reg = nc;
 	}
-	reg[n_reg++] = (struct metric){name, help, labels, t, p, fn};
+	reg[n_reg++] = (struct metric){name, help, labels, t, p, fn, NULL};
 	return 0;
+}
+
+int metrics_collector(void (*fn)(struct byte_buf *out, void *ud), void *ud)
+{
+	int rc = add("", "", NULL, M_COLLECTOR, ud, NULL);
+	if (rc == 0)
+		reg[n_reg - 1].collect = fn;
+	return rc;
 }
 
 int metrics_counter(const char *name, const char *help, const char *labels,
@@ -161,6 +170,8 @@ static void write_metric(struct byte_buf *b, const struct metric *m)
 	case M_COUNTER_FN:
 		write_sample(b, m->name, "", m->labels, NULL, m->fn(m->p));
 		break;
+	case M_COLLECTOR:
+		break;
 	case M_HISTOGRAM: {
 		struct metric_histogram *h = m->p;
 		uint64_t cum = 0;
@@ -183,10 +194,24 @@ static void write_metric(struct byte_buf *b, const struct metric *m)
 	}
 }
 
+void metrics_family(struct byte_buf *out, const char *name, const char *type, const char *help)
+{
+	printf_buf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_sample(struct byte_buf *out, const char *name, const char *labels, double v)
+{
+	write_sample(out, name, "", labels, NULL, v);
+}
+
 void metrics_write(struct byte_buf *b)
 {
 	for (size_t i = 0; i < n_reg; i++) {
 		int seen = 0;
+		if (reg[i].type == M_COLLECTOR) {
+			reg[i].collect(b, reg[i].p);
+			continue;
+		}
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = strcmp(reg[j].name, reg[i].name) == 0;
 		if (seen)

@@ -71,6 +71,15 @@ int metrics_counter_fn(const char *name, const char *help, const char *labels,
 int metrics_histogram(const char *name, const char *help, const char *labels,
 		      struct metric_histogram *h);
 
+/* A collector writes whole families itself (HELP, TYPE and samples), for
+ * metrics whose label sets change at run time (per-peer figures). It is
+ * called at scrape time from the scraping thread. */
+int metrics_collector(void (*fn)(struct byte_buf *out, void *ud), void *ud);
+
+/* Helpers for collectors: one family header, one sample. */
+void metrics_family(struct byte_buf *out, const char *name, const char *type, const char *help);
+void metrics_sample(struct byte_buf *out, const char *name, const char *labels, double v);
+
 /* Appends the exposition of every registered metric to out. */
 void metrics_write(struct byte_buf *out);
 

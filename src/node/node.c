@@ -98,6 +98,7 @@ int node_create(const struct node_config *cfg, struct node **out)
 	n->next_id = 1;
 	metric_histogram_init(&n->fsync_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->apply_hist, metric_latency_buckets, metric_latency_n);
+	metric_histogram_init(&n->rtt_hist, metric_latency_buckets, metric_latency_n);
 
 	if ((rc = mkdir_p(cfg->data_dir)) < 0) {
 		log_error("node", "cannot create data directory %s: %s", cfg->data_dir,
@@ -375,11 +376,62 @@ static double m_pending(void *ud)
 	return (double)__atomic_load_n(&((struct node *)ud)->inflight, __ATOMIC_RELAXED);
 }
 
-/* Per-peer families are written by a custom collector: the peer set changes
- * at run time, the registry's labels are static. */
+/* Per-peer families are written by a collector: the peer set changes at run
+ * time, the registry's labels are static. Names follow etcd's where the
+ * concept is the same (etcd_network_peer_sent_bytes_total{To=...}). */
+static void collect_peers(struct byte_buf *out, void *ud)
+{
+	struct node_status st;
+	char labels[64];
+	node_status(ud, &st);
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{"kvfs_network_peer_sent_bytes_total", "counter", "Bytes sent to each peer."},
+		{"kvfs_network_peer_received_bytes_total", "counter", "Bytes received from each peer."},
+		{"kvfs_network_peer_dropped_messages_total", "counter",
+		 "Messages to each peer dropped because its queue was full or it was unreachable."},
+		{"kvfs_network_peer_round_trip_time_seconds", "gauge",
+		 "Last heartbeat round trip to each peer (leader only)."},
+		{"kvfs_server_peer_match_index", "gauge",
+		 "Highest log index known replicated on each member (leader only)."},
+		{"kvfs_server_peer_lag_entries", "gauge",
+		 "Log entries each member is behind the leader (leader only)."},
+		{"kvfs_server_peer_lag_seconds", "gauge",
+		 "Seconds each member has been behind the leader (leader only)."},
+		{"kvfs_server_peer_connected", "gauge",
+		 "1 when the member was heard from within two election timeouts."},
+	};
+	for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+		bool leader_only = f >= 3 && f <= 6;
+		if (leader_only && !st.is_leader)
+			continue;
+		metrics_family(out, fam[f].name, fam[f].type, fam[f].help);
+		for (int i = 0; i < st.n_peers; i++) {
+			const struct node_peer_status *p = &st.peers[i];
+			if (p->is_self && f != 4 && f != 7)
+				continue;
+			snprintf(labels, sizeof labels, "peer=\"%llu\"", (unsigned long long)p->id);
+			double v = f == 0   ? (double)p->bytes_sent
+				   : f == 1 ? (double)p->bytes_received
+				   : f == 2 ? (double)p->msgs_dropped
+				   : f == 3 ? p->rtt_seconds
+				   : f == 4 ? (double)p->match
+				   : f == 5 ? (double)p->lag_entries
+				   : f == 6 ? p->lag_seconds
+					    : (double)p->connected;
+			metrics_sample(out, fam[f].name, labels, v);
+		}
+	}
+}
+
 int node_register_metrics(struct node *n)
 {
 	int rc = 0;
+	rc |= metrics_collector(collect_peers, n);
+	rc |= metrics_histogram("kvfs_network_heartbeat_round_trip_seconds",
+				"Heartbeat round trips to all peers (leader only).", NULL,
+				&n->rtt_hist);
 	rc |= metrics_gauge_fn("kvstore_replication_lag_seconds",
 			       "Leader: the slowest follower's lag in seconds; follower: its own.",
 			       NULL, m_lag, n);

@@ -135,6 +135,7 @@ struct node_status {
 		bool learner, connected, is_self;
 		uint64_t match, lag_entries;
 		double lag_seconds;
+		double rtt_seconds; /* last heartbeat round trip (leader), 0 if unknown */
 		uint64_t bytes_sent, bytes_received, msgs_dropped;
 	} peers[NODE_MAX_MEMBERS];
 	uint64_t leader_changes;

@@ -65,6 +65,10 @@ struct node {
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
 	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS];
+	/* Heartbeat round trips, by peer id slot (peer_heard_id order). */
+	uint64_t hb_seq[NODE_MAX_MEMBERS];
+	int64_t hb_sent_ns[NODE_MAX_MEMBERS];
+	double rtt_s[NODE_MAX_MEMBERS];
 	int64_t last_apply_ms;
 	bool applied_now;
 	node_apply_hook apply_hook;
@@ -76,7 +80,7 @@ struct node {
 	pthread_mutex_t slock;
 	struct node_status st;
 
-	struct metric_histogram fsync_hist, apply_hist;
+	struct metric_histogram fsync_hist, apply_hist, rtt_hist;
 	struct metric_counter proposals_committed, proposals_failed, reads_served;
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;

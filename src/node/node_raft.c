@@ -248,15 +248,46 @@ void node_raft_close(struct node *n)
 
 /* ---- sending ---- */
 
-static void peer_heard(struct node *n, uint64_t id)
+/* The slot of peer id in the per-peer arrays (allocated on first sight). */
+static int peer_slot(struct node *n, uint64_t id)
 {
 	for (int i = 0; i < NODE_MAX_MEMBERS; i++) {
 		if (n->peer_heard_id[i] == id || n->peer_heard_id[i] == 0) {
 			n->peer_heard_id[i] = id;
-			n->peer_heard_ms[i] = now_ms();
-			return;
+			return i;
 		}
 	}
+	return -1;
+}
+
+static void peer_heard(struct node *n, uint64_t id)
+{
+	int i = peer_slot(n, id);
+	if (i >= 0)
+		n->peer_heard_ms[i] = now_ms();
+}
+
+/* Heartbeat round-trip times: a heartbeat carries read_seq and its answer
+ * echoes it, so the time between them is the peer's round trip (its
+ * processing included). */
+static void rtt_sent(struct node *n, const struct raft_msg *m)
+{
+	int i = peer_slot(n, m->to);
+	if (i >= 0 && (!n->hb_sent_ns[i] || m->read_seq != n->hb_seq[i])) {
+		n->hb_seq[i] = m->read_seq;
+		n->hb_sent_ns[i] = clock_mono_ns();
+	}
+}
+
+static void rtt_received(struct node *n, const struct raft_msg *m)
+{
+	int i = peer_slot(n, m->from);
+	if (i < 0 || !n->hb_sent_ns[i] || m->read_seq != n->hb_seq[i])
+		return;
+	double s = (double)(clock_mono_ns() - n->hb_sent_ns[i]) / 1e9;
+	n->hb_sent_ns[i] = 0;
+	n->rtt_s[i] = s;
+	metric_observe(&n->rtt_hist, s);
 }
 
 static void send_buf(struct node *n, uint64_t to)
@@ -309,6 +340,8 @@ static void send_msgs(struct node *n, struct raft_msg *msgs, size_t count)
 		struct raft_msg *m = &msgs[i];
 		if (m->type == RAFT_MSG_SNAPSHOT && !m->data && !fill_snapshot(n, m))
 			continue;
+		if (m->type == RAFT_MSG_HEARTBEAT)
+			rtt_sent(n, m);
 		n->wbuf.len = 0;
 		if (wire_encode_raft(&n->wbuf, m) == 0)
 			send_buf(n, m->to);
@@ -523,6 +556,8 @@ static void receive(struct node *n)
 		peer_heard(n, m.from);
 		switch (m.kind) {
 		case WIRE_RAFT:
+			if (m.raft.type == RAFT_MSG_HEARTBEAT_RESP)
+				rtt_received(n, &m.raft);
 			if (raft_step(n->raft, &m.raft) == KVFS_EPROTO)
 				transport_count_rejected(n->net);
 			break;
@@ -898,8 +933,10 @@ void node_update_status(struct node *n)
 			p->match = rs.last_index;
 		} else {
 			for (int j = 0; j < NODE_MAX_MEMBERS; j++)
-				if (n->peer_heard_id[j] == s->id)
+				if (n->peer_heard_id[j] == s->id) {
 					p->connected = now - n->peer_heard_ms[j] < alive;
+					p->rtt_seconds = n->rtt_s[j];
+				}
 			struct transport_peer_stats ps;
 			if (n->net && transport_peer_stats(n->net, s->id, &ps) == 0) {
 				p->bytes_sent = ps.bytes_sent;
