@@ -139,8 +139,14 @@ static void fmt_value(char *out, size_t cap, double v)
 {
 	if (v == (double)(int64_t)v && v < 9e15 && v > -9e15)
 		snprintf(out, cap, "%lld", (long long)v);
-	else
-		snprintf(out, cap, "%.17g", v);
+	else {
+		/* The shortest of %.15g..%.17g that reads back as v. */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(out, cap, "%.*g", prec, v);
+			if (strtod(out, NULL) == v)
+				break;
+		}
+	}
 }
 
 static void write_sample(struct byte_buf *b, const char *name, const char *suffix,
