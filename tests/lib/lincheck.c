@@ -268,6 +268,9 @@ static bool model_step(const struct lc_op *o, int64_t s, int64_t *ns)
 	return false;
 }
 
+/* Memory the memoisation cache of one key may use. */
+#define LC_CACHE_MAX_BYTES ((size_t)512 << 20)
+
 struct cache {
 	uint64_t *slots; /* each: [used|state] + W words of bitset */
 	size_t cap, used, width;
@@ -312,6 +315,8 @@ static int cache_grow(struct cache *c)
 {
 	struct cache n = {.cap = c->cap ? c->cap * 2 : 1024, .width = c->width};
 	size_t stride = c->width + 2;
+	if (n.cap * stride * 8 > LC_CACHE_MAX_BYTES)
+		return -1; /* the search gives up rather than swamp the machine */
 	n.slots = calloc(n.cap, stride * 8);
 	if (!n.slots)
 		return -1;

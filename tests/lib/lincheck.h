@@ -100,7 +100,12 @@ enum lc_verdict { LC_LINEARIZABLE = 0, LC_VIOLATION = 1, LC_GAVE_UP = 2 };
 /*
  * Checks h. Returns LC_LINEARIZABLE, LC_VIOLATION (then a readable
  * explanation, several lines, is written to explain if not NULL), or
- * LC_GAVE_UP when a key's search exceeded max_steps (0 = 50 million).
+ * LC_GAVE_UP when a key's search exceeded max_steps (0 = 50 million) or
+ * 512 MiB of memoisation. The search is fast while few operations of a key
+ * overlap; every indeterminate write stays open forever, so histories with
+ * many concurrent clients on few keys and many indeterminate writes can
+ * give up: spread writers over more keys (e.g. 20 clients, 5 keys, 5%
+ * indeterminate and 5000 operations check in milliseconds).
  */
 enum lc_verdict lc_check(const struct lc_history *h, uint64_t max_steps, FILE *explain);
 
