@@ -31,7 +31,8 @@
 	X(KVFS_EEXIST,       -1016, 412, EEXIST,    "Key exists")                        \
 	X(KVFS_EPROTO,       -1017, 400, EPROTO,    "Malformed message")                 \
 	X(KVFS_ETOOMANY,     -1018, 413, E2BIG,     "Operation touches too many keys")   \
-	X(KVFS_ECONFIG,      -1019, 400, EINVAL,    "Invalid configuration")
+	X(KVFS_ECONFIG,      -1019, 400, EINVAL,    "Invalid configuration")                 \
+	X(KVFS_EUNKNOWN,     -1020, 503, EIO,       "Leader changed before the write was acknowledged; it may or may not have been applied")
 
 enum kvfs_err {
 #define KVFS_ERR_ENUM(name, code, http, errno_, msg) name = (code),

@@ -387,18 +387,46 @@ static void writes_insert(struct node *n, struct node_req *r)
 		l->tail = r;
 }
 
+/* Forwards a write to the leader. A message ZeroMQ refuses (the leader is
+ * not connected) never left: the write is parked and retried, which is safe.
+ * Once sent, its outcome belongs to that leader (on_leader_change). */
 static void forward(struct node *n, struct node_req *r, uint64_t leader)
 {
+	struct wire_forward f = {.req_id = n->next_id, .data = r->data, .len = r->len};
+	n->wbuf.len = 0;
+	if (wire_encode_forward(&n->wbuf, n->cfg.id, leader, &f) < 0 || n->wbuf.err) {
+		node_complete(n, r, -ENOMEM);
+		return;
+	}
+	if (transport_send(n->net, leader, n->wbuf.data, n->wbuf.len) < 0) {
+		park(n, r);
+		return;
+	}
 	r->fwd_id = n->next_id++;
+	r->leader_hint = leader;
 	if (idmap_put(&n->forwarded, r->fwd_id, r) < 0) {
 		node_complete(n, r, -ENOMEM);
 		return;
 	}
-	struct wire_forward f = {.req_id = r->fwd_id, .data = r->data, .len = r->len};
-	n->wbuf.len = 0;
-	if (wire_encode_forward(&n->wbuf, n->cfg.id, leader, &f) == 0)
-		send_buf(n, leader);
 	metric_inc(&n->forwarded_writes);
+}
+
+/* The leader changed: writes forwarded to another node will get no answer
+ * we can trust, and may or may not have been applied. Tell their clients
+ * now (503, outcome unknown) rather than at their deadline. */
+static void on_leader_change(struct node *n, uint64_t leader)
+{
+	struct idmap *m = &n->forwarded;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->keys[i])
+			continue;
+		struct node_req *r = m->vals[i];
+		if (r->leader_hint == leader)
+			continue;
+		idmap_del(m, m->keys[i]);
+		node_complete(n, r, KVFS_EUNKNOWN);
+		i--; /* backward shift may have moved another entry here */
+	}
 }
 
 static void process_parked(struct node *n)
@@ -990,6 +1018,13 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 		receive(n);
 	if (tick)
 		raft_tick(n->raft);
+	struct raft_status rs;
+	raft_status(n->raft, &rs);
+	if (rs.leader != n->fwd_leader) {
+		n->fwd_leader = rs.leader;
+		if (n->forwarded.n)
+			on_leader_change(n, rs.leader);
+	}
 	while (reqs) {
 		struct node_req *next = reqs->next;
 		park(n, reqs);
