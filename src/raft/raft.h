@@ -59,6 +59,9 @@
  * fail the waiting client. If the node loses leadership the outcome is
  * unknown until that index is applied (which the cluster eventually does);
  * a driver that gives up earlier must report the outcome as indeterminate.
+ * If the node installs a snapshot covering that index instead (u.install),
+ * the entry is never handed out: the outcome is unknown to this node
+ * (indeterminate, unless the state machine records request ids).
  */
 #ifndef KVFS_RAFT_RAFT_H
 #define KVFS_RAFT_RAFT_H

@@ -199,6 +199,7 @@ void clients_start(struct sim *s, unsigned n);
 void clients_stop(struct sim *s);
 void clients_free(struct sim *s);
 void clients_node_down(struct sim *s, struct sim_node *n);
+void clients_snapshot_installed(struct sim *s, struct sim_node *n, uint64_t index);
 void clients_read_result(struct sim *s, struct sim_node *n, const struct raft_read *r);
 void clients_check_reads(struct sim *s, struct sim_node *n);
 void node_handle_req(struct sim *s, struct sim_node *n, struct sim_req *r);

@@ -243,6 +243,17 @@ void node_handle_req(struct sim *s, struct sim_node *n, struct sim_req *r)
 	waiting_add(n, r);
 }
 
+/* A snapshot replaced the entries up to index: writes waiting for them
+ * cannot learn their outcome here (raft.h, lost proposals). */
+void clients_snapshot_installed(struct sim *s, struct sim_node *n, uint64_t index)
+{
+	for (size_t i = 0; i < n->n_waiting; i++) {
+		struct sim_req *r = n->waiting[i];
+		if (!r->done && r->kind != LC_GET && r->index <= index)
+			finish_req(s, r, LC_UNKNOWN, true);
+	}
+}
+
 void clients_read_result(struct sim *s, struct sim_node *n, const struct raft_read *rr)
 {
 	for (size_t i = 0; i < n->n_waiting; i++) {

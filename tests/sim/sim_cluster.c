@@ -482,6 +482,7 @@ static void on_fsync(struct sim *s, struct sim_node *n)
 			n->applied_conf = in->snap.conf;
 			check_applied(s, n, in->snap.index, h);
 			n->install_pending = in->snap.index;
+			clients_snapshot_installed(s, n, in->snap.index);
 			s->st.snap_installs++;
 			sim_log(s, "n%llu installed snapshot %llu", (unsigned long long)n->id,
 				(unsigned long long)in->snap.index);
