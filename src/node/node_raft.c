@@ -78,6 +78,7 @@ static void tracer(void *data, uint64_t id, int level, const char *line)
 struct load_ctx {
 	struct raft_entry *ents;
 	size_t n, cap;
+	uint64_t bytes;
 	uint64_t after;
 	int rc;
 };
@@ -100,6 +101,7 @@ static int load_cb(const struct rlog_entry *e, void *ud)
 		return -ENOMEM;
 	if (e->len)
 		memcpy(copy, e->data, e->len);
+	lc->bytes += e->len;
 	lc->ents[lc->n++] = (struct raft_entry){
 		.term = e->term, .index = e->index, .type = e->type, .data = copy, .len = e->len};
 	return 0;
@@ -171,6 +173,7 @@ int node_raft_open(struct node *n)
 	}
 	init.entries = lc.ents;
 	init.n_entries = lc.n;
+	n->log_bytes = lc.bytes;
 	/* The membership in effect at the state machine's applied index. */
 	uint64_t applied = kv_applied_index(n->kv);
 	for (size_t i = 0; i < lc.n && lc.ents[i].index <= applied; i++)
@@ -186,7 +189,7 @@ int node_raft_open(struct node *n)
 		.max_batch_entries = 512,
 		.max_batch_bytes = 4u << 20,
 		.max_inflight = 16,
-		.max_apply = 4096,
+		.max_apply = 1024,
 		.pre_vote = true,
 		.check_quorum = true,
 		.tracer = {.data = n, .level = log_threshold >= LOG_DEBUG ? RAFT_TRACE_DEBUG
@@ -610,6 +613,8 @@ static int persist(struct node *n, const struct raft_update *u)
 	if (u->n_entries > 64 && !(ents = malloc(u->n_entries * sizeof *ents)))
 		return -ENOMEM;
 	for (size_t i = 0; i < u->n_entries; i++)
+		n->log_bytes += u->entries[i].len;
+	for (size_t i = 0; i < u->n_entries; i++)
 		ents[i] = (struct rlog_entry){.index = u->entries[i].index,
 					      .term = u->entries[i].term,
 					      .type = u->entries[i].type,
@@ -822,9 +827,13 @@ static void maybe_compact(struct node *n)
 	struct raft_status st;
 	raft_status(n->raft, &st);
 	uint64_t applied = kv_applied_index(n->kv);
-	if (applied != st.applied || applied < st.snap_index + n->cfg.snapshot_entries)
+	if (applied != st.applied || applied <= st.snap_index ||
+	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes))
 		return;
 	uint64_t keep = n->cfg.snapshot_entries / 2 < 5000 ? n->cfg.snapshot_entries / 2 : 5000;
+	/* The kept tail must not hold the memory the byte limit frees. */
+	if (n->log_bytes >= n->cfg.snapshot_bytes)
+		keep = keep < 100 ? keep : 100;
 	uint64_t term = raft_term_at(n->raft, applied);
 	if (!term || raft_compact(n->raft, applied, keep) < 0)
 		return;
@@ -837,6 +846,8 @@ static void maybe_compact(struct node *n)
 		node_fail(n, rc);
 	else if (rc < 0)
 		log_warn("node", "log compaction postponed: %s", kvfs_strerror(rc));
+	else
+		n->log_bytes = 0;
 	else
 		log_debug("node", "log compacted: snapshot at %llu, kept %llu entries",
 			  (unsigned long long)applied, (unsigned long long)keep);
