@@ -846,11 +846,11 @@ static void maybe_compact(struct node *n)
 		node_fail(n, rc);
 	else if (rc < 0)
 		log_warn("node", "log compaction postponed: %s", kvfs_strerror(rc));
-	else
+	else {
 		n->log_bytes = 0;
-	else
 		log_debug("node", "log compacted: snapshot at %llu, kept %llu entries",
 			  (unsigned long long)applied, (unsigned long long)keep);
+	}
 }
 
 static bool expired(const struct node_req *r, int64_t now)
