@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench.h"
 #include "cli/cli.h"
 
 /* Ids of the common options; command tables use ids below 900. */
@@ -144,7 +145,7 @@ static const struct cli_command cli_commands[] = {
 	{"member", "COMMAND [options] ...", "list and change the cluster membership", NULL, NULL,
 	 member_cmds},
 	{"leader", "COMMAND [options] ...", "leadership operations", NULL, NULL, leader_cmds},
-	/* {"bench", ..., cli_cmd_bench, NULL}: see the top of this file. */
+	{"bench", "[options]", "measure throughput and latency", bench_help, cli_cmd_bench, NULL},
 	{NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

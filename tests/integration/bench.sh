@@ -1,0 +1,205 @@
+#!/bin/sh
+# Integration test of `kvfs bench` against a real kvfsd.
+#
+# Starts one kvfsd on a free port with a fresh data directory (the same way
+# as tests/integration/cli.sh), then runs every workload of kvfs bench for a
+# bounded number of operations with --json --verify where it applies, and
+# checks that each run reports zero errors and, for the write workloads, that
+# every acknowledged key was read back. Also: open loop, two threads, the
+# seed suite in miniature, --plot when gnuplot is installed, usage errors,
+# and the exit status when no server answers. kvfsd is stopped by the EXIT
+# trap whatever happens.
+#
+# Run by `make check` (top_builddir is set by the Makefile) or by hand:
+#   top_builddir=/path/to/build sh tests/integration/bench.sh
+set -u
+
+: "${top_builddir:=.}"
+KVFS=$top_builddir/kvfs
+KVFSD=$top_builddir/kvfsd
+if [ ! -x "$KVFSD" ] || [ ! -x "$KVFS" ]; then
+	echo "SKIP: $KVFSD or $KVFS not built"
+	exit 77
+fi
+command -v curl >/dev/null 2>&1 || { echo "SKIP: curl(1) not found"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvfs-bench.XXXXXX") || exit 1
+kvfsd_pid=
+failures=0
+checks=0
+
+cleanup() {
+	if [ -n "$kvfsd_pid" ]; then
+		kill "$kvfsd_pid" 2>/dev/null
+		wait "$kvfsd_pid" 2>/dev/null
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+fail() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+
+# A random port nobody listens on (curl gets "connection refused", exit 7).
+free_port() {
+	while :; do
+		p=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		p=$((20000 + p % 40000))
+		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/" 2>/dev/null
+		if [ $? -eq 7 ]; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# Polls url until it answers 200, at most 200 tries 0.05 s apart (10 s), and
+# gives up early if process $2 died. Returns 0 when ready.
+wait_ready() {
+	tries=0
+	while [ $tries -lt 200 ]; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null)
+		[ "$code" = 200 ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		tries=$((tries + 1))
+		sleep 0.05
+	done
+	return 1
+}
+
+# Start kvfsd; a port taken between the probe and the bind means one retry.
+attempt=0
+while :; do
+	attempt=$((attempt + 1))
+	port=$(free_port)
+	rm -rf "$tmp/data"
+	mkdir -p "$tmp/data"
+	"$KVFSD" --http "127.0.0.1:$port" --data "$tmp/data" >"$tmp/kvfsd.log" 2>&1 &
+	kvfsd_pid=$!
+	if wait_ready "http://127.0.0.1:$port/readyz" "$kvfsd_pid"; then
+		break
+	fi
+	kill "$kvfsd_pid" 2>/dev/null
+	wait "$kvfsd_pid" 2>/dev/null
+	kvfsd_pid=
+	if [ $attempt -ge 3 ]; then
+		echo "FAIL: kvfsd did not become ready; its log:" >&2
+		cat "$tmp/kvfsd.log" >&2
+		exit 1
+	fi
+done
+EP=http://127.0.0.1:$port
+unset KVFS_ENDPOINTS
+
+# bench STATUS ARGS...: runs kvfs bench against the test kvfsd, output in
+# $tmp/out and $tmp/err, and checks the exit status.
+bench() {
+	want=$1
+	shift
+	checks=$((checks + 1))
+	"$KVFS" -e "$EP" bench "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	got=$?
+	[ "$got" -eq "$want" ] ||
+		fail "kvfs bench $* -> exit $got, want $want; stderr: $(head -c 300 "$tmp/err")"
+}
+
+# out_has TEXT: the last command's stdout contains TEXT.
+out_has() {
+	grep -qF -- "$1" "$tmp/out" || fail "stdout lacks '$1': $(head -c 400 "$tmp/out")"
+}
+
+# clean_run OPS: the last JSON result has OPS successful operations and no
+# error of any kind.
+clean_run() {
+	out_has "\"ops\":$1,"
+	out_has '"errors":{"total":0,'
+}
+
+# verified N: the last run read back N acknowledged keys, none lost.
+verified() {
+	out_has "\"verify\":{\"checked\":$1,\"missing\":0,\"mismatched\":0,\"errors\":0}"
+}
+
+# --- every workload, bounded, verified ---------------------------------------
+
+bench 0 --json --verify -w put -n 500 -c 8
+clean_run 500
+verified 500
+
+bench 0 --json --verify -w put -n 400 -c 4 -k 50 --dist zipf
+clean_run 400
+out_has '"distribution":"zipf"'
+
+bench 0 --json -w get -n 500 -c 8 -k 200
+clean_run 500
+
+bench 0 --json -w get -n 300 -c 4 -k 200 --consistency stale --no-preload
+clean_run 300
+out_has '"consistency":"stale"'
+
+bench 0 --json --verify -w mixed -n 600 -c 8 -k 300 --read-ratio 0.5
+clean_run 600
+
+bench 0 --json --verify -w batch -n 20 -c 2 -b 50
+clean_run 20
+out_has '"items":1000,'
+verified 1000
+
+# Range replies are streamed chunked; each must hold all 100 keys.
+bench 0 --json -w range -n 200 -c 4 -b 100 -k 1000
+clean_run 200
+out_has '"items":20000,'
+
+# --- engine modes ------------------------------------------------------------
+
+bench 0 --json --verify -n 400 -c 6 --threads 2
+clean_run 400
+verified 400
+out_has '"threads":2,'
+
+bench 0 --json --verify -d 1 -r 200 -c 4
+out_has '"mode":"open"'
+out_has '"errors":{"total":0,'
+out_has '"missing":0,'
+
+bench 0 -n 100 -c 2
+out_has 'latency ms'
+out_has 'p99.9'
+out_has 'errors      none'
+
+if command -v gnuplot >/dev/null 2>&1; then
+	bench 0 -n 200 -c 2 --plot "$tmp/chart.png"
+	[ -s "$tmp/chart.png" ] || fail "--plot wrote no chart"
+	[ -s "$tmp/chart.png.gp" ] || fail "--plot wrote no gnuplot script"
+fi
+
+# --- the seed suite in miniature -----------------------------------------------
+
+bench 0 --seed-suite -n 20 --verify
+for row in 'single PUT' 'GET' 'batch 500' 'range 500' '100 clients'; do
+	out_has "$row"
+done
+out_has '6.42'
+out_has '1767.32'
+bench 0 --seed-suite -n 10 --json
+out_has '"suite":"seed"'
+out_has '"test":"range 100","unit":"queries/s","seed":219.02,'
+
+# --- usage errors and dead servers -------------------------------------------
+
+bench 2 -w nope
+bench 2 -n 5 -d 1
+bench 2 -w get --verify
+bench 2 extra-operand
+bench 0 --help
+out_has 'usage: kvfs bench'
+out_has '--seed-suite'
+
+EP=http://127.0.0.1:$(free_port)
+bench 5 -n 5 -c 1 -t 1
+
+echo "$checks checks, $failures failures"
+[ $failures -eq 0 ]
