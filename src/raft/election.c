@@ -53,6 +53,9 @@ static void become_leader(struct raft_core *c)
 		return;
 	}
 	c->term_start = raft_log_last_index(&c->log);
+	c->uncommitted = 0;
+	for (uint64_t i = c->commit + 1; i <= c->term_start; i++)
+		c->uncommitted += raft_log_get(&c->log, i)->len;
 	raft_rtrace(c, RAFT_TRACE_INFO, "become leader last=%llu",
 		    (unsigned long long)c->term_start);
 	raft_bcast_append(c);

@@ -130,6 +130,7 @@ struct raft_core {
 	uint64_t transferee;
 	unsigned transfer_elapsed;
 	uint64_t term_start; /* index of this leader's first entry */
+	size_t uncommitted;  /* bytes of entries after commit (leader) */
 
 	/* Reads. */
 	struct pending_read *reads;

@@ -36,6 +36,15 @@ int raft_propose_batch(struct raft_core *c, const void *const *data, const size_
 		return rv;
 	if (n == 0)
 		return -EINVAL;
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += lens[i];
+	if (c->cfg.max_uncommitted && c->uncommitted > 0 &&
+	    c->uncommitted + bytes > c->cfg.max_uncommitted) {
+		raft_rtrace(c, RAFT_TRACE_DEBUG, "refuse proposal: %zu bytes uncommitted",
+			    c->uncommitted);
+		return KVFS_EBUSY;
+	}
 	uint64_t first = raft_log_last_index(&c->log) + 1;
 	for (size_t i = 0; i < n; i++) {
 		rv = raft_log_append(&c->log, c->term, RAFT_ENTRY_NORMAL, data[i], lens[i]);
@@ -44,6 +53,7 @@ int raft_propose_batch(struct raft_core *c, const void *const *data, const size_
 			return rv;
 		}
 	}
+	c->uncommitted += bytes;
 	if (first_index)
 		*first_index = first;
 	if (term)

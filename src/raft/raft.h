@@ -232,6 +232,8 @@ struct raft_config {
 	size_t max_batch_bytes;	    /* per AppendEntries (0: 1 MiB) */
 	unsigned max_inflight;	    /* AppendEntries in flight per follower (0: 8) */
 	unsigned max_apply;	    /* committed entries per record (0: 256) */
+	size_t max_uncommitted;	    /* leader: bytes of uncommitted entries beyond
+				       which proposals get KVFS_EBUSY (0: no limit) */
 	bool pre_vote;		    /* thesis §9.6 */
 	bool check_quorum;	    /* leader steps down without a majority, and
 				       followers that hear from a leader ignore
@@ -293,7 +295,10 @@ int raft_step(struct raft_core *core, const struct raft_msg *m);
 /* Proposes one normal entry (data copied). On the leader returns 0 and the
  * entry's index and term (either pointer may be NULL). On a non-leader
  * returns KVFS_ENOTLEADER and *leader_hint (may be NULL) = the known leader
- * or 0; KVFS_EBUSY during a leadership transfer. */
+ * or 0; KVFS_EBUSY during a leadership transfer, or when the uncommitted
+ * entries would exceed cfg.max_uncommitted bytes (a leader cut off from its
+ * quorum does not grow without bound; one proposal is always admitted when
+ * nothing is uncommitted). */
 int raft_propose(struct raft_core *core, const void *data, size_t len, uint64_t *index,
 		 uint64_t *term, uint64_t *leader_hint);
 

@@ -208,6 +208,10 @@ bool raft_maybe_commit(struct raft_core *c)
 		return false;
 #endif
 	bool first = c->commit < c->term_start;
+	for (uint64_t i = c->commit + 1; i <= idx; i++) {
+		size_t len = raft_log_get(&c->log, i)->len;
+		c->uncommitted = c->uncommitted > len ? c->uncommitted - len : 0;
+	}
 	c->commit = idx;
 	raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)idx);
 	if (first && c->commit >= c->term_start)

@@ -408,6 +408,27 @@ static void test_change_rules(void **state)
 	raft_destroy(c);
 }
 
+/* A leader refuses proposals beyond max_uncommitted bytes until some commit. */
+static void test_max_uncommitted(void **state)
+{
+	struct raft_config cfg = config(1);
+	struct raft_init init;
+	struct raft_core *c = NULL;
+	(void)state;
+	memset(&init, 0, sizeof(init));
+	init.conf = voters(1);
+	cfg.max_uncommitted = 10;
+	assert_int_equal(raft_create(&cfg, &init, &c), 0);
+	for (int i = 0; i < 20; i++)
+		raft_tick(c);
+	drain(c, NULL);
+	assert_int_equal(raft_propose(c, "12345678", 8, NULL, NULL, NULL), 0);
+	assert_int_equal(raft_propose(c, "12345678", 8, NULL, NULL, NULL), KVFS_EBUSY);
+	drain(c, NULL); /* persisted, hence committed */
+	assert_int_equal(raft_propose(c, "12345678901234", 14, NULL, NULL, NULL), 0);
+	raft_destroy(c);
+}
+
 /* Names of states and message types are printable; the tracer was used. */
 static void test_names_and_tracer(void **state)
 {
@@ -437,6 +458,7 @@ int main(void)
 	    cmocka_unit_test(test_follower_append_and_truncate),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
+	    cmocka_unit_test(test_max_uncommitted),
 	    cmocka_unit_test(test_names_and_tracer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

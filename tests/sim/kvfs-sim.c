@@ -303,6 +303,7 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		o.check_quorum = (z / 3) % 3 != 0 || mode == MODE_MEMBERSHIP;
 		o.max_batch_entries = 1 + (unsigned)((z / 9) % (z % 2 ? 4 : 16));
 		o.max_inflight = 1 + (unsigned)((z / 144) % 8);
+		o.max_uncommitted = (z / 1152) % 2 ? 0 : 512 + (size_t)((z / 2304) % 4096);
 	}
 	if (sim_init(s, &o))
 		return 1;

@@ -105,6 +105,7 @@ struct sim_opts {
 	unsigned clients;
 	bool snapshots;
 	unsigned max_batch_entries, max_inflight;
+	size_t max_uncommitted;
 };
 
 struct sim_stats {

@@ -655,6 +655,7 @@ int sim_restart(struct sim *s, uint64_t id)
 	cfg.max_batch_bytes = 512;
 	cfg.max_inflight = s->o.max_inflight;
 	cfg.max_apply = 64;
+	cfg.max_uncommitted = s->o.max_uncommitted;
 	cfg.pre_vote = s->o.pre_vote;
 	cfg.check_quorum = s->o.check_quorum;
 	if (s->o.trace) {
