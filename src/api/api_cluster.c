@@ -22,19 +22,6 @@
 #include "api/http_internal.h"
 #include "common/err.h"
 
-static enum MHD_Result respond_json(struct http_req *req, unsigned status, json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!s)
-		return MHD_NO;
-	struct byte_buf b;
-	bb_init(&b);
-	bb_put(&b, s, strlen(s));
-	free(s);
-	return http_respond(req, status, "application/json", &b);
-}
-
 static enum MHD_Result member_list(struct http_req *req)
 {
 	struct node_status st;
@@ -52,7 +39,7 @@ static enum MHD_Result member_list(struct http_req *req)
 	}
 	json_object_set_new(o, "members", arr);
 	json_object_set_new(o, "leader_id", json_integer((json_int_t)st.leader_id));
-	return respond_json(req, 200, o);
+	return http_respond_json(req, 200, o);
 }
 
 static enum MHD_Result change_done(struct http_req *req)
@@ -62,6 +49,9 @@ static enum MHD_Result change_done(struct http_req *req)
 		return http_respond_detail(req, 503,
 					   "Not the leader: send membership changes to node %" PRIu64,
 					   req->nreq.leader_hint);
+	if (rc == KVFS_ENOTFOUND)
+		return http_respond_detail(req, 404, "No member with id %" PRIu64,
+					   req->nreq.member_id);
 	if (rc == KVFS_ECONFIG)
 		return http_respond_detail(req, 409,
 					   "Membership change refused: unknown or duplicate member, "
@@ -72,7 +62,7 @@ static enum MHD_Result change_done(struct http_req *req)
 	json_object_set_new(o, "status", json_string("success"));
 	if (req->nreq.type == NODE_REQ_MEMBER)
 		json_object_set_new(o, "revision", json_integer((json_int_t)req->nreq.index));
-	return respond_json(req, 200, o);
+	return http_respond_json(req, 200, o);
 }
 
 static enum MHD_Result submit(struct http_req *req, enum node_req_type type, int kind,

@@ -16,19 +16,6 @@
 #include "api/http_internal.h"
 #include "common/clock.h"
 
-static enum MHD_Result respond_json(struct http_req *req, unsigned status, json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!s)
-		return MHD_NO;
-	struct byte_buf b;
-	bb_init(&b);
-	bb_put(&b, s, strlen(s));
-	free(s);
-	return http_respond(req, status, "application/json", &b);
-}
-
 static const char *bare(const char *addr)
 {
 	return strncmp(addr, "tcp://", 6) == 0 ? addr + 6 : addr;
@@ -64,18 +51,36 @@ static json_t *leader_addr(struct http_req *req, const struct node_status *st)
 	return json_string(addr_of(req, p));
 }
 
+/* The connected peers' addresses (the seed's connected_node_addresses). */
+static json_t *connected_addrs(struct http_req *req, const struct node_status *st)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < st->n_peers; i++)
+		if (st->peers[i].connected)
+			json_array_append_new(a, json_string(addr_of(req, &st->peers[i])));
+	return a;
+}
+
+/* kvfs's own Raft fields, in both /health and /debug/replication. */
+static void raft_fields(json_t *o, const struct node_status *st)
+{
+	json_object_set_new(o, "node_id", json_integer((json_int_t)st->id));
+	json_object_set_new(o, "state", json_string(st->state));
+	json_object_set_new(o, "leader_id", json_integer((json_int_t)st->leader_id));
+	json_object_set_new(o, "term", json_integer((json_int_t)st->term));
+	json_object_set_new(o, "commit_index", json_integer((json_int_t)st->commit));
+	json_object_set_new(o, "applied_index", json_integer((json_int_t)st->applied));
+}
+
 enum MHD_Result api_health(struct http_req *req)
 {
 	struct node_status st;
 	const struct http_config *cfg = &req->srv->cfg;
 	node_status(req->srv->node, &st);
 	const struct node_peer_status *self = find_peer(&st, st.id);
-	json_t *o = json_object(), *addrs = json_array(), *ports = json_array(),
-	       *others = json_array();
+	json_t *o = json_object(), *ports = json_array(), *others = json_array();
 	for (int i = 0; i < st.n_peers; i++) {
 		const struct node_peer_status *p = &st.peers[i];
-		if (p->connected)
-			json_array_append_new(addrs, json_string(addr_of(req, p)));
 		json_array_append_new(ports, json_integer(port_of(addr_of(req, p))));
 		if (!p->is_self)
 			json_array_append_new(others, json_string(addr_of(req, p)));
@@ -83,7 +88,7 @@ enum MHD_Result api_health(struct http_req *req)
 	json_object_set_new(o, "status", json_string(st.ready ? "healthy" : "degraded"));
 	json_object_set_new(o, "cluster_size", json_integer(st.voters + st.learners));
 	json_object_set_new(o, "connected_nodes", json_integer(st.connected));
-	json_object_set_new(o, "connected_node_addresses", addrs);
+	json_object_set_new(o, "connected_node_addresses", connected_addrs(req, &st));
 	json_object_set_new(o, "is_leader", json_boolean(st.is_leader));
 	json_object_set_new(o, "leader_node", leader_addr(req, &st));
 	json_object_set_new(o, "last_commit_time", json_real(st.last_commit_time));
@@ -93,13 +98,8 @@ enum MHD_Result api_health(struct http_req *req)
 	json_object_set_new(o, "api_port", json_integer(cfg->api_port));
 	json_object_set_new(o, "cluster_ports", ports);
 	json_object_set_new(o, "other_nodes", others);
-	json_object_set_new(o, "node_id", json_integer((json_int_t)st.id));
-	json_object_set_new(o, "state", json_string(st.state));
-	json_object_set_new(o, "leader_id", json_integer((json_int_t)st.leader_id));
-	json_object_set_new(o, "term", json_integer((json_int_t)st.term));
-	json_object_set_new(o, "commit_index", json_integer((json_int_t)st.commit));
-	json_object_set_new(o, "applied_index", json_integer((json_int_t)st.applied));
-	return respond_json(req, 200, o);
+	raft_fields(o, &st);
+	return http_respond_json(req, 200, o);
 }
 
 enum MHD_Result api_replication(struct http_req *req)
@@ -107,12 +107,9 @@ enum MHD_Result api_replication(struct http_req *req)
 	struct node_status st;
 	node_status(req->srv->node, &st);
 	const struct node_peer_status *self = find_peer(&st, st.id);
-	json_t *o = json_object(), *conn = json_object(), *addrs = json_array(),
-	       *peers = json_array();
+	json_t *o = json_object(), *conn = json_object(), *peers = json_array();
 	for (int i = 0; i < st.n_peers; i++) {
 		const struct node_peer_status *p = &st.peers[i];
-		if (p->connected)
-			json_array_append_new(addrs, json_string(addr_of(req, p)));
 		json_t *j = json_object();
 		json_object_set_new(j, "id", json_integer((json_int_t)p->id));
 		json_object_set_new(j, "address", json_string(addr_of(req, p)));
@@ -131,7 +128,7 @@ enum MHD_Result api_replication(struct http_req *req)
 		json_array_append_new(peers, j);
 	}
 	json_object_set_new(conn, "count", json_integer(st.connected));
-	json_object_set_new(conn, "addresses", addrs);
+	json_object_set_new(conn, "addresses", connected_addrs(req, &st));
 	json_object_set_new(o, "node_address", json_string(addr_of(req, self)));
 	json_object_set_new(o, "is_leader", json_boolean(st.is_leader));
 	json_object_set_new(o, "leader", leader_addr(req, &st));
@@ -143,24 +140,19 @@ enum MHD_Result api_replication(struct http_req *req)
 	json_object_set_new(o, "cluster_time", json_real((double)clock_real_ns() / 1e9));
 	json_object_set_new(o, "data_size",
 			    json_integer((json_int_t)kv_key_count(node_kv(req->srv->node))));
-	json_object_set_new(o, "node_id", json_integer((json_int_t)st.id));
-	json_object_set_new(o, "state", json_string(st.state));
-	json_object_set_new(o, "leader_id", json_integer((json_int_t)st.leader_id));
-	json_object_set_new(o, "term", json_integer((json_int_t)st.term));
-	json_object_set_new(o, "commit_index", json_integer((json_int_t)st.commit));
-	json_object_set_new(o, "applied_index", json_integer((json_int_t)st.applied));
+	raft_fields(o, &st);
 	json_object_set_new(o, "first_index", json_integer((json_int_t)st.first_index));
 	json_object_set_new(o, "last_index", json_integer((json_int_t)st.last_index));
 	json_object_set_new(o, "snapshot_index", json_integer((json_int_t)st.snap_index));
 	json_object_set_new(o, "peers", peers);
-	return respond_json(req, 200, o);
+	return http_respond_json(req, 200, o);
 }
 
 enum MHD_Result api_livez(struct http_req *req)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "status", json_string("ok"));
-	return respond_json(req, 200, o);
+	return http_respond_json(req, 200, o);
 }
 
 enum MHD_Result api_readyz(struct http_req *req)
@@ -178,7 +170,7 @@ enum MHD_Result api_readyz(struct http_req *req)
 	json_t *o = json_object();
 	json_object_set_new(o, "status", json_string("ready"));
 	json_object_set_new(o, "leader_id", json_integer((json_int_t)st.leader_id));
-	return respond_json(req, 200, o);
+	return http_respond_json(req, 200, o);
 }
 
 enum MHD_Result api_metrics(struct http_req *req)

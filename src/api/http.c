@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,6 +155,19 @@ enum MHD_Result http_respond(struct http_req *req, unsigned status, const char *
 	enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+enum MHD_Result http_respond_json(struct http_req *req, unsigned status, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s)
+		return http_respond_code(req, -ENOMEM);
+	struct byte_buf b;
+	bb_init(&b);
+	bb_put(&b, s, strlen(s));
+	free(s);
+	return http_respond(req, status, "application/json", &b);
 }
 
 enum MHD_Result http_respond_detail(struct http_req *req, unsigned status, const char *fmt, ...)

@@ -2,6 +2,7 @@
 #ifndef KVFS_API_HTTP_INTERNAL_H
 #define KVFS_API_HTTP_INTERNAL_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 
@@ -50,6 +51,8 @@ struct http_req {
 /* Responses. Each returns MHD's result of queueing. */
 enum MHD_Result http_respond(struct http_req *req, unsigned status, const char *ctype,
 			     struct byte_buf *body);
+/* Serialises o compactly (taking the reference) and answers with it. */
+enum MHD_Result http_respond_json(struct http_req *req, unsigned status, json_t *o);
 enum MHD_Result http_respond_detail(struct http_req *req, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* {"detail": <code's message>} with the code's HTTP status. */

@@ -485,6 +485,11 @@ static void process_parked(struct node *n)
 				node_complete(n, r, st.leader ? KVFS_ENOTLEADER : KVFS_ENOLEADER);
 				break;
 			}
+			if ((r->member_kind == NODE_PROMOTE || r->member_kind == NODE_REMOVE) &&
+			    !raft_conf_find(raft_conf_get(n->raft), r->member_id)) {
+				node_complete(n, r, KVFS_ENOTFOUND);
+				break;
+			}
 			rc = raft_change(n->raft, (enum raft_change_kind)r->member_kind, r->member_id,
 					 r->member_addr, &idx);
 			if (rc == 0) {

@@ -11,7 +11,9 @@
  * calls add ops, queue() turns it into the next Raft entry, flush() applies
  * every queued entry in one kv_apply batch, and run() is queue + flush.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

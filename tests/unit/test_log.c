@@ -9,7 +9,9 @@
  * append() writes a run of entries whose payload names their index and term,
  * load() reads everything back into f->got, reopen() closes and reloads.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
