@@ -4,6 +4,8 @@
 # curl and promtool (Debian: python3, curl, prometheus).
 PYTHON3 = python3
 
-TESTS += tests/integration/test_api.py tests/integration/test_cluster.py
-EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py tests/integration/test_cluster.py
+TESTS += tests/integration/test_api.py tests/integration/test_cluster.py \
+	tests/integration/test_storage.py
+EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py tests/integration/test_cluster.py \
+	tests/integration/test_storage.py
 CLEANFILES += jepsen-history.txt
