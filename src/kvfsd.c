@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "config.h"
+#include "fs/fs.h" /* fs: the mount */
 #include "node/node.h"
 
 static void usage(FILE *f)
@@ -57,6 +58,13 @@ static void usage(FILE *f)
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 64)\n"
+		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
+		"  --mount-consistency C   linearizable (default) or stale reads on the mount\n"
+		"  --cache-timeout SEC     kernel name and attribute cache of the mount (default 5)\n"
+		"  --allow-other           let other users use the mount (default: only us)\n"
+		"  --uid N, --gid N        owner shown on the mount (default: ours)\n"
+		"  --umask OCTAL           mask for modes a key does not store (default 022)\n"
+		"  --mount-rename-limit N  most keys one directory rename moves (default 10000)\n"
 		"  -h, --help              show this help and exit\n"
 		"  -V, --version           show the version and exit\n"
 		"\n"
@@ -85,6 +93,15 @@ enum {
 	OPT_JOIN,
 	OPT_HEARTBEAT,
 	OPT_ELECTION,
+	/* fs: the mount */
+	OPT_MOUNT,
+	OPT_MOUNT_CONSISTENCY,
+	OPT_CACHE_TIMEOUT,
+	OPT_ALLOW_OTHER,
+	OPT_UID,
+	OPT_GID,
+	OPT_UMASK,
+	OPT_RENAME_LIMIT,
 };
 
 static const struct option options[] = {
@@ -109,6 +126,14 @@ static const struct option options[] = {
 	{"join", no_argument, NULL, OPT_JOIN},
 	{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 	{"election-ms", required_argument, NULL, OPT_ELECTION},
+	{"mount", required_argument, NULL, OPT_MOUNT},
+	{"mount-consistency", required_argument, NULL, OPT_MOUNT_CONSISTENCY},
+	{"cache-timeout", required_argument, NULL, OPT_CACHE_TIMEOUT},
+	{"allow-other", no_argument, NULL, OPT_ALLOW_OTHER},
+	{"uid", required_argument, NULL, OPT_UID},
+	{"gid", required_argument, NULL, OPT_GID},
+	{"umask", required_argument, NULL, OPT_UMASK},
+	{"mount-rename-limit", required_argument, NULL, OPT_RENAME_LIMIT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -196,10 +221,12 @@ int main(int argc, char **argv)
 {
 	struct node_config ncfg;
 	struct http_config hcfg;
+	struct fs_config fcfg; /* fs: the mount */
 	const char *ready_file = NULL;
 	int c, lvl;
 	node_config_default(&ncfg);
 	http_config_default(&hcfg);
+	fs_config_default(&fcfg);
 
 	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
 		switch (c) {
@@ -271,6 +298,56 @@ int main(int argc, char **argv)
 		case OPT_READY_FILE:
 			ready_file = optarg;
 			break;
+		/* fs: the mount */
+		case OPT_MOUNT:
+			fcfg.mountpoint = optarg;
+			break;
+		case OPT_MOUNT_CONSISTENCY:
+			if (strcmp(optarg, "linearizable") == 0) {
+				fcfg.consistency = FS_LINEARIZABLE;
+			} else if (strcmp(optarg, "stale") == 0) {
+				fcfg.consistency = FS_STALE;
+			} else {
+				fprintf(stderr, "kvfsd: --mount-consistency: want linearizable or stale\n");
+				return 2;
+			}
+			break;
+		case OPT_CACHE_TIMEOUT: {
+			char *end;
+			errno = 0;
+			fcfg.cache_timeout = strtod(optarg, &end);
+			if (errno || end == optarg || *end || fcfg.cache_timeout < 0 ||
+			    fcfg.cache_timeout > 86400) {
+				fprintf(stderr, "kvfsd: --cache-timeout: '%s' is not a number of "
+						"seconds in [0, 86400]\n",
+					optarg);
+				return 2;
+			}
+			break;
+		}
+		case OPT_ALLOW_OTHER:
+			fcfg.allow_other = true;
+			break;
+		case OPT_UID:
+			fcfg.uid = (uid_t)num_arg("uid", optarg, 0, UINT32_MAX - 1);
+			break;
+		case OPT_GID:
+			fcfg.gid = (gid_t)num_arg("gid", optarg, 0, UINT32_MAX - 1);
+			break;
+		case OPT_UMASK: {
+			char *end;
+			errno = 0;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || m > 0777) {
+				fprintf(stderr, "kvfsd: --umask: '%s' is not an octal mask\n", optarg);
+				return 2;
+			}
+			fcfg.umask = (mode_t)m;
+			break;
+		}
+		case OPT_RENAME_LIMIT:
+			fcfg.rename_limit = (uint32_t)num_arg("mount-rename-limit", optarg, 1, 1000000);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -326,6 +403,7 @@ int main(int argc, char **argv)
 
 	struct node *node;
 	struct http_server *http = NULL;
+	struct fs *fs = NULL; /* fs: the mount */
 	int rc = node_create(&ncfg, &node), sig = 0, status = 0;
 	if (rc < 0) {
 		log_error("kvfsd", "cannot open node in %s: %s", ncfg.data_dir, kvfs_strerror(rc));
@@ -345,6 +423,18 @@ int main(int argc, char **argv)
 	if ((rc = http_server_create(&hcfg, node, &http)) < 0) {
 		status = 1;
 		goto out_node;
+	}
+	/* fs: the mount, after the node started; destroyed before it stops. */
+	if (fcfg.mountpoint) {
+		fcfg.data_dir = ncfg.data_dir;
+		fcfg.max_value = hcfg.max_value;
+		fcfg.max_key = hcfg.max_key;
+		if ((rc = fs_create(&fcfg, node, &fs)) < 0) {
+			log_error("kvfsd", "cannot mount %s: %s", fcfg.mountpoint,
+				  kvfs_strerror(rc));
+			status = 1;
+			goto out_http;
+		}
 	}
 	log_info("kvfsd", "ready: node %llu, data in %s", (unsigned long long)ncfg.id,
 		 ncfg.data_dir);
@@ -368,6 +458,8 @@ int main(int argc, char **argv)
 	} else {
 		log_info("kvfsd", "signal %d: shutting down", sig);
 	}
+	fs_destroy(fs); /* fs: unmount first */
+out_http:
 	http_server_destroy(http);
 out_node:
 	node_destroy(node);

@@ -1,0 +1,497 @@
+/*
+ * Files: create, open, read, write, flush, fsync, release (and mknod, which
+ * makes regular files only).
+ *
+ * open() waits for a linearizable read (close-to-open: it sees every write
+ * committed before it, on any node), then snapshots the value (read-only) or
+ * shares the inode's write buffer (fs_data.c). Writes edit the buffer;
+ * flush (every close), fsync and release commit it as ONE PUT and reply
+ * when the node has committed it, so close() returning 0 means the new
+ * content is durable on a majority and visible on every node. A created
+ * file is committed by its first flush (one Raft entry per new file), or at
+ * once when created with O_EXCL (the exclusive check then holds cluster-wide).
+ *
+ * The kernel page cache is kept across opens (FOPEN_KEEP_CACHE) only while
+ * the revision read at open is the one the cache was filled from; any
+ * change committed elsewhere is also pushed out by fs_inval.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "fs/fs_internal.h"
+
+struct fs_handle {
+	struct fs_inode *ino; /* ref */
+	struct fs_data *d;    /* ref */
+	bool write, append;
+	bool shared;          /* d is the inode's shared write buffer */
+};
+
+static struct fs_inode *get_ref(struct fs *fs, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct fs_inode *i = fs_inode_get(&fs->it, ino);
+	if (i)
+		fs_inode_ref(i);
+	pthread_mutex_unlock(&fs->lock);
+	return i;
+}
+
+static void handle_free(struct fs *fs, struct fs_handle *h)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (h->d && --h->d->refs == 0)
+		fs_data_free(h->d);
+	fs_inode_unref(&fs->it, h->ino);
+	pthread_mutex_unlock(&fs->lock);
+	free(h);
+}
+
+/* ---- commit: flush, fsync, release ---- */
+
+static void commit_cont(struct fs_op *op, int rc)
+{
+	struct fs *fs = op->fs;
+	struct fs_data *d = op->d;
+	pthread_mutex_lock(&d->lock);
+	if (rc && d->wgen == op->gen)
+		d->dirty = true; /* not committed: a later flush tries again */
+	if (rc == 0)
+		d->rev = op->nreq.index;
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0) {
+		pthread_mutex_lock(&fs->lock);
+		op->ino->pending = false;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	if (op->fi.fh) { /* release: the handle goes now */
+		struct fs_handle *h = (struct fs_handle *)(uintptr_t)op->fi.fh;
+		pthread_mutex_lock(&fs->lock);
+		struct fs_inode *i = h->ino;
+		if (i->writers == 0 && i->data == d) {
+			/* Last writer gone: the next open reads the store
+			 * (an uncommitted buffer is dropped; close said so). */
+			i->data = NULL;
+			d->refs--; /* op and handle still hold theirs */
+		}
+		pthread_mutex_unlock(&fs->lock);
+		handle_free(fs, h);
+	}
+	fuse_reply_err(op->req, fs_errno(rc));
+}
+
+/* Commits h's buffer if it holds uncommitted writes, then replies (and,
+ * when release is set, frees h). */
+static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool release)
+{
+	struct fs_op *op = fs_op_new(fs, req);
+	struct fs_data *d = h->d;
+	int rc = 0;
+	if (!op) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	bool linked = h->ino->linked;
+	struct fs_inode *i = h->ino;
+	if (fs_inode_key(i, &op->txn) < 0)
+		rc = -ENOMEM;
+	op->ino = i;
+	fs_inode_ref(i);
+	op->d = d;
+	d->refs++;
+	if (release) {
+		op->fi.fh = (uint64_t)(uintptr_t)h;
+		if (h->write)
+			i->writers--;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	/* op->txn holds the key for now; move it aside. */
+	struct byte_buf key = op->txn;
+	bb_init(&op->txn);
+
+	pthread_mutex_lock(&d->lock);
+	bool todo = h->write && d->dirty && linked && !d->err;
+	if (h->write && d->err)
+		rc = -d->err; /* EFBIG: the stored value stays as it was */
+	if (todo && rc == 0) {
+		txn_begin(&op->txn, fs_now_ns());
+		txn_add_put(&op->txn, key.data, key.len, RECORD_RAW, d->mode,
+			    d->mode_set ? 0 : TXN_F_KEEP_MODE, d->buf, d->len);
+		d->dirty = false;
+		op->gen = d->wgen;
+	}
+	if (!linked && h->write)
+		d->dirty = false; /* unlinked while open: the writes go nowhere */
+	pthread_mutex_unlock(&d->lock);
+	bb_free(&key);
+	if (todo && rc == 0) {
+		fs_op_write(op, commit_cont);
+		return;
+	}
+	if (release) {
+		op->fi.fh = 0;
+		pthread_mutex_lock(&fs->lock);
+		if (i->writers == 0 && i->data == d) {
+			i->data = NULL;
+			d->refs--;
+		}
+		pthread_mutex_unlock(&fs->lock);
+		handle_free(fs, h);
+	}
+	fuse_reply_err(req, fs_errno(rc));
+	fs_op_free(op);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, true);
+}
+
+/* ---- open ---- */
+
+static void open_cont(struct fs_op *op, int rc)
+{
+	struct fs *fs = op->fs;
+	struct fs_inode *i = op->ino;
+	int acc = op->fi.flags & O_ACCMODE;
+	bool write = acc != O_RDONLY, trunc = write && (op->fi.flags & O_TRUNC);
+	struct fs_handle *h = NULL;
+	struct fs_data *d = NULL;
+	struct byte_buf key;
+	bb_init(&key);
+	if (rc)
+		goto fail;
+	if (!(h = calloc(1, sizeof *h))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	h->write = write;
+	h->append = write && (op->fi.flags & O_APPEND);
+
+	pthread_mutex_lock(&fs->lock);
+	if (i->data && (i->writers || i->data->dirty)) {
+		/* Open for writing here already: share its buffer. */
+		d = i->data;
+		d->refs++;
+		h->shared = true;
+		if (write)
+			i->writers++;
+		i->cache_rev = 0;
+		pthread_mutex_unlock(&fs->lock);
+		if (trunc) {
+			pthread_mutex_lock(&d->lock);
+			rc = fs_data_truncate(d, 0, fs->cfg.max_value);
+			pthread_mutex_unlock(&d->lock);
+		}
+		op->fi.keep_cache = 0;
+		goto done;
+	}
+	rc = fs_inode_key(i, &key) < 0 ? -ENOMEM : 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		goto fail;
+
+	char *rec = NULL;
+	size_t rl, vl = 0;
+	const uint8_t *v = NULL;
+	struct record_meta m = {0};
+	if ((rc = kv_get(fs->kv, key.data, key.len, &rec, &rl)) < 0)
+		goto fail;
+	if ((rc = record_decode(rec, rl, &m, &v, &vl)) < 0) {
+		kv_free(rec);
+		goto fail;
+	}
+	d = trunc ? fs_data_from(NULL, 0, m.mod_rev) : fs_data_from(v, vl, m.mod_rev);
+	kv_free(rec);
+	if (!d) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (trunc)
+		d->dirty = true;
+	d->refs = 1;
+	pthread_mutex_lock(&fs->lock);
+	if (write) {
+		if (i->data && (i->writers || i->data->dirty)) {
+			/* Another open won the race: share its buffer. */
+			fs_data_free(d);
+			d = i->data;
+			d->refs++;
+			if (trunc) {
+				pthread_mutex_lock(&d->lock);
+				rc = fs_data_truncate(d, 0, fs->cfg.max_value);
+				pthread_mutex_unlock(&d->lock);
+			}
+		} else {
+			if (i->data && --i->data->refs == 0)
+				fs_data_free(i->data);
+			i->data = d;
+			d->refs++;
+		}
+		h->shared = true;
+		i->writers++;
+		i->cache_rev = 0;
+		op->fi.keep_cache = 0;
+	} else {
+		op->fi.keep_cache = i->cache_rev && i->cache_rev == m.mod_rev;
+		i->cache_rev = m.mod_rev;
+	}
+	pthread_mutex_unlock(&fs->lock);
+done:
+	bb_free(&key);
+	h->ino = i;
+	h->d = d;
+	pthread_mutex_lock(&fs->lock);
+	fs_inode_ref(i); /* the handle's; op's own is dropped with the op */
+	pthread_mutex_unlock(&fs->lock);
+	if (rc) {
+		op->fi.fh = 0;
+		if (write) {
+			pthread_mutex_lock(&fs->lock);
+			i->writers--;
+			pthread_mutex_unlock(&fs->lock);
+		}
+		handle_free(fs, h);
+		fuse_reply_err(op->req, fs_errno(rc));
+		return;
+	}
+	op->fi.fh = (uint64_t)(uintptr_t)h;
+	fs_inval_reply_open(fs, op->req, &op->fi);
+	return;
+fail:
+	bb_free(&key);
+	free(h);
+	fuse_reply_err(op->req, fs_errno(rc));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_op *op = fs_op_new(fs, req);
+	if (!op) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!(op->ino = get_ref(fs, ino))) {
+		fuse_reply_err(req, ESTALE);
+		fs_op_free(op);
+		return;
+	}
+	op->fi = *fi;
+	fs_op_read(op, open_cont);
+}
+
+/* ---- create / mknod ---- */
+
+/* Makes the inode of a new file at (parent, name) with an empty buffer and
+ * opens it; replies create (fi) or entry (no fi). committed: the file is
+ * in the store already (O_EXCL, mknod). */
+static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, const char *name,
+		     mode_t mode, struct fuse_file_info *fi, uint64_t rev)
+{
+	struct fuse_entry_param e;
+	struct fs_handle *h = fi ? calloc(1, sizeof *h) : NULL;
+	struct fs_data *d = fs_data_new();
+	if ((fi && !h) || !d) {
+		free(h);
+		fs_data_free(d);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	d->mode = mode & 07777;
+	d->mode_set = true;
+	d->dirty = rev == 0;
+	d->rev = rev;
+	memset(&e, 0, sizeof e);
+	pthread_mutex_lock(&fs->lock);
+	size_t nlen = strlen(name);
+	struct fs_inode *old = fs_inode_child(&fs->it, parent, name, nlen);
+	if (old && (old->data || old->is_dir))
+		fs_inode_unlink(&fs->it, old); /* a fresh inode, not a stale one's buffer */
+	struct fs_inode *i = fs_inode_make(&fs->it, parent, name, nlen, false);
+	if (!i) {
+		pthread_mutex_unlock(&fs->lock);
+		free(h);
+		fs_data_free(d);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	i->nlookup++;
+	i->pending = rev == 0;
+	i->cache_rev = 0;
+	if (fi) {
+		if (i->data && --i->data->refs == 0)
+			fs_data_free(i->data);
+		i->data = d;
+		d->refs = 2; /* inode + handle */
+		i->writers++;
+		fs_inode_ref(i);
+		h->ino = i;
+		h->d = d;
+		h->write = true;
+		h->shared = true;
+		h->append = fi->flags & O_APPEND;
+		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->keep_cache = 0;
+	} else {
+		fs_data_free(d);
+	}
+	e.ino = i->ino;
+	pthread_mutex_unlock(&fs->lock);
+	struct fs_stat st = {.exists = true};
+	st.meta.mode = mode & 07777;
+	st.meta.mtime_ns = fs_now_ns();
+	e.generation = (uint64_t)fs->start_ns;
+	e.attr_timeout = e.entry_timeout = fs->cfg.cache_timeout;
+	fs_fill_attr(fs, e.ino, &st, &e.attr);
+	if (fi)
+		fuse_reply_create(req, &e, fi);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void excl_cont(struct fs_op *op, int rc)
+{
+	if (rc == KVFS_EPRECOND)
+		rc = -EEXIST;
+	if (rc) {
+		fuse_reply_err(op->req, fs_errno(rc));
+		return;
+	}
+	new_file(op->fs, op->req, op->parent, op->name, op->mode,
+		 op->flags ? &op->fi : NULL, op->nreq.index);
+}
+
+static void make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi, bool excl)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_op *op = fs_op_new(fs, req);
+	struct byte_buf key;
+	int rc;
+	bb_init(&key);
+	if (!op || !(op->name = strdup(name))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (!(op->parent = get_ref(fs, parent))) {
+		rc = -ESTALE;
+		goto fail;
+	}
+	if ((rc = fs_child_key(fs, op->parent, name, &key)) < 0)
+		goto fail;
+	if (!excl) {
+		new_file(fs, req, op->parent, name, mode, fi, 0);
+		bb_free(&key);
+		fs_op_free(op);
+		return;
+	}
+	op->mode = mode;
+	if (fi) {
+		op->fi = *fi;
+		op->flags = 1;
+	}
+	txn_begin(&op->txn, fs_now_ns());
+	txn_add_check(&op->txn, key.data, key.len, 0, 0);
+	bb_u8(&key, '/');
+	txn_add_check(&op->txn, key.data, key.len, 0, 0);
+	txn_add_put(&op->txn, key.data, key.len - 1, RECORD_RAW, mode & 07777, 0, NULL, 0);
+	bb_free(&key);
+	fs_op_write(op, excl_cont);
+	return;
+fail:
+	bb_free(&key);
+	fuse_reply_err(req, fs_errno(rc));
+	if (op)
+		fs_op_free(op);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	make_file(req, parent, name, mode, fi, (fi->flags & O_EXCL) != 0);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM); /* no FIFOs, sockets or device nodes */
+		return;
+	}
+	make_file(req, parent, name, mode, NULL, true);
+}
+
+/* ---- read / write ---- */
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_data *d = h->d;
+	if (!h->shared) { /* a private snapshot never changes */
+		size_t n = off < 0 || (size_t)off >= d->len ? 0 : d->len - (size_t)off;
+		fuse_reply_buf(req, n ? (const char *)d->buf + off : NULL, n < size ? n : size);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	size_t n = off < 0 || (size_t)off >= d->len ? 0 : d->len - (size_t)off;
+	if (n > size)
+		n = size;
+	char *copy = n ? malloc(n) : NULL;
+	if (copy)
+		memcpy(copy, d->buf + off, n);
+	pthread_mutex_unlock(&d->lock);
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_data *d = h->d;
+	if (!h->write) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (h->append)
+		off = (off_t)d->len; /* the kernel's idea of the size may be stale */
+	int rc = fs_data_write(d, off, buf, size, fs->cfg.max_value);
+	pthread_mutex_unlock(&d->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+void fs_file_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->create = op_create;
+	ops->mknod = op_mknod;
+	ops->open = op_open;
+	ops->read = op_read;
+	ops->write = op_write;
+	ops->flush = op_flush;
+	ops->fsync = op_fsync;
+	ops->release = op_release;
+}
