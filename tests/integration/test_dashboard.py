@@ -39,6 +39,9 @@ MACROS = {"$__rate_interval": "10s", "$__interval": "5s", "$__range": "30m"}
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
              "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 FUSE_PREFIX = "kvfs_fuse_"
+FUSE_HINT = ("\n(kvfsd mounts, so the FUSE front end must export what the dashboard defines: "
+             "kvfs_fuse_operations_total{op,result} counter and "
+             "kvfs_fuse_operation_latency_seconds{op} histogram)")
 
 
 def dashboard_targets():
@@ -364,7 +367,7 @@ def test_every_panel_query_returns_data():
     if skipped:
         print("SKIPPED %d FUSE queries (%s) because %s" % (len(skipped), ", ".join(skipped), e["fuse_reason"]))
     print("checked %d panel queries against prometheus" % checked)
-    assert not empty, "panel queries with no data:\n  " + "\n  ".join(empty)
+    assert not empty, "panel queries with no data:\n  " + "\n  ".join(empty) + FUSE_HINT
 
     # The forced leader change shows on the leader-change stat.
     stat = next(q for t, _, q in targets if t == "Leader changes")
@@ -395,7 +398,8 @@ def test_every_dashboard_metric_is_exported():
         fuse = sorted(n for n in used if n.startswith(FUSE_PREFIX))
         print("SKIPPED the export check of %s because %s" % (", ".join(fuse), e["fuse_reason"]))
     print("checked %d metric names against /metrics of %d nodes" % (len(used), len(e["metrics"])))
-    assert not missing, "metrics the dashboard uses but no node exports: %s" % missing
+    assert not missing, "metrics the dashboard uses but no node exports: %s%s" % (
+        missing, FUSE_HINT if any(n.startswith(FUSE_PREFIX) for n in missing) else "")
 
 
 if __name__ == "__main__":
