@@ -55,6 +55,8 @@ struct progress {
 	bool recent_active;  /* heard from since the last check-quorum */
 	uint64_t read_acked; /* highest read_seq echoed */
 	uint64_t hb_match;   /* match at the previous heartbeat answer */
+	bool leaving;	     /* removed: kept until it has the entry removing it */
+	unsigned leaving_ticks;
 	/* PR_SNAPSHOT */
 	uint64_t snap_index, snap_offset;
 	unsigned snap_idle; /* ticks since the last chunk answer */
@@ -125,7 +127,7 @@ struct raft_core {
 	unsigned n_votes;
 
 	/* Leader. */
-	struct progress prs[RAFT_MAX_SERVERS];
+	struct progress prs[RAFT_MAX_SERVERS + 2]; /* + servers being removed */
 	unsigned n_prs;
 	uint64_t transferee;
 	unsigned transfer_elapsed;
@@ -196,6 +198,7 @@ void raft_step_vote_response(struct raft_core *c, const struct raft_msg *m);
 /* replication.c */
 void raft_progress_reset_all(struct raft_core *c);
 void raft_progress_sync_conf(struct raft_core *c);
+void raft_progress_drop_leavers(struct raft_core *c);
 struct progress *raft_progress_get(struct raft_core *c, uint64_t id);
 bool raft_send_append(struct raft_core *c, struct progress *pr, bool allow_empty);
 void raft_bcast_append(struct raft_core *c);

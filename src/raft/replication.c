@@ -39,7 +39,7 @@ static void progress_init(struct raft_core *c, struct progress *pr, uint64_t id)
  * keeping what is known about servers that stay. */
 void raft_progress_sync_conf(struct raft_core *c)
 {
-	struct progress old[RAFT_MAX_SERVERS];
+	struct progress old[RAFT_MAX_SERVERS + 2];
 	unsigned n_old = c->n_prs;
 
 	memcpy(old, c->prs, sizeof(old[0]) * n_old);
@@ -58,16 +58,48 @@ void raft_progress_sync_conf(struct raft_core *c)
 		else
 			progress_init(c, pr, s->id);
 		pr->voter = s->role == RAFT_VOTER;
+		pr->leaving = false;
 	}
+	/* A removed server keeps receiving the log until it has the entry
+	 * that removes it (or for two election timeouts): otherwise it would
+	 * never learn of its removal and would campaign in its old
+	 * configuration. It never counts towards a quorum. */
+	for (unsigned j = 0; j < n_old && c->n_prs < RAFT_MAX_SERVERS + 2; j++) {
+		if (old[j].id == c->id || raft_conf_find(&c->conf, old[j].id))
+			continue;
+		struct progress *pr = &c->prs[c->n_prs++];
+		*pr = old[j];
+		if (!pr->leaving)
+			pr->leaving_ticks = 0;
+		pr->leaving = true;
+		pr->voter = false;
+	}
+}
+
+void raft_progress_drop_leavers(struct raft_core *c)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < c->n_prs; i++) {
+		struct progress *pr = &c->prs[i];
+		if (pr->leaving && (pr->match >= c->conf_index ||
+				    pr->leaving_ticks >= 2 * c->cfg.election_ticks)) {
+			raft_rtrace(c, RAFT_TRACE_INFO, "stop replicating to removed server %llu",
+				    (unsigned long long)pr->id);
+			continue;
+		}
+		c->prs[k++] = *pr;
+	}
+	c->n_prs = k;
 }
 
 void raft_progress_reset_all(struct raft_core *c)
 {
 	c->n_prs = 0;
 	raft_progress_sync_conf(c);
-	for (unsigned i = 0; i < c->n_prs; i++)
-		progress_init(c, &c->prs[i], c->prs[i].id),
-		    c->prs[i].voter = raft_is_voter(c, c->prs[i].id);
+	for (unsigned i = 0; i < c->n_prs; i++) {
+		progress_init(c, &c->prs[i], c->prs[i].id);
+		c->prs[i].voter = raft_is_voter(c, c->prs[i].id);
+	}
 }
 
 static void become_probe(struct progress *pr)
@@ -271,6 +303,9 @@ void raft_leader_tick(struct raft_core *c)
 		c->heartbeat_elapsed = 0;
 		raft_bcast_heartbeat(c);
 	}
+	for (unsigned i = 0; i < c->n_prs; i++)
+		c->prs[i].leaving_ticks += c->prs[i].leaving;
+	raft_progress_drop_leavers(c);
 }
 
 void raft_step_append_response(struct raft_core *c, const struct raft_msg *m)
@@ -338,6 +373,8 @@ void raft_step_append_response(struct raft_core *c, const struct raft_msg *m)
 	}
 	while (raft_send_append(c, pr, false))
 		;
+	if (pr->leaving)
+		raft_progress_drop_leavers(c);
 }
 
 void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)

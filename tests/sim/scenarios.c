@@ -711,6 +711,24 @@ static void sc_remove_leader(struct sc *c)
 	EXPECT(raft_conf_find(raft_conf_get(S->nodes[nl].core), l) == NULL);
 }
 
+static void sc_removed_follower_learns_removal(struct sc *c)
+{
+	sc_init(c, 3, 3, false, false);
+	start_all(c);
+	uint64_t l = leader_within(c, 1000);
+	uint64_t f = l % 3 + 1;
+	run(c, 100);
+	EXPECT(change(c, l, RAFT_REMOVE, f) == 0);
+	run(c, 100);
+	/* it received the entry removing it, so it knows it is out ... */
+	EXPECT(raft_conf_find(raft_conf_get(S->nodes[f].core), f) == NULL);
+	uint64_t term = st(c, l).term;
+	run(c, 3000);
+	/* ... and stays quiet even without pre-vote or leases */
+	EXPECT(st(c, f).term == term);
+	EXPECT(sim_leader(S) == l && st(c, l).term == term);
+}
+
 static void sc_second_change_refused(struct sc *c)
 {
 	sc_init(c, 5, 3, true, true);
@@ -867,6 +885,8 @@ static const struct scenario scenarios[] = {
      "a learner receives the log without counting for commit, and counts once promoted"},
     {"remove_leader", sc_remove_leader,
      "a leader removing itself steps down once the change commits and stays quiet"},
+    {"removed_follower_learns_removal", sc_removed_follower_learns_removal,
+     "a removed follower still receives the entry removing it, so it never campaigns"},
     {"second_change_refused", sc_second_change_refused,
      "a second membership change is refused until the first commits"},
     {"crash_loses_unpersisted", sc_crash_loses_unpersisted,
