@@ -52,6 +52,9 @@ static enum MHD_Result change_done(struct http_req *req)
 	if (rc == KVFS_ENOTFOUND)
 		return http_respond_detail(req, 404, "No member with id %" PRIu64,
 					   req->nreq.member_id);
+	if (rc == KVFS_ECONFIG && req->nreq.type == NODE_REQ_TRANSFER)
+		return http_respond_detail(req, 409,
+					   "Leadership transfer refused: the target is not another voter");
 	if (rc == KVFS_ECONFIG)
 		return http_respond_detail(req, 409,
 					   "Membership change refused: unknown or duplicate member, "
@@ -91,6 +94,8 @@ static json_t *body_object(struct http_req *req, bool allow_empty)
 static int parse_id(const char *s, uint64_t *id)
 {
 	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (end == s || v == 0 || (*end && *end != '/'))
 		return -1;

@@ -9,9 +9,11 @@
  * to the log in one synced batch (group commit) -> committed -> applied in one
  * synced state-machine batch -> req->done() with the result.
  *
- * Read path: node_submit(READ) -> the loop obtains a read index (single node:
- * its commit index) -> once applied >= read index, req->done(); the caller
- * then reads the state machine directly (kv_get/kv_iter from any thread).
+ * Read path: node_submit(READ) -> the loop obtains a read index from the Raft
+ * core (the leader confirms its leadership with a heartbeat round shared by
+ * many reads; a follower asks the leader) -> once applied >= read index,
+ * req->done(); the caller then reads the state machine directly
+ * (kv_get/kv_iter from any thread).
  */
 #ifndef KVFS_NODE_NODE_H
 #define KVFS_NODE_NODE_H

@@ -66,7 +66,8 @@ struct node {
 	uint64_t log_bytes; /* payload bytes appended since the last compaction */ /* leader when forwarded writes were last checked */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
-	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS];
+	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS]; /* by peer slot */
+	int64_t self_caught_up_ms;                    /* follower: last time applied >= commit */
 	/* Heartbeat round trips, by peer id slot (peer_heard_id order). */
 	uint64_t hb_seq[NODE_MAX_MEMBERS];
 	int64_t hb_sent_ns[NODE_MAX_MEMBERS];

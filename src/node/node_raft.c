@@ -135,6 +135,19 @@ static void bootstrap_conf(struct node *n, struct raft_conf *c)
 	}
 }
 
+/* Persists the bootstrap membership (as snapshot metadata at index 0) so
+ * that a restart does not depend on the flags it is given. */
+static int store_bootstrap(struct node *n, const struct raft_conf *c)
+{
+	uint8_t buf[RAFT_CONF_ENCODED_MAX];
+	int len = raft_conf_encode(c, buf, sizeof buf);
+	if (len < 0)
+		return KVFS_ECONFIG;
+	struct rlog_snapshot_meta meta = {.index = 0, .term = 0, .membership = buf,
+					  .membership_len = (size_t)len};
+	return rlog_compact(n->log, &meta, 0);
+}
+
 int node_raft_open(struct node *n)
 {
 	struct rlog_hard_state hs;
@@ -167,9 +180,19 @@ int node_raft_open(struct node *n)
 			goto out;
 		}
 		n->applied_conf = init.snap.conf;
+	} else if (snap.membership_len) {
+		/* The membership stored at first start (below): the flags only
+		 * bootstrap, a restarted node keeps what it had. */
+		if ((rc = raft_conf_decode(&init.conf, snap.membership, snap.membership_len))) {
+			log_error("node", "corrupt stored membership");
+			goto out;
+		}
+		n->applied_conf = init.conf;
 	} else {
 		bootstrap_conf(n, &init.conf);
 		n->applied_conf = init.conf;
+		if (init.conf.n && (rc = store_bootstrap(n, &init.conf)) < 0)
+			goto out;
 	}
 	init.entries = lc.ents;
 	init.n_entries = lc.n;
@@ -991,7 +1014,9 @@ void node_update_status(struct node *n)
 			if (st.is_leader && raft_progress(n->raft, s->id, &match, &next) == 0) {
 				p->match = match;
 				p->lag_entries = rs.last_index > match ? rs.last_index - match : 0;
-				int slot = (int)i;
+				int slot = peer_slot(n, s->id);
+				if (slot < 0)
+					slot = 0;
 				if (p->lag_entries == 0 || !n->peer_caught_up_ms[slot])
 					n->peer_caught_up_ms[slot] = now;
 				p->lag_seconds = p->lag_entries
@@ -1006,9 +1031,9 @@ void node_update_status(struct node *n)
 	if (!st.is_leader) {
 		/* A follower's own lag: how long it has been behind the commit
 		 * index it knows of. */
-		if (st.applied >= rs.commit || !n->peer_caught_up_ms[NODE_MAX_MEMBERS - 1])
-			n->peer_caught_up_ms[NODE_MAX_MEMBERS - 1] = now;
-		worst = (double)(now - n->peer_caught_up_ms[NODE_MAX_MEMBERS - 1]) / 1e3;
+		if (st.applied >= rs.commit || !n->self_caught_up_ms)
+			n->self_caught_up_ms = now;
+		worst = (double)(now - n->self_caught_up_ms) / 1e3;
 	}
 	st.replication_lag_s = worst;
 	st.ready = !st.failed && rs.leader != 0 && raft_conf_find(c, n->cfg.id) != NULL;
