@@ -9,7 +9,7 @@
 # dashboard expects. Needs docker-compose and promtool (Debian:
 # docker-compose, prometheus). Ends with "N passed, N failed".
 set -u
-top=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+top=$(cd "${top_srcdir:-$(dirname "$0")/../..}" && pwd -P)
 D=$top/docker
 COMPOSE="docker-compose -f $D/docker-compose.yml"
 pass=0
