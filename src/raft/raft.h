@@ -334,12 +334,13 @@ enum raft_change_kind {
 int raft_change(struct raft_core *core, enum raft_change_kind kind, uint64_t id, const char *addr,
 		uint64_t *index);
 
-/* A removed server stops receiving entries at once, so it may never see the
- * entry that removed it: it keeps its old membership and, being a voter
- * there, may campaign. Leases (check_quorum) and pre-vote keep it from
- * disrupting the cluster; the driver should still stop a server once the
- * committed membership (applied RAFT_ENTRY_CONF) no longer lists it, and
- * operators should stop servers they removed. */
+/* A removed server keeps receiving the log until it acknowledges the entry
+ * that removes it (or for two election timeouts), so it normally learns it
+ * is out and stays quiet; one that could not be reached keeps its old
+ * membership and may campaign in it. Leases (check_quorum) and pre-vote
+ * keep such a server from disrupting the cluster; the driver should still
+ * stop a server once the committed membership (applied RAFT_ENTRY_CONF) no
+ * longer lists it, and operators should stop servers they removed. */
 
 /* Starts a leadership transfer to target (0: the most up-to-date voter).
  * Leader only. Proposals are refused (KVFS_EBUSY) until it completes or is
