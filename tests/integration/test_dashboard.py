@@ -91,6 +91,7 @@ class Prometheus:
     """A prometheus process on a free port scraping the given host:port targets every second."""
 
     def __init__(self, targets):
+        assert shutil.which(PROMETHEUS), "%s not found (Debian package prometheus)" % PROMETHEUS
         self.dir = tmpdir("kvfs-prom-")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
