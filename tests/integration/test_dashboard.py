@@ -158,6 +158,9 @@ class Load:
         self.stop_ev = threading.Event()
         self.rounds = 0
         self.fs_errors = []
+        # Held by each round of file operations; the leader change holds it so
+        # no file operation runs on a mount whose node is being killed.
+        self.fs_lock = threading.Lock()
         self.threads = [threading.Thread(target=self._kv, args=(i,), daemon=True) for i in cl.nodes]
         if mounts:
             self.threads.append(threading.Thread(target=self._fs, daemon=True))
@@ -190,8 +193,8 @@ class Load:
 
     def _fs(self):
         while not self.stop_ev.is_set():
-            for i, m in self.mounts.items():
-                if self.cl.nodes[i].proc.poll() is None:
+            with self.fs_lock:
+                for i, m in self.mounts.items():
                     err = file_ops(m, "load%d" % i)
                     if err:
                         self.fs_errors.append(err)
@@ -296,12 +299,13 @@ def _setup():
     # A leader change Prometheus sees: kill -9 the leader, wait for a new one, restart the old.
     old = cl.wait_leader()
     before = prom.query("max(kvfs_server_term)")
-    cl.nodes[old].kill()
-    cl.wait_leader(exclude=old, ids=[i for i in cl.nodes if i != old])
-    if old in e["mounts"]:
-        unmount(e["mounts"][old])
-    cl.nodes[old].start()
-    new = cl.wait_leader()
+    with e["load"].fs_lock:
+        cl.nodes[old].kill()
+        cl.wait_leader(exclude=old, ids=[i for i in cl.nodes if i != old])
+        if old in e["mounts"]:
+            unmount(e["mounts"][old])
+        cl.nodes[old].start()
+        new = cl.wait_leader()
     assert new != old, (old, new)
     e["old_leader"], e["new_leader"] = old, new
     term_before = float(before[0]["value"][1])
