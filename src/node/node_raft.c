@@ -740,6 +740,9 @@ static int apply(struct node *n, const struct raft_update *u)
 				raft_conf_decode(&n->applied_conf, e->data, e->len);
 				log_info("node", "membership change applied at index %llu (%u members)",
 					 (unsigned long long)e->index, n->applied_conf.n);
+				/* Whoever is told the change is done must see it in
+				 * /cluster/members at once. */
+				node_update_status(n);
 			}
 			settle(n, e, ke[i].result, ke[i].deleted);
 			if (n->apply_hook && e->type == RAFT_ENTRY_NORMAL && ke[i].result == 0)
