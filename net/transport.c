@@ -2,7 +2,10 @@
  * ZeroMQ PUSH/PULL transport (see transport.h for the why). Peers live in a
  * small array: clusters have at most RAFT_MAX_SERVERS members.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -36,6 +39,30 @@ static void set_int(void *s, int opt, int v)
 	zmq_setsockopt(s, opt, &v, sizeof v);
 }
 
+/* ZeroMQ binds numeric addresses only; a host name (a container's service
+ * name in docker-compose) is resolved to the address it has here. */
+static int bind_resolved(void *sock, const char *addr)
+{
+	if (zmq_bind(sock, addr) == 0)
+		return 0;
+	char host[256];
+	const char *h = strncmp(addr, "tcp://", 6) == 0 ? addr + 6 : NULL;
+	const char *colon = h ? strrchr(h, ':') : NULL;
+	if (!colon || (size_t)(colon - h) >= sizeof host)
+		return -1;
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = 0;
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return -1;
+	char ip[INET_ADDRSTRLEN], resolved[320];
+	inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
+	freeaddrinfo(res);
+	snprintf(resolved, sizeof resolved, "tcp://%s%s", ip, colon);
+	log_info("net", "%s resolves to %s", addr, resolved);
+	return zmq_bind(sock, resolved);
+}
+
 int transport_create(uint64_t self_id, const char *bind_addr, struct transport **out)
 {
 	struct transport *t = calloc(1, sizeof *t);
@@ -53,7 +80,7 @@ int transport_create(uint64_t self_id, const char *bind_addr, struct transport *
 	zmq_setsockopt(t->pull, ZMQ_MAXMSGSIZE, &maxsz, sizeof maxsz);
 	set_int(t->pull, ZMQ_RCVHWM, 10000);
 	set_int(t->pull, ZMQ_LINGER, 0);
-	if (zmq_bind(t->pull, bind_addr) != 0) {
+	if (bind_resolved(t->pull, bind_addr) != 0) {
 		log_error("net", "cannot listen for peers on %s: %s", bind_addr,
 			  zmq_strerror(zmq_errno()));
 		zmq_close(t->pull);
