@@ -24,7 +24,10 @@ for t in $units; do
 		{ cat "asan-$t.log"; echo "sanitizers: $t failed"; exit 1; }
 	echo "ok $t"
 done
-[ -x "$top/scripts/check-sim-asan.sh" ] && "$top/scripts/check-sim-asan.sh"
+echo "== ASan+UBSan: Raft scenarios and simulation (sanitizer seed budget)"
+make -s -j2 check TESTS="raft-scenarios tests/sim/sim-check.sh" >/dev/null ||
+	{ cat test-suite.log; echo "sanitizers: simulation failed"; exit 1; }
+echo "ok raft-scenarios, sim-check"
 
 echo "== fuzzers (clang libFuzzer)"
 KVFS_BUILD="$top/build-fuzz" CC=clang "$top/scripts/build.sh" --enable-fuzzers

@@ -39,6 +39,7 @@ raft_scenarios_LDADD = libkvfsraft.a libkvfslincheck.a
 # Unit tests (cmocka).
 RAFT_UNIT_TESTS = test_raft_core test_raft_conf test_lincheck
 check_PROGRAMS += $(RAFT_UNIT_TESTS)
+UNIT_TESTS += $(RAFT_UNIT_TESTS)
 test_raft_core_SOURCES = tests/raft/test_raft_core.c
 test_raft_core_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 test_raft_core_LDADD = libkvfsraft.a libkvfscommon.a $(CMOCKA_LIBS)
