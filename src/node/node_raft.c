@@ -1060,7 +1060,15 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 	}
 	if (n->net)
 		receive(n);
-	if (tick)
+	/* A node removed from the membership stops taking part: it must not
+	 * campaign in the configuration it was removed from (raft.h). */
+	if (!n->removed && n->applied_conf.n && !raft_conf_find(&n->applied_conf, n->cfg.id) &&
+	    !raft_conf_find(raft_conf_get(n->raft), n->cfg.id)) {
+		n->removed = true;
+		log_warn("node", "this node was removed from the cluster: it stops taking part "
+				 "(stop it, or wipe its data to join again)");
+	}
+	if (tick && !n->removed)
 		raft_tick(n->raft);
 	struct raft_status rs;
 	raft_status(n->raft, &rs);
