@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -73,19 +74,24 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 static int recover_mountpoint(const char *mnt)
 {
 	struct stat st, pst;
+	struct statfs sf;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s/..", mnt);
 	if (stat(mnt, &st) == 0) {
-		char parent[PATH_MAX];
-		snprintf(parent, sizeof parent, "%s/..", mnt);
-		if (stat(parent, &pst) == 0 && pst.st_dev != st.st_dev) {
+		if (stat(parent, &pst) < 0 || pst.st_dev == st.st_dev) {
+			if (S_ISDIR(st.st_mode))
+				return 0; /* a plain directory */
+			log_error("fs", "%s is not a directory", mnt);
+			return -ENOTDIR;
+		}
+		/* Something is mounted there. stat may have been answered
+		 * from the kernel's attribute cache; statfs always asks the
+		 * daemon. */
+		if (statfs(mnt, &sf) == 0) {
 			log_error("fs", "%s is already a mount point: refusing to mount over it",
 				  mnt);
 			return -EBUSY;
 		}
-		if (!S_ISDIR(st.st_mode)) {
-			log_error("fs", "%s is not a directory", mnt);
-			return -ENOTDIR;
-		}
-		return 0;
 	}
 	if (errno != ENOTCONN) {
 		int e = errno;

@@ -80,7 +80,7 @@ int fs_data_write(struct fs_data *d, off_t off, const void *buf, size_t len, siz
 	memcpy(d->buf + off, buf, len);
 	if (end > d->len)
 		d->len = end;
-	d->dirty = true;
+	d->trunc_only = false;
 	d->wgen++;
 	return 0;
 }
@@ -98,7 +98,25 @@ int fs_data_truncate(struct fs_data *d, off_t size, size_t max)
 	if ((size_t)size > d->len)
 		memset(d->buf + d->len, 0, (size_t)size - d->len);
 	d->len = (size_t)size;
-	d->dirty = true;
+	d->trunc_only = false;
 	d->wgen++;
 	return 0;
+}
+
+bool fs_data_dirty(const struct fs_data *d)
+{
+	return d->wgen > d->committed;
+}
+
+uint64_t fs_data_begin_commit(struct fs_data *d, uint64_t *prev)
+{
+	*prev = d->committed;
+	d->committed = d->wgen;
+	return d->wgen;
+}
+
+void fs_data_commit_failed(struct fs_data *d, uint64_t gen, uint64_t prev)
+{
+	if (d->committed == gen)
+		d->committed = prev;
 }

@@ -544,7 +544,6 @@ static void rename_cont(struct fs_op *op, int rc)
 			fs_inode_move(&fs->it, i, op->newparent, op->newname,
 				      strlen(op->newname));
 			i->pending = false;
-			i->cache_rev = 0;
 		} else {
 			struct fs_inode *t = fs_inode_child(&fs->it, op->newparent, op->newname,
 							    strlen(op->newname));
@@ -555,8 +554,8 @@ static void rename_cont(struct fs_op *op, int rc)
 	}
 	if (op->d) {
 		pthread_mutex_lock(&op->d->lock);
-		if (rc && op->d->wgen == op->gen)
-			op->d->dirty = true;
+		if (rc && op->gen)
+			fs_data_commit_failed(op->d, op->gen, op->prev_gen);
 		pthread_mutex_unlock(&op->d->lock);
 	}
 	fuse_reply_err(op->req, fs_errno(rc));
@@ -633,11 +632,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		}
 		if (d) { /* uncommitted writes move with the file */
 			pthread_mutex_lock(&d->lock);
-			if (d->dirty && !d->err) {
+			if (fs_data_dirty(d) && !d->err) {
 				txn_add_put(&op->txn, src.data, src.len, RECORD_RAW, d->mode,
 					    d->mode_set ? 0 : TXN_F_KEEP_MODE, d->buf, d->len);
-				d->dirty = false;
-				op->gen = d->wgen;
+				op->gen = fs_data_begin_commit(d, &op->prev_gen);
 			}
 			pthread_mutex_unlock(&d->lock);
 		}

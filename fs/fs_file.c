@@ -11,9 +11,14 @@
  * file is committed by its first flush (one Raft entry per new file), or at
  * once when created with O_EXCL (the exclusive check then holds cluster-wide).
  *
- * The kernel page cache is kept across opens (FOPEN_KEEP_CACHE) only while
- * the revision read at open is the one the cache was filled from; any
- * change committed elsewhere is also pushed out by fs_inval.c.
+ * Every open is FOPEN_DIRECT_IO: reads are served from the handle's own
+ * snapshot and writes go to the buffer, never through the kernel page
+ * cache. The page cache is one per inode, shared by every open of it, and
+ * its i_size moves with any writer (an O_TRUNC open sets it to 0), so a
+ * reader going through it could see another open's half-written content or
+ * a snapshot cut short by a concurrent change, here or on another node.
+ * The price: MAP_SHARED mmap of a file on the mount fails with ENODEV
+ * (MAP_PRIVATE works), and a re-read costs a FUSE round trip per 1 MiB.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,14 +26,8 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "fs/fs_internal.h"
-
-struct fs_handle {
-	struct fs_inode *ino; /* ref */
-	struct fs_data *d;    /* ref */
-	bool write, append;
-	bool shared;          /* d is the inode's shared write buffer */
-};
 
 static struct fs_inode *get_ref(struct fs *fs, fuse_ino_t ino)
 {
@@ -57,8 +56,8 @@ static void commit_cont(struct fs_op *op, int rc)
 	struct fs *fs = op->fs;
 	struct fs_data *d = op->d;
 	pthread_mutex_lock(&d->lock);
-	if (rc && d->wgen == op->gen)
-		d->dirty = true; /* not committed: a later flush tries again */
+	if (rc)
+		fs_data_commit_failed(d, op->gen, op->prev_gen); /* a later flush retries */
 	if (rc == 0)
 		d->rev = op->nreq.index;
 	pthread_mutex_unlock(&d->lock);
@@ -84,8 +83,14 @@ static void commit_cont(struct fs_op *op, int rc)
 }
 
 /* Commits h's buffer if it holds uncommitted writes, then replies (and,
- * when release is set, frees h). */
-static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool release)
+ * when release is set, frees h).
+ *
+ * A buffer only emptied by O_TRUNC (or create) and not written since is
+ * not committed by flush, only by fsync or release: the shell runs
+ * `echo x > f` as open(O_TRUNC), dup2, close (a flush), write, close, and
+ * committing at that first flush would show readers an empty file between
+ * the old content and the new. */
+static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool release, bool sync)
 {
 	struct fs_op *op = fs_op_new(fs, req);
 	struct fs_data *d = h->d;
@@ -114,18 +119,23 @@ static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool rele
 	bb_init(&op->txn);
 
 	pthread_mutex_lock(&d->lock);
-	bool todo = h->write && d->dirty && linked && !d->err;
+	/* Only changes made through this handle and not committed yet: a
+	 * release arriving after another open truncated the shared buffer
+	 * must not commit that other open's half-written content. */
+	bool todo = h->write && fs_data_dirty(d) && h->wgen > d->committed && linked && !d->err &&
+		    (release || sync || !d->trunc_only);
+	log_debug("fs", "commit ino %llu todo %d len %zu trunc_only %d release %d sync %d",
+		  (unsigned long long)i->ino, todo, d->len, d->trunc_only, release, sync);
 	if (h->write && d->err)
 		rc = -d->err; /* EFBIG: the stored value stays as it was */
 	if (todo && rc == 0) {
 		txn_begin(&op->txn, fs_now_ns());
 		txn_add_put(&op->txn, key.data, key.len, RECORD_RAW, d->mode,
 			    d->mode_set ? 0 : TXN_F_KEEP_MODE, d->buf, d->len);
-		d->dirty = false;
-		op->gen = d->wgen;
+		op->gen = fs_data_begin_commit(d, &op->prev_gen);
 	}
 	if (!linked && h->write)
-		d->dirty = false; /* unlinked while open: the writes go nowhere */
+		d->committed = d->wgen; /* unlinked while open: the writes go nowhere */
 	pthread_mutex_unlock(&d->lock);
 	bb_free(&key);
 	if (todo && rc == 0) {
@@ -148,17 +158,17 @@ static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool rele
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false);
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false, false);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false);
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false, true);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, true);
+	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, true, true);
 }
 
 /* ---- open ---- */
@@ -183,21 +193,19 @@ static void open_cont(struct fs_op *op, int rc)
 	h->append = write && (op->fi.flags & O_APPEND);
 
 	pthread_mutex_lock(&fs->lock);
-	if (i->data && (i->writers || i->data->dirty)) {
+	if (write && i->data && (i->writers || fs_data_dirty(i->data))) {
 		/* Open for writing here already: share its buffer. */
 		d = i->data;
 		d->refs++;
 		h->shared = true;
-		if (write)
-			i->writers++;
-		i->cache_rev = 0;
+		i->writers++;
 		pthread_mutex_unlock(&fs->lock);
 		if (trunc) {
 			pthread_mutex_lock(&d->lock);
 			rc = fs_data_truncate(d, 0, fs->cfg.max_value);
+			d->trunc_only = rc == 0;
 			pthread_mutex_unlock(&d->lock);
 		}
-		op->fi.keep_cache = 0;
 		goto done;
 	}
 	rc = fs_inode_key(i, &key) < 0 ? -ENOMEM : 0;
@@ -221,12 +229,14 @@ static void open_cont(struct fs_op *op, int rc)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (trunc)
-		d->dirty = true;
+	if (trunc) {
+		d->wgen = 1;
+		d->trunc_only = true;
+	}
 	d->refs = 1;
 	pthread_mutex_lock(&fs->lock);
 	if (write) {
-		if (i->data && (i->writers || i->data->dirty)) {
+		if (i->data && (i->writers || fs_data_dirty(i->data))) {
 			/* Another open won the race: share its buffer. */
 			fs_data_free(d);
 			d = i->data;
@@ -234,6 +244,7 @@ static void open_cont(struct fs_op *op, int rc)
 			if (trunc) {
 				pthread_mutex_lock(&d->lock);
 				rc = fs_data_truncate(d, 0, fs->cfg.max_value);
+				d->trunc_only = rc == 0;
 				pthread_mutex_unlock(&d->lock);
 			}
 		} else {
@@ -244,14 +255,16 @@ static void open_cont(struct fs_op *op, int rc)
 		}
 		h->shared = true;
 		i->writers++;
-		i->cache_rev = 0;
-		op->fi.keep_cache = 0;
-	} else {
-		op->fi.keep_cache = i->cache_rev && i->cache_rev == m.mod_rev;
-		i->cache_rev = m.mod_rev;
 	}
 	pthread_mutex_unlock(&fs->lock);
 done:
+	if (trunc) {
+		pthread_mutex_lock(&d->lock);
+		h->wgen = d->wgen;
+		pthread_mutex_unlock(&d->lock);
+	}
+	op->fi.direct_io = 1;
+	op->fi.keep_cache = 0;
 	bb_free(&key);
 	h->ino = i;
 	h->d = d;
@@ -314,7 +327,10 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 	}
 	d->mode = mode & 07777;
 	d->mode_set = true;
-	d->dirty = rev == 0;
+	if (rev == 0) {
+		d->wgen = 1; /* a new file is a change even if never written */
+		d->trunc_only = true;
+	}
 	d->rev = rev;
 	memset(&e, 0, sizeof e);
 	pthread_mutex_lock(&fs->lock);
@@ -332,7 +348,6 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 	}
 	i->nlookup++;
 	i->pending = rev == 0;
-	i->cache_rev = 0;
 	if (fi) {
 		if (i->data && --i->data->refs == 0)
 			fs_data_free(i->data);
@@ -345,8 +360,10 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 		h->write = true;
 		h->shared = true;
 		h->append = fi->flags & O_APPEND;
+		h->wgen = d->wgen;
 		fi->fh = (uint64_t)(uintptr_t)h;
 		fi->keep_cache = 0;
+		fi->direct_io = 1;
 	} else {
 		fs_data_free(d);
 	}
@@ -445,6 +462,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_data *d = h->d;
 	if (!h->shared) { /* a private snapshot never changes */
 		size_t n = off < 0 || (size_t)off >= d->len ? 0 : d->len - (size_t)off;
+		log_debug("fs", "read ino %llu off %lld size %zu len %zu", (unsigned long long)ino,
+			  (long long)off, size, d->len);
 		fuse_reply_buf(req, n ? (const char *)d->buf + off : NULL, n < size ? n : size);
 		return;
 	}
@@ -477,6 +496,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (h->append)
 		off = (off_t)d->len; /* the kernel's idea of the size may be stale */
 	int rc = fs_data_write(d, off, buf, size, fs->cfg.max_value);
+	h->wgen = d->wgen;
 	pthread_mutex_unlock(&d->lock);
 	if (rc)
 		fuse_reply_err(req, -rc);

@@ -66,9 +66,10 @@ struct fs_data {
 	uint64_t rev;       /* revision loaded (0: not in the store) */
 	uint32_t mode;      /* mode to store when mode_set */
 	bool mode_set;      /* else the PUT keeps the stored mode */
-	bool dirty;         /* differs from what was committed */
+	bool trunc_only;    /* emptied by O_TRUNC/create and not written since */
 	int err;            /* sticky positive errno (EFBIG): never committed */
 	uint64_t wgen;      /* bumped by every change */
+	uint64_t committed; /* wgen of the last commit submitted (dirty: wgen > committed) */
 };
 
 struct fs_data *fs_data_new(void);
@@ -79,6 +80,22 @@ void fs_data_free(struct fs_data *d);
  * until every handle is closed) or -ENOMEM. */
 int fs_data_write(struct fs_data *d, off_t off, const void *buf, size_t len, size_t max);
 int fs_data_truncate(struct fs_data *d, off_t size, size_t max);
+/* Under d->lock. Changes not yet handed to a commit? */
+bool fs_data_dirty(const struct fs_data *d);
+/* Under d->lock: the content goes into a commit now; returns its
+ * generation and the previous one in *prev, for fs_data_commit_failed. */
+uint64_t fs_data_begin_commit(struct fs_data *d, uint64_t *prev);
+/* Under d->lock: that commit failed; its changes are dirty again. */
+void fs_data_commit_failed(struct fs_data *d, uint64_t gen, uint64_t prev);
+
+/* An open file (fi->fh). */
+struct fs_handle {
+	struct fs_inode *ino; /* ref */
+	struct fs_data *d;    /* ref */
+	bool write, append;
+	bool shared;          /* d is the inode's shared write buffer */
+	uint64_t wgen;        /* d->wgen after this handle's last change (d->lock) */
+};
 
 /* ---- fs_inode.c: the inode table ---- */
 
@@ -95,7 +112,6 @@ struct fs_inode {
 	struct fs_inode *next_ino, *next_name; /* hash chains */
 	struct fs_data *data;      /* shared content while open for write (a ref) */
 	uint32_t writers;          /* handles open for writing */
-	uint64_t cache_rev;        /* revision the kernel page cache holds (0: unknown) */
 };
 
 struct fs_itable {
@@ -173,7 +189,7 @@ struct fs_op {
 	struct fs_data *d;         /* ref held */
 	char *name, *newname;      /* owned */
 	struct fuse_file_info fi;
-	uint64_t gen;
+	uint64_t gen, prev_gen; /* a data buffer committed with the op */
 	int flags;
 	mode_t mode;
 	struct stat attr;

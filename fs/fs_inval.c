@@ -13,8 +13,8 @@
  *
  * open() replies are ordered behind the queue (fs_inval_reply_open): an
  * open that saw revision N is answered only after the invalidations of
- * every entry up to N were delivered, so the kernel cannot serve it stale
- * pages or a stale size (close-to-open across nodes).
+ * every entry up to N were delivered, so the attributes the kernel shows
+ * to that process (fstat, ls -l) are not older than what it reads.
  *
  * The queue is bounded; past the bound the hook records an overflow and the
  * thread invalidates every inode it knows instead.
@@ -177,10 +177,8 @@ static void find_target(struct fs *fs, const uint8_t *key, size_t len, struct ta
 			memcpy(t->name, key + pos, nlen);
 			t->name[nlen] = 0;
 			t->nlen = nlen;
-			if (child) {
+			if (child)
 				t->ino = child->ino;
-				child->cache_rev = 0;
-			}
 			return;
 		}
 		cur = child;
@@ -211,10 +209,8 @@ static void invalidate_all(struct fs *fs)
 	cap = fs->it.count;
 	inos = malloc(cap * sizeof *inos);
 	for (size_t b = 0; inos && b < fs->it.nbuckets; b++)
-		for (struct fs_inode *i = fs->it.by_ino[b]; i && n < cap; i = i->next_ino) {
-			i->cache_rev = 0;
+		for (struct fs_inode *i = fs->it.by_ino[b]; i && n < cap; i = i->next_ino)
 			inos[n++] = i->ino;
-		}
 	pthread_mutex_unlock(&fs->lock);
 	for (size_t k = 0; k < n; k++)
 		fuse_lowlevel_notify_inval_inode(fs->se, inos[k], 0, 0);

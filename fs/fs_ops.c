@@ -116,7 +116,7 @@ int fs_inode_attr(struct fs *fs, struct fs_inode *i, struct stat *attr)
 	pthread_mutex_lock(&fs->lock);
 	int rc = fs_inode_key(i, &key);
 	bool is_dir = i->is_dir, pending = i->pending;
-	struct fs_data *d = i->data && (i->writers || i->data->dirty) ? i->data : NULL;
+	struct fs_data *d = i->data && (i->writers || fs_data_dirty(i->data)) ? i->data : NULL;
 	if (d)
 		d->refs++;
 	pthread_mutex_unlock(&fs->lock);
@@ -353,14 +353,13 @@ static void setattr_cont(struct fs_op *op, int rc)
 	struct fs *fs = op->fs;
 	if (op->d) {
 		pthread_mutex_lock(&op->d->lock);
-		if (rc && op->d->wgen == op->gen)
-			op->d->dirty = true; /* nothing committed: still to do */
+		if (rc && op->gen) /* nothing committed: still to do */
+			fs_data_commit_failed(op->d, op->gen, op->prev_gen);
 		pthread_mutex_unlock(&op->d->lock);
 	}
 	if (rc == 0) {
 		pthread_mutex_lock(&fs->lock);
 		op->ino->pending = false;
-		op->ino->cache_rev = 0;
 		pthread_mutex_unlock(&fs->lock);
 	}
 	attr_cont(op, rc);
@@ -382,6 +381,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	bb_init(&key);
+	log_debug("fs", "setattr ino %llu to_set 0x%x size %lld", (unsigned long long)ino, to_set,
+		  (long long)attr->st_size);
 	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->cfg.uid) ||
 	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->cfg.gid)) {
 		rc = -EPERM; /* ownership is not stored (see the top of this file) */
@@ -403,7 +404,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	pthread_mutex_lock(&fs->lock);
 	rc = fs_inode_key(op->ino, &key) < 0 ? -ENOMEM : 0;
 	bool is_dir = op->ino->is_dir;
-	struct fs_data *d = op->ino->data && (op->ino->writers || op->ino->data->dirty)
+	struct fs_data *d = op->ino->data && (op->ino->writers || fs_data_dirty(op->ino->data))
 				    ? op->ino->data
 				    : NULL;
 	if (d) {
@@ -440,16 +441,22 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 
+	bool commit_now = false;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (d) {
+			/* ftruncate through a writable handle edits its
+			 * buffer (committed at close); truncate(2) by path
+			 * while the file is open here commits now. */
+			struct fs_handle *h = fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
 			pthread_mutex_lock(&d->lock);
 			rc = fs_data_truncate(d, attr->st_size, fs->cfg.max_value);
+			if (h && h->write && h->d == d)
+				h->wgen = d->wgen;
+			else
+				commit_now = true;
 			pthread_mutex_unlock(&d->lock);
 			if (rc)
 				goto fail;
-			pthread_mutex_lock(&fs->lock);
-			op->ino->cache_rev = 0;
-			pthread_mutex_unlock(&fs->lock);
 		} else {
 			/* truncate(1) on a file nobody here has open: read,
 			 * resize, commit (last writer wins, as for close). */
@@ -486,7 +493,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			}
 		}
 	}
-	if (!tflags) {
+	if (!tflags && !commit_now) {
 		attr_cont(op, 0);
 		fs_op_free(op);
 		bb_free(&key);
@@ -502,15 +509,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			pthread_mutex_unlock(&d->lock);
 			goto fail;
 		}
-		if (d->dirty) {
+		if (fs_data_dirty(d)) {
 			txn_add_put(&op->txn, key.data, key.len, RECORD_RAW, d->mode,
 				    d->mode_set ? 0 : TXN_F_KEEP_MODE, d->buf, d->len);
-			d->dirty = false;
-			op->gen = d->wgen;
+			op->gen = fs_data_begin_commit(d, &op->prev_gen);
 		}
 		pthread_mutex_unlock(&d->lock);
 	}
-	txn_add_touch(&op->txn, key.data, key.len, tflags | TXN_F_MUST_EXIST, mode, mtime);
+	if (tflags)
+		txn_add_touch(&op->txn, key.data, key.len, tflags | TXN_F_MUST_EXIST, mode, mtime);
 	if (d && (tflags & TXN_F_SET_MODE)) {
 		pthread_mutex_lock(&d->lock);
 		d->mode = mode;

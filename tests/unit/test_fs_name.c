@@ -73,7 +73,7 @@ static void test_data_limits(void **state)
 	assert_int_equal(fs_data_write(d, 8, "xy", 2, 16), 0);
 	assert_int_equal(d->len, 10);
 	assert_memory_equal(d->buf, "hello\0\0\0xy", 10);
-	assert_true(d->dirty);
+	assert_true(fs_data_dirty(d));
 	assert_int_equal(fs_data_truncate(d, 3, 16), 0);
 	assert_int_equal(d->len, 3);
 	assert_int_equal(fs_data_write(d, 10, "1234567", 7, 16), -EFBIG);
