@@ -462,8 +462,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_data *d = h->d;
 	if (!h->shared) { /* a private snapshot never changes */
 		size_t n = off < 0 || (size_t)off >= d->len ? 0 : d->len - (size_t)off;
-		log_debug("fs", "read ino %llu off %lld size %zu len %zu", (unsigned long long)ino,
-			  (long long)off, size, d->len);
 		fuse_reply_buf(req, n ? (const char *)d->buf + off : NULL, n < size ? n : size);
 		return;
 	}

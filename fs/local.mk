@@ -15,4 +15,4 @@ test_fs_name_LDADD = libkvfsfs.a libkvfsstore.a libkvfscommon.a $(CMOCKA_LIBS) $
 	$(LEVELDB_LIBS) $(PTHREAD_LIBS)
 
 TESTS += tests/integration/test_fs.py
-EXTRA_DIST += tests/integration/test_fs.py tests/lib/fsharness.py bench/fs_bench.sh
+EXTRA_DIST += tests/integration/test_fs.py tests/lib/fsharness.py bench/fs_bench.py
