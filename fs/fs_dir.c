@@ -341,7 +341,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			e.attr_timeout = e.entry_timeout = fs->cfg.cache_timeout;
 			fs_fill_attr(fs, i->ino, &d.st, &e.attr);
 		} else {
-			e.attr.st_ino = 0; /* unknown: the kernel looks it up */
+			e.attr.st_ino = (ino_t)-1; /* not known yet (0 reads as a deleted entry) */
 			e.attr.st_mode = d.st.is_dir ? S_IFDIR : S_IFREG;
 		}
 		size_t sz = plus ? fuse_add_direntry_plus(req, buf + used, size - used, d.name, &e,
