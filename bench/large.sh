@@ -1,0 +1,59 @@
+#!/bin/bash
+# Datasets far larger than RAM: loads KEYS keys (default 20,000,000) of
+# 100-byte values into a 3-node cluster whose nodes each run in a cgroup-v1
+# memory cgroup limited to MEM (default 512M), in 10 equal chunks through
+# `kvfs bench -w batch`; reports each chunk's write rate (the first and the
+# last chunk are the first and last 10% of the load), then random GETs over
+# every chunk, the nodes' peak memory, OOM kills, and the Raft log and
+# state-machine sizes. Needs root (cgroups). Stops everything it started.
+#
+#   bench/large.sh [KEYS [MEM]]
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=${KVFS_BIN:-$top/build}
+KEYS=${1:-20000000}
+MEM=${2:-512M}
+CG=/sys/fs/cgroup/memory/kvfs-large-$$
+tmp=${KVFS_LARGE_DIR:-$(mktemp -d /var/tmp/kvfs-large.XXXXXX)}
+mkdir -p "$tmp"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for i in 1 2 3; do [ -d "$CG/n$i" ] && rmdir "$CG/n$i"; done
+	[ -d "$CG" ] && rmdir "$CG"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+[ -d /sys/fs/cgroup/memory ] || { echo "large: needs the cgroup v1 memory controller" >&2; exit 1; }
+mkdir -p "$CG"
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+cl=
+for i in 1 2 3; do peer[$i]=$(port); http[$i]=$(port); cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
+for i in 1 2 3; do
+	mkdir -p "$CG/n$i"
+	echo "$MEM" >"$CG/n$i/memory.limit_in_bytes"
+	# Start inside the cgroup: the shell moves itself in, then execs kvfsd.
+	sh -c "echo \$\$ > $CG/n$i/cgroup.procs && exec $B/kvfsd --id $i --cluster $cl \
+		--http 127.0.0.1:${http[$i]} --data $tmp/n$i" 2>"$tmp/log$i" &
+	pids+=($!)
+done
+EP="http://127.0.0.1:${http[1]},http://127.0.0.1:${http[2]},http://127.0.0.1:${http[3]}"
+for _ in $(seq 400); do curl -sf "http://127.0.0.1:${http[1]}/readyz" >/dev/null && break; sleep 0.05; done
+echo "== $KEYS keys of 100 bytes into 3 nodes, each limited to $MEM of memory; data in $tmp"
+per=$((KEYS / 10 / 1000))
+for c in $(seq 0 9); do
+	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --json)
+	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); print("chunk %s: %8.0f keys/s  errors %s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], d["errors"]["total"], d["latency_ms"].get("p99", 0)))' "$c"
+done
+for c in 0 5 9; do
+	"$B/kvfs" -e "$EP" bench -w get -k $((per * 1000)) --no-preload --key-prefix "c$c/" -c 32 --spread -d 10 --json |
+		python3 -c 'import sys,json; d=json.load(sys.stdin); print("random GET over chunk %s: %8.0f/s  errors %s  p50 %.2f ms p99 %.2f ms" % (sys.argv[1], d["ops_per_s"], d["errors"]["total"], d["latency_ms"].get("p50",0), d["latency_ms"].get("p99",0)))' "$c"
+done
+for i in 1 2 3; do
+	m=$(curl -s "http://127.0.0.1:${http[$i]}/metrics")
+	printf 'node %s: peak memory %s MiB, OOM kills %s, state machine %s MiB, Raft log %s MiB, keys %s\n' "$i" \
+		$(( $(cat "$CG/n$i/memory.max_usage_in_bytes") >> 20 )) \
+		"$(grep -c . <(grep -E '^oom_kill [1-9]' "$CG/n$i/memory.oom_control") || true)" \
+		$(( $(du -sm "$tmp/n$i/kv" | cut -f1) )) $(( $(du -sm "$tmp/n$i/raft" | cut -f1) )) \
+		"$(echo "$m" | awk '/^kvfs_keys /{print $2}')"
+done
