@@ -372,6 +372,10 @@ static double m_fsyncs(void *ud)
 {
 	return (double)rlog_sync_count(((struct node *)ud)->log);
 }
+static double m_applied_total(void *ud)
+{
+	return (double)metric_get(&((struct node *)ud)->entries_applied);
+}
 static double m_pending(void *ud)
 {
 	return (double)__atomic_load_n(&((struct node *)ud)->inflight, __ATOMIC_RELAXED);
@@ -456,6 +460,9 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_counter("kvfs_server_proposals_failed_total",
 			      "Proposals that failed (precondition, lost leadership, timeout).",
 			      NULL, &n->proposals_failed);
+	rc |= metrics_counter_fn("kvfs_server_proposals_applied_total",
+				 "Log entries applied to the state machine (this node's own and others').",
+				 NULL, m_applied_total, n);
 	rc |= metrics_gauge_fn("kvfs_server_proposals_pending",
 			       "Requests accepted and not completed.", NULL, m_pending, n);
 	rc |= metrics_counter("kvfs_server_forwarded_writes_total",

@@ -88,6 +88,7 @@ struct node {
 	struct metric_counter proposals_committed, proposals_failed, reads_served;
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;
+	struct metric_counter entries_applied;
 };
 
 /* node.c */

@@ -750,6 +750,7 @@ static int apply(struct node *n, const struct raft_update *u)
 		}
 		n->applied_now = true;
 		n->last_apply_ms = now_ms();
+		metric_add(&n->entries_applied, u->n_committed);
 	}
 	if (ke != stackents)
 		free(ke);

@@ -245,6 +245,24 @@ def test_membership_add_promote_remove_under_load():
             n.kill()
 
 
+def test_sigterm_on_leader_hands_leadership_over():
+    """SIGTERM on the leader transfers leadership first: a successor leads before any election timeout."""
+    cl = Cluster(3, heartbeat_ms=50, election_ms=2000).start()
+    try:
+        lid = cl.wait_leader()
+        assert cl.client(lid).put("t", 1).status == 200
+        assert cl.nodes[lid].stop() == 0
+        assert "transferring leadership" in cl.nodes[lid].tail(50)
+        # The followers heard the old leader until it exited; without a
+        # transfer none of them could campaign for at least 2 s after that.
+        others = [i for i in cl.nodes if i != lid]
+        nl = cl.wait_leader(timeout=1.0, ids=others)
+        assert cl.client(nl).put("t", 2).status == 200
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()
