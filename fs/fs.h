@@ -57,4 +57,8 @@ int fs_create(const struct fs_config *cfg, struct node *node, struct fs **out);
  * no-op. Main thread only. */
 void fs_destroy(struct fs *fs);
 
+/* Registers the FUSE operation metrics (fs_metrics.h); once per process,
+ * before /metrics is served. Returns 0 or -ENOMEM. */
+int fs_metrics_register(void);
+
 #endif

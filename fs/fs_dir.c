@@ -29,6 +29,7 @@
 
 #include "common/err.h"
 #include "fs/fs_internal.h"
+#include "fs/fs_metrics.h"
 
 struct hist {
 	off_t off;
@@ -67,7 +68,7 @@ static void opendir_cont(struct fs_op *op, int rc)
 	if (rc == 0 && !(dh = calloc(1, sizeof *dh)))
 		rc = -ENOMEM;
 	if (rc) {
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 		return;
 	}
 	pthread_mutex_init(&dh->lock, NULL);
@@ -85,22 +86,23 @@ static void opendir_cont(struct fs_op *op, int rc)
 	op->fi.cache_readdir = 0;
 	if (rc < 0 || dh->prefix.err) {
 		dirh_free(fs, dh); /* no releasedir follows a failed opendir */
-		fuse_reply_err(op->req, ENOMEM);
+		fsm_reply_err(op->req, ENOMEM);
 		return;
 	}
-	fuse_reply_open(op->req, &op->fi);
+	fsm_reply_open(op->req, &op->fi);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_OPENDIR);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op = fs_op_new(fs, req);
 	if (!op) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!(op->ino = get_ref(fs, ino))) {
-		fuse_reply_err(req, ESTALE);
+		fsm_reply_err(req, ESTALE);
 		fs_op_free(op);
 		return;
 	}
@@ -126,9 +128,10 @@ static void dirh_free(struct fs *fs, struct fs_dirh *dh)
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_RELEASEDIR);
 	struct fs *fs = fuse_req_userdata(req);
 	dirh_free(fs, (struct fs_dirh *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fsm_reply_err(req, 0);
 }
 
 /* ---- readdir ---- */
@@ -300,7 +303,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf = malloc(size);
 	size_t used = 0;
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	bb_init(&tmp);
@@ -364,19 +367,21 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 out:
 	pthread_mutex_unlock(&dh->lock);
 	bb_free(&tmp);
-	fuse_reply_buf(req, buf, used);
+	fsm_reply_buf(req, buf, used);
 	free(buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_READDIR);
 	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_READDIR);
 	do_readdir(req, ino, size, off, fi, true);
 }
 
@@ -387,7 +392,7 @@ static void mkdir_cont(struct fs_op *op, int rc)
 	if (rc == KVFS_EPRECOND)
 		rc = -EEXIST;
 	if (rc) {
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 		return;
 	}
 	struct fs_stat st = {.exists = true, .is_dir = true};
@@ -414,7 +419,7 @@ static struct fs_op *name_op(fuse_req_t req, fuse_ino_t parent, const char *name
 	return op;
 fail:
 	bb_free(key);
-	fuse_reply_err(req, -rc);
+	fsm_reply_err(req, -rc);
 	if (op)
 		fs_op_free(op);
 	return NULL;
@@ -422,6 +427,7 @@ fail:
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	fsm_begin(req, FSM_MKDIR);
 	struct byte_buf key;
 	struct fs_op *op = name_op(req, parent, name, &key);
 	if (!op)
@@ -453,7 +459,7 @@ static void remove_cont(struct fs_op *op, int rc)
 			fs_inode_unlink(&fs->it, i);
 		pthread_mutex_unlock(&fs->lock);
 	}
-	fuse_reply_err(op->req, fs_errno(rc));
+	fsm_reply_err(op->req, fs_errno(rc));
 }
 
 /* Counts keys under prefix (stops at 3): 0 absent, 1 marker only ... */
@@ -480,6 +486,7 @@ static int count_under(struct fs *fs, const uint8_t *prefix, size_t plen, bool *
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	fsm_begin(req, FSM_RMDIR);
 	struct byte_buf key;
 	struct fs_op *op = name_op(req, parent, name, &key);
 	bool marker;
@@ -490,7 +497,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = n < 0 ? n : n == 0 ? -ENOENT : (n > 1 || !marker) ? -ENOTEMPTY : 0;
 	if (rc) {
 		bb_free(&key);
-		fuse_reply_err(req, fs_errno(rc));
+		fsm_reply_err(req, fs_errno(rc));
 		fs_op_free(op);
 		return;
 	}
@@ -504,6 +511,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	fsm_begin(req, FSM_UNLINK);
 	struct byte_buf key;
 	struct fs_op *op = name_op(req, parent, name, &key);
 	struct fs *fs = fuse_req_userdata(req);
@@ -558,12 +566,13 @@ static void rename_cont(struct fs_op *op, int rc)
 			fs_data_commit_failed(op->d, op->gen, op->prev_gen);
 		pthread_mutex_unlock(&op->d->lock);
 	}
-	fuse_reply_err(op->req, fs_errno(rc));
+	fsm_reply_err(op->req, fs_errno(rc));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
+	fsm_begin(req, FSM_RENAME);
 	struct fs *fs = fuse_req_userdata(req);
 	struct byte_buf src, dst;
 	struct fs_stat ss, ds;
@@ -652,7 +661,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 fail:
 	bb_free(&src);
 	bb_free(&dst);
-	fuse_reply_err(req, fs_errno(rc));
+	fsm_reply_err(req, fs_errno(rc));
 	fs_op_free(op);
 }
 

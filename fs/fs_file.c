@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/fs_internal.h"
+#include "fs/fs_metrics.h"
 
 static struct fs_inode *get_ref(struct fs *fs, fuse_ino_t ino)
 {
@@ -79,7 +80,7 @@ static void commit_cont(struct fs_op *op, int rc)
 		pthread_mutex_unlock(&fs->lock);
 		handle_free(fs, h);
 	}
-	fuse_reply_err(op->req, fs_errno(rc));
+	fsm_reply_err(op->req, fs_errno(rc));
 }
 
 /* Commits h's buffer if it holds uncommitted writes, then replies (and,
@@ -96,7 +97,7 @@ static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool rele
 	struct fs_data *d = h->d;
 	int rc = 0;
 	if (!op) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);
@@ -152,22 +153,25 @@ static void commit(struct fs *fs, fuse_req_t req, struct fs_handle *h, bool rele
 		pthread_mutex_unlock(&fs->lock);
 		handle_free(fs, h);
 	}
-	fuse_reply_err(req, fs_errno(rc));
+	fsm_reply_err(req, fs_errno(rc));
 	fs_op_free(op);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_FLUSH);
 	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false, false);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_FSYNC);
 	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, false, true);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_RELEASE);
 	commit(fuse_req_userdata(req), req, (struct fs_handle *)(uintptr_t)fi->fh, true, true);
 }
 
@@ -279,7 +283,7 @@ done:
 			pthread_mutex_unlock(&fs->lock);
 		}
 		handle_free(fs, h);
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 		return;
 	}
 	op->fi.fh = (uint64_t)(uintptr_t)h;
@@ -288,19 +292,20 @@ done:
 fail:
 	bb_free(&key);
 	free(h);
-	fuse_reply_err(op->req, fs_errno(rc));
+	fsm_reply_err(op->req, fs_errno(rc));
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_OPEN);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op = fs_op_new(fs, req);
 	if (!op) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!(op->ino = get_ref(fs, ino))) {
-		fuse_reply_err(req, ESTALE);
+		fsm_reply_err(req, ESTALE);
 		fs_op_free(op);
 		return;
 	}
@@ -322,7 +327,7 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 	if ((fi && !h) || !d) {
 		free(h);
 		fs_data_free(d);
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	d->mode = mode & 07777;
@@ -343,7 +348,7 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 		pthread_mutex_unlock(&fs->lock);
 		free(h);
 		fs_data_free(d);
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	i->nlookup++;
@@ -376,9 +381,9 @@ static void new_file(struct fs *fs, fuse_req_t req, struct fs_inode *parent, con
 	e.attr_timeout = e.entry_timeout = fs->cfg.cache_timeout;
 	fs_fill_attr(fs, e.ino, &st, &e.attr);
 	if (fi)
-		fuse_reply_create(req, &e, fi);
+		fsm_reply_create(req, &e, fi);
 	else
-		fuse_reply_entry(req, &e);
+		fsm_reply_entry(req, &e);
 }
 
 static void excl_cont(struct fs_op *op, int rc)
@@ -386,7 +391,7 @@ static void excl_cont(struct fs_op *op, int rc)
 	if (rc == KVFS_EPRECOND)
 		rc = -EEXIST;
 	if (rc) {
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 		return;
 	}
 	new_file(op->fs, op->req, op->parent, op->name, op->mode,
@@ -432,7 +437,7 @@ static void make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	return;
 fail:
 	bb_free(&key);
-	fuse_reply_err(req, fs_errno(rc));
+	fsm_reply_err(req, fs_errno(rc));
 	if (op)
 		fs_op_free(op);
 }
@@ -440,14 +445,16 @@ fail:
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_CREATE);
 	make_file(req, parent, name, mode, fi, (fi->flags & O_EXCL) != 0);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
+	fsm_begin(req, FSM_MKNOD);
 	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM); /* no FIFOs, sockets or device nodes */
+		fsm_reply_err(req, EPERM); /* no FIFOs, sockets or device nodes */
 		return;
 	}
 	make_file(req, parent, name, mode, NULL, true);
@@ -458,11 +465,12 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_READ);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	struct fs_data *d = h->d;
 	if (!h->shared) { /* a private snapshot never changes */
 		size_t n = off < 0 || (size_t)off >= d->len ? 0 : d->len - (size_t)off;
-		fuse_reply_buf(req, n ? (const char *)d->buf + off : NULL, n < size ? n : size);
+		fsm_reply_buf(req, n ? (const char *)d->buf + off : NULL, n < size ? n : size);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -474,20 +482,21 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		memcpy(copy, d->buf + off, n);
 	pthread_mutex_unlock(&d->lock);
 	if (n && !copy)
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 	else
-		fuse_reply_buf(req, copy, n);
+		fsm_reply_buf(req, copy, n);
 	free(copy);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_WRITE);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	struct fs_data *d = h->d;
 	if (!h->write) {
-		fuse_reply_err(req, EBADF);
+		fsm_reply_err(req, EBADF);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -497,9 +506,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	h->wgen = d->wgen;
 	pthread_mutex_unlock(&d->lock);
 	if (rc)
-		fuse_reply_err(req, -rc);
+		fsm_reply_err(req, -rc);
 	else
-		fuse_reply_write(req, size);
+		fsm_reply_write(req, size);
 }
 
 void fs_file_ops(struct fuse_lowlevel_ops *ops)

@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "fs/fs_internal.h"
+#include "fs/fs_metrics.h"
 
 #define INVAL_MAX_QUEUED 65536
 
@@ -134,13 +135,13 @@ void fs_inval_reply_open(struct fs *fs, fuse_req_t req, struct fuse_file_info *f
 	pthread_mutex_lock(&q->lock);
 	if (!q->head && !q->busy && !q->overflow) {
 		pthread_mutex_unlock(&q->lock);
-		fuse_reply_open(req, fi);
+		fsm_reply_open(req, fi);
 		return;
 	}
 	struct inval_item *it = calloc(1, sizeof *it);
 	if (!it) {
 		pthread_mutex_unlock(&q->lock);
-		fuse_reply_open(req, fi); /* better early than never */
+		fsm_reply_open(req, fi); /* better early than never */
 		return;
 	}
 	it->type = IT_OPEN;
@@ -244,7 +245,7 @@ static void *inval_main(void *arg)
 		q->busy = true;
 		pthread_mutex_unlock(&q->lock);
 		if (it->type == IT_OPEN)
-			fuse_reply_open(it->req, &it->fi);
+			fsm_reply_open(it->req, &it->fi);
 		else
 			process_keys(fs, it);
 		free(it);

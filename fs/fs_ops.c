@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/fs_internal.h"
+#include "fs/fs_metrics.h"
 
 /* ---- shared helpers ---- */
 
@@ -163,13 +164,13 @@ void fs_reply_entry(struct fs *fs, fuse_req_t req, struct fs_inode *parent, cons
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (!i) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	e.generation = (uint64_t)fs->start_ns;
 	e.attr_timeout = e.entry_timeout = fs->cfg.cache_timeout;
 	fs_fill_attr(fs, e.ino, st, &e.attr);
-	fuse_reply_entry(req, &e);
+	fsm_reply_entry(req, &e);
 }
 
 int fs_child_key(struct fs *fs, struct fs_inode *parent, const char *name, struct byte_buf *b)
@@ -222,7 +223,7 @@ static struct fs_inode *get_ref(struct fs *fs, fuse_req_t req, fuse_ino_t ino)
 		fs_inode_ref(i);
 	pthread_mutex_unlock(&fs->lock);
 	if (!i)
-		fuse_reply_err(req, ESTALE);
+		fsm_reply_err(req, ESTALE);
 	return i;
 }
 
@@ -234,7 +235,7 @@ static void lookup_cont(struct fs_op *op, int rc)
 	struct byte_buf key;
 	struct fs_stat st;
 	if (rc) {
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 		return;
 	}
 	bb_init(&key);
@@ -259,23 +260,24 @@ static void lookup_cont(struct fs_op *op, int rc)
 	if (rc == 0 && !st.exists)
 		rc = KVFS_ENOTFOUND;
 	if (rc)
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 	else
 		fs_reply_entry(fs, op->req, op->parent, op->name, &st);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	fsm_begin(req, FSM_LOOKUP);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op;
 	if (strlen(name) > FS_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
+		fsm_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	if (!(op = fs_op_new(fs, req)) || !(op->name = strdup(name))) {
 		if (op)
 			fs_op_free(op);
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!(op->parent = get_ref(fs, req, parent))) {
@@ -294,21 +296,23 @@ static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t n)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	fsm_begin(req, FSM_FORGET);
 	struct fs *fs = fuse_req_userdata(req);
 	pthread_mutex_lock(&fs->lock);
 	forget_one(fs, ino, nlookup);
 	pthread_mutex_unlock(&fs->lock);
-	fuse_reply_none(req);
+	fsm_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	fsm_begin(req, FSM_FORGET);
 	struct fs *fs = fuse_req_userdata(req);
 	pthread_mutex_lock(&fs->lock);
 	for (size_t k = 0; k < count; k++)
 		forget_one(fs, forgets[k].ino, forgets[k].nlookup);
 	pthread_mutex_unlock(&fs->lock);
-	fuse_reply_none(req);
+	fsm_reply_none(req);
 }
 
 /* ---- getattr / setattr ---- */
@@ -319,17 +323,18 @@ static void attr_cont(struct fs_op *op, int rc)
 	if (rc == 0)
 		rc = fs_inode_attr(op->fs, op->ino, &attr);
 	if (rc)
-		fuse_reply_err(op->req, fs_errno(rc));
+		fsm_reply_err(op->req, fs_errno(rc));
 	else
-		fuse_reply_attr(op->req, &attr, op->fs->cfg.cache_timeout);
+		fsm_reply_attr(op->req, &attr, op->fs->cfg.cache_timeout);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_GETATTR);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op = fs_op_new(fs, req);
 	if (!op) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!(op->ino = get_ref(fs, req, ino))) {
@@ -368,12 +373,13 @@ static void setattr_cont(struct fs_op *op, int rc)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	fsm_begin(req, FSM_SETATTR);
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op = fs_op_new(fs, req);
 	struct byte_buf key;
 	int rc = 0;
 	if (!op) {
-		fuse_reply_err(req, ENOMEM);
+		fsm_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!(op->ino = get_ref(fs, req, ino))) {
@@ -529,7 +535,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	return;
 fail:
 	bb_free(&key);
-	fuse_reply_err(req, fs_errno(rc));
+	fsm_reply_err(req, fs_errno(rc));
 	fs_op_free(op);
 }
 
@@ -537,11 +543,12 @@ fail:
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	fsm_begin(req, FSM_STATFS);
 	struct fs *fs = fuse_req_userdata(req);
 	struct statvfs sv;
 	memset(&sv, 0, sizeof sv);
 	if (statvfs(fs->cfg.data_dir ? fs->cfg.data_dir : "/", &sv) < 0) {
-		fuse_reply_err(req, errno);
+		fsm_reply_err(req, errno);
 		return;
 	}
 	/* Space is the data directory's filesystem's; "inodes" are keys. */
@@ -549,7 +556,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_files = keys + sv.f_ffree;
 	sv.f_namemax = FS_NAME_MAX;
 	sv.f_flag = 0;
-	fuse_reply_statfs(req, &sv);
+	fsm_reply_statfs(req, &sv);
 }
 
 /* ---- extended attributes ---- */
@@ -563,22 +570,23 @@ static const char *const xattr_names[] = {
 static void reply_xattr(fuse_req_t req, const void *val, size_t len, size_t size)
 {
 	if (size == 0)
-		fuse_reply_xattr(req, len);
+		fsm_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fsm_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, val, len);
+		fsm_reply_buf(req, val, len);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	fsm_begin(req, FSM_GETXATTR);
 	struct fs *fs = fuse_req_userdata(req);
 	size_t n;
 	for (n = 0; n < N_XATTR; n++)
 		if (strcmp(name, xattr_names[n]) == 0)
 			break;
 	if (n == N_XATTR) {
-		fuse_reply_err(req, strncmp(name, "user.", 5) == 0 ? ENODATA : EOPNOTSUPP);
+		fsm_reply_err(req, strncmp(name, "user.", 5) == 0 ? ENODATA : EOPNOTSUPP);
 		return;
 	}
 	struct fs_inode *i = get_ref(fs, req, ino);
@@ -598,7 +606,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		rc = KVFS_ENOTFOUND;
 	if (rc) {
 		bb_free(&key);
-		fuse_reply_err(req, rc == KVFS_ENOTFOUND ? ENODATA : fs_errno(rc));
+		fsm_reply_err(req, rc == KVFS_ENOTFOUND ? ENODATA : fs_errno(rc));
 		return;
 	}
 	char val[64];
@@ -631,6 +639,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	fsm_begin(req, FSM_LISTXATTR);
 	char buf[256];
 	size_t len = 0;
 	for (size_t n = 0; n < N_XATTR; n++) {
@@ -644,29 +653,34 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, strncmp(name, "user.kvfs.", 10) == 0 ? EPERM : EOPNOTSUPP);
+	fsm_begin(req, FSM_SETXATTR);
+	fsm_reply_err(req, strncmp(name, "user.kvfs.", 10) == 0 ? EPERM : EOPNOTSUPP);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, strncmp(name, "user.kvfs.", 10) == 0 ? EPERM : EOPNOTSUPP);
+	fsm_begin(req, FSM_REMOVEXATTR);
+	fsm_reply_err(req, strncmp(name, "user.kvfs.", 10) == 0 ? EPERM : EOPNOTSUPP);
 }
 
 /* ---- refused: symlinks, hard links, special files ---- */
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, EPERM);
+	fsm_begin(req, FSM_SYMLINK);
+	fsm_reply_err(req, EPERM);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fuse_reply_err(req, EPERM);
+	fsm_begin(req, FSM_LINK);
+	fsm_reply_err(req, EPERM);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	fuse_reply_err(req, EINVAL);
+	fsm_begin(req, FSM_READLINK);
+	fsm_reply_err(req, EINVAL);
 }
 
 void fs_ops_fill(struct fuse_lowlevel_ops *ops)

@@ -3,7 +3,8 @@ noinst_LIBRARIES += libkvfsfs.a
 libkvfsfs_a_SOURCES = \
 	fs/fs.c fs/fs.h fs/fs_internal.h \
 	fs/fs_name.c fs/fs_inode.c fs/fs_data.c fs/fs_async.c \
-	fs/fs_ops.c fs/fs_file.c fs/fs_dir.c fs/fs_inval.c
+	fs/fs_ops.c fs/fs_file.c fs/fs_dir.c fs/fs_inval.c \
+	fs/fs_metrics.c fs/fs_metrics.h
 libkvfsfs_a_CFLAGS = $(AM_CFLAGS) $(FUSE3_CFLAGS)
 
 check_PROGRAMS += test_fs_name

@@ -410,7 +410,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	node_set_fatal_cb(node, on_fatal, NULL);
-	if (metrics_register_process() || node_register_metrics(node) || http_register_metrics()) {
+	if (metrics_register_process() || node_register_metrics(node) || http_register_metrics() ||
+	    fs_metrics_register()) {
 		log_error("kvfsd", "out of memory registering metrics");
 		status = 1;
 		goto out_node;

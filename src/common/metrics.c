@@ -210,6 +210,13 @@ void metrics_sample(struct byte_buf *out, const char *name, const char *labels, 
 	write_sample(out, name, "", labels, NULL, v);
 }
 
+void metrics_histogram_samples(struct byte_buf *out, const char *name, const char *labels,
+			       struct metric_histogram *h)
+{
+	struct metric m = {name, "", labels, M_HISTOGRAM, h, NULL, NULL};
+	write_metric(out, &m);
+}
+
 void metrics_write(struct byte_buf *b)
 {
 	for (size_t i = 0; i < n_reg; i++) {

@@ -79,6 +79,9 @@ int metrics_collector(void (*fn)(struct byte_buf *out, void *ud), void *ud);
 /* Helpers for collectors: one family header, one sample. */
 void metrics_family(struct byte_buf *out, const char *name, const char *type, const char *help);
 void metrics_sample(struct byte_buf *out, const char *name, const char *labels, double v);
+/* The _bucket/_sum/_count samples of h under name with labels. */
+void metrics_histogram_samples(struct byte_buf *out, const char *name, const char *labels,
+			       struct metric_histogram *h);
 
 /* Appends the exposition of every registered metric to out. */
 void metrics_write(struct byte_buf *out);

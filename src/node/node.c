@@ -93,6 +93,7 @@ int node_create(const struct node_config *cfg, struct node **out)
 	n->efd = -1;
 	pthread_mutex_init(&n->qlock, NULL);
 	pthread_mutex_init(&n->slock, NULL);
+	pthread_mutex_init(&n->hook_lock, NULL);
 	idmap_init(&n->reads);
 	idmap_init(&n->forwarded);
 	bb_init(&n->wbuf);
@@ -293,6 +294,7 @@ void node_destroy(struct node *n)
 	bb_free(&n->wbuf);
 	pthread_mutex_destroy(&n->qlock);
 	pthread_mutex_destroy(&n->slock);
+	pthread_mutex_destroy(&n->hook_lock);
 	free(n);
 }
 
@@ -325,8 +327,12 @@ void node_status(struct node *n, struct node_status *out)
 
 void node_set_apply_hook(struct node *n, node_apply_hook fn, void *ud)
 {
+	/* The loop holds hook_lock while it calls the hook: once this returns,
+	 * the previous hook is not running and will not be called again. */
+	pthread_mutex_lock(&n->hook_lock);
 	n->apply_hook = fn;
 	n->apply_hook_ud = ud;
+	pthread_mutex_unlock(&n->hook_lock);
 }
 
 void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud)

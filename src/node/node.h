@@ -161,6 +161,8 @@ int node_register_metrics(struct node *n);
  * runs on the node loop thread and must not block (the FUSE front end queues
  * kernel cache invalidations for a thread of its own). */
 typedef void (*node_apply_hook)(void *ud, uint64_t index, const void *txn, size_t len);
+/* Thread-safe; once it returns the previous hook is not running and is never
+ * called again (fn NULL removes the hook). */
 void node_set_apply_hook(struct node *n, node_apply_hook fn, void *ud);
 
 /* Called (from the node loop) when storage fails and the node stops taking

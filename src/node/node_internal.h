@@ -75,6 +75,7 @@ struct node {
 	double rtt_s[NODE_MAX_MEMBERS];
 	int64_t last_apply_ms;
 	bool applied_now;
+	pthread_mutex_t hook_lock; /* protects apply_hook/apply_hook_ud */
 	node_apply_hook apply_hook;
 	void *apply_hook_ud;
 	void (*fatal_cb)(void *);

@@ -734,6 +734,7 @@ static int apply(struct node *n, const struct raft_update *u)
 	int rc = kv_apply(n->kv, ke, u->n_committed, NULL, 0);
 	metric_observe(&n->apply_hist, (double)(clock_mono_ns() - t0) / 1e9);
 	if (rc == 0) {
+		pthread_mutex_lock(&n->hook_lock);
 		for (size_t i = 0; i < u->n_committed; i++) {
 			const struct raft_entry *e = &u->committed[i];
 			if (e->type == RAFT_ENTRY_CONF) {
@@ -748,6 +749,7 @@ static int apply(struct node *n, const struct raft_update *u)
 			if (n->apply_hook && e->type == RAFT_ENTRY_NORMAL && ke[i].result == 0)
 				n->apply_hook(n->apply_hook_ud, e->index, e->data, e->len);
 		}
+		pthread_mutex_unlock(&n->hook_lock);
 		n->applied_now = true;
 		n->last_apply_ms = now_ms();
 		metric_add(&n->entries_applied, u->n_committed);
