@@ -94,6 +94,8 @@ int node_create(const struct node_config *cfg, struct node **out)
 	pthread_mutex_init(&n->qlock, NULL);
 	pthread_mutex_init(&n->slock, NULL);
 	pthread_mutex_init(&n->hook_lock, NULL);
+	pthread_mutex_init(&n->sync_lock, NULL);
+	pthread_cond_init(&n->sync_cond, NULL);
 	idmap_init(&n->reads);
 	idmap_init(&n->forwarded);
 	bb_init(&n->wbuf);
@@ -197,6 +199,62 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
 	return h;
 }
 
+/* ---- the state machine's sync thread ---- */
+
+static void *sync_loop(void *arg)
+{
+	struct node *n = arg;
+	pthread_mutex_lock(&n->sync_lock);
+	for (;;) {
+		while (n->sync_requested <= n->sync_done && !n->sync_stop && !n->sync_error)
+			pthread_cond_wait(&n->sync_cond, &n->sync_lock);
+		if (n->sync_error || (n->sync_stop && n->sync_requested <= n->sync_done))
+			break;
+		uint64_t target = n->sync_requested;
+		pthread_mutex_unlock(&n->sync_lock);
+		int rc = kv_sync(n->kv, target);
+		pthread_mutex_lock(&n->sync_lock);
+		if (rc)
+			n->sync_error = rc;
+		else
+			n->sync_done = target;
+		pthread_cond_broadcast(&n->sync_cond);
+	}
+	pthread_mutex_unlock(&n->sync_lock);
+	return NULL;
+}
+
+void node_request_sync(struct node *n, uint64_t upto)
+{
+	pthread_mutex_lock(&n->sync_lock);
+	if (upto > n->sync_requested) {
+		n->sync_requested = upto;
+		pthread_cond_broadcast(&n->sync_cond);
+	}
+	pthread_mutex_unlock(&n->sync_lock);
+}
+
+int node_wait_synced(struct node *n)
+{
+	int rc;
+	pthread_mutex_lock(&n->sync_lock);
+	if (!n->sync_started) {
+		/* No thread (before start, after stop): sync inline. */
+		uint64_t target = n->sync_requested;
+		pthread_mutex_unlock(&n->sync_lock);
+		rc = target > n->sync_done ? kv_sync(n->kv, target) : 0;
+		pthread_mutex_lock(&n->sync_lock);
+		if (rc == 0 && target > n->sync_done)
+			n->sync_done = target;
+	} else {
+		while (n->sync_done < n->sync_requested && !n->sync_error)
+			pthread_cond_wait(&n->sync_cond, &n->sync_lock);
+		rc = n->sync_error;
+	}
+	pthread_mutex_unlock(&n->sync_lock);
+	return rc;
+}
+
 static void *loop(void *arg)
 {
 	struct node *n = arg;
@@ -250,9 +308,20 @@ static void *loop(void *arg)
 
 int node_start(struct node *n)
 {
-	int rc = pthread_create(&n->thread, NULL, loop, n);
+	int rc = pthread_create(&n->sync_thread, NULL, sync_loop, n);
 	if (rc)
 		return -rc;
+	n->sync_started = true;
+	rc = pthread_create(&n->thread, NULL, loop, n);
+	if (rc) {
+		pthread_mutex_lock(&n->sync_lock);
+		n->sync_stop = true;
+		pthread_cond_broadcast(&n->sync_cond);
+		pthread_mutex_unlock(&n->sync_lock);
+		pthread_join(n->sync_thread, NULL);
+		n->sync_started = false;
+		return -rc;
+	}
 	n->started = true;
 	return 0;
 }
@@ -269,6 +338,14 @@ void node_stop(struct node *n)
 	(void)w;
 	pthread_join(n->thread, NULL);
 	n->started = false;
+	/* The last batches become durable before we go. */
+	node_wait_synced(n);
+	pthread_mutex_lock(&n->sync_lock);
+	n->sync_stop = true;
+	pthread_cond_broadcast(&n->sync_cond);
+	pthread_mutex_unlock(&n->sync_lock);
+	pthread_join(n->sync_thread, NULL);
+	n->sync_started = false;
 	bool stopping;
 	struct node_req *r = take_queue(n, &stopping);
 	while (r) {
@@ -295,6 +372,8 @@ void node_destroy(struct node *n)
 	pthread_mutex_destroy(&n->qlock);
 	pthread_mutex_destroy(&n->slock);
 	pthread_mutex_destroy(&n->hook_lock);
+	pthread_mutex_destroy(&n->sync_lock);
+	pthread_cond_destroy(&n->sync_cond);
 	free(n);
 }
 

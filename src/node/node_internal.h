@@ -81,6 +81,17 @@ struct node {
 	void (*fatal_cb)(void *);
 	void *fatal_ud;
 
+	/* The state machine's durability barrier (kv_sync) runs on its own
+	 * thread, off the reply path: the loop asks for a sync after each apply
+	 * batch and waits for it only before writing the next batch. Protected
+	 * by sync_lock. */
+	pthread_t sync_thread;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	uint64_t sync_requested, sync_done;
+	int sync_error;
+	bool sync_stop, sync_started;
+
 	/* Status snapshot: protected by slock. */
 	pthread_mutex_t slock;
 	struct node_status st;
@@ -97,6 +108,11 @@ void node_complete(struct node *n, struct node_req *req, int result);
 void node_fail(struct node *n, int rc);
 void list_push(struct req_list *l, struct node_req *r);
 struct node_req *list_take(struct req_list *l);
+
+/* Waits until every apply batch written so far is durable (node loop).
+ * Returns 0 or KVFS_ESTORAGE. */
+int node_wait_synced(struct node *n);
+void node_request_sync(struct node *n, uint64_t upto);
 
 /* node_raft.c */
 int node_raft_open(struct node *n);   /* recovery: rlog + kv -> raft core */

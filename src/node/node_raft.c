@@ -730,8 +730,14 @@ static int apply(struct node *n, const struct raft_update *u)
 					  .data = normal ? e->data : NULL,
 					  .len = normal ? e->len : 0};
 	}
+	/* The previous batch must be durable before this one is written: then a
+	 * power loss can only cost the last batch, never leave a hole (kv.h). */
 	int64_t t0 = clock_mono_ns();
-	int rc = kv_apply(n->kv, ke, u->n_committed, NULL, 0);
+	int rc = node_wait_synced(n);
+	if (rc == 0)
+		rc = kv_apply(n->kv, ke, u->n_committed, NULL, 0);
+	if (rc == 0)
+		node_request_sync(n, kv_applied_index(n->kv));
 	metric_observe(&n->apply_hist, (double)(clock_mono_ns() - t0) / 1e9);
 	if (rc == 0) {
 		pthread_mutex_lock(&n->hook_lock);
@@ -864,6 +870,12 @@ static void maybe_compact(struct node *n)
 	if (applied != st.applied || applied <= st.snap_index ||
 	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes))
 		return;
+	/* The state machine is the snapshot: it must be on disk before the log
+	 * entries it replaces go. */
+	if (node_wait_synced(n) < 0) {
+		node_fail(n, KVFS_ESTORAGE);
+		return;
+	}
 	uint64_t keep = n->cfg.snapshot_entries / 2 < 5000 ? n->cfg.snapshot_entries / 2 : 5000;
 	/* The kept tail must not hold the memory the byte limit frees. */
 	if (n->log_bytes >= n->cfg.snapshot_bytes)

@@ -3,7 +3,10 @@
  * bounded whatever the dataset size (block cache, memtable, open files),
  * point reads, iterators and the metadata kept beside the data.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +20,7 @@ void kv_options_default(struct kv_options *o)
 	o->cache_bytes = 64u << 20;
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
-	o->sync = true;
+	o->sync = false;
 }
 
 static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *err)
@@ -62,6 +65,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
 	kv->wopts = leveldb_writeoptions_create();
 	leveldb_writeoptions_set_sync(kv->wopts, o->sync);
+	kv->sync_writes = o->sync;
 
 	kv->db = leveldb_open(kv->opts, path, &e);
 	if (e) {
@@ -87,6 +91,11 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 		leveldb_free(g);
 	}
 	pthread_rwlock_init(&kv->gen_lock, NULL);
+	kv->durable = kv->applied; /* whatever survived a crash is on disk now */
+	if (!(kv->path = strdup(path))) {
+		rc = -ENOMEM;
+		goto err_after_open;
+	}
 	kv->cleanup_pending = 1; /* whatever an interrupted install left behind */
 	*out = kv;
 	return 0;
@@ -108,6 +117,7 @@ void kv_close(struct kv *kv)
 	if (!kv)
 		return;
 	pthread_rwlock_destroy(&kv->gen_lock);
+	free(kv->path);
 	leveldb_close(kv->db);
 	leveldb_writeoptions_destroy(kv->wopts);
 	leveldb_readoptions_destroy(kv->ropts);
@@ -120,6 +130,52 @@ void kv_close(struct kv *kv)
 uint64_t kv_applied_index(struct kv *kv)
 {
 	return __atomic_load_n(&kv->applied, __ATOMIC_ACQUIRE);
+}
+
+uint64_t kv_durable_index(struct kv *kv)
+{
+	return __atomic_load_n(&kv->durable, __ATOMIC_ACQUIRE);
+}
+
+/* fdatasync of one file of the database directory; a file LevelDB deleted
+ * meanwhile (an old log whose memtable reached a table) is fine. */
+static int sync_file(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	int rc = fdatasync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int kv_sync(struct kv *kv, uint64_t upto)
+{
+	DIR *d = opendir(kv->path);
+	int rc = 0;
+	if (!d) {
+		log_error("kv", "cannot open %s to sync it: %s", kv->path, strerror(errno));
+		return KVFS_ESTORAGE;
+	}
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0)
+			rc = sync_file(dirfd(d), de->d_name);
+	}
+	if (rc == 0 && fsync(dirfd(d)) < 0)
+		rc = -errno;
+	closedir(d);
+	if (rc < 0) {
+		log_error("kv", "syncing %s failed: %s", kv->path, strerror(-rc));
+		return KVFS_ESTORAGE;
+	}
+	uint64_t cur = kv_durable_index(kv);
+	while (cur < upto &&
+	       !__atomic_compare_exchange_n(&kv->durable, &cur, upto, false, __ATOMIC_RELEASE,
+					    __ATOMIC_ACQUIRE))
+		;
+	return 0;
 }
 
 uint64_t kv_key_count(struct kv *kv)

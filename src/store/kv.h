@@ -23,7 +23,9 @@ struct kv_options {
 	size_t cache_bytes;   /* LevelDB block cache (default 64 MiB) */
 	size_t write_buffer;  /* LevelDB memtable size (default 16 MiB) */
 	int max_open_files;   /* default 500 */
-	bool sync;            /* fsync every apply batch (default true) */
+	bool sync;            /* fsync inside every apply batch (default false: the
+				 node makes batches durable with kv_sync, off the
+				 reply path; see kv_sync) */
 };
 
 void kv_options_default(struct kv_options *o);
@@ -66,6 +68,30 @@ struct kv_entry {
  * when the write failed: the caller must stop the node. */
 int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
 	     size_t membership_len);
+
+/*
+ * Durability barrier for apply batches written without sync.
+ *
+ * LevelDB appends every write batch to its current log file with write(2)
+ * before returning (one checksummed record each), so after kv_apply the batch
+ * is in the kernel but possibly not on disk. kv_sync makes everything written
+ * so far durable: it fdatasyncs every LevelDB log file of the database (the
+ * current one and any older one whose memtable is not yet in a table file)
+ * and the directory. After a power loss the database is then exactly the
+ * batches up to some point: batches are applied one after another and a new
+ * one is written only after the previous one's kv_sync returned (the caller's
+ * rule), so a lost batch can only be the last one, never a hole before a
+ * surviving later batch. With the applied index inside every batch, the state
+ * machine stays a consistent prefix of the log (DESIGN.md §2), while replies
+ * do not wait for this fsync.
+ *
+ * Thread: any one thread at a time, concurrently with readers; never
+ * concurrently with kv_apply. Returns 0 or KVFS_ESTORAGE. On success
+ * kv_durable_index() is at least upto.
+ */
+int kv_sync(struct kv *kv, uint64_t upto);
+/* The applied index known to be on disk. */
+uint64_t kv_durable_index(struct kv *kv);
 
 /* Reads the membership blob stored by kv_apply (malloc'd, kv_free()).
  * Returns 0, KVFS_ENOTFOUND when none was stored, KVFS_ESTORAGE. */

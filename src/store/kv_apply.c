@@ -1,6 +1,6 @@
 /*
  * The apply stage: evaluates committed transactions against the state machine
- * and writes a whole batch of them with one synced LevelDB write.
+ * and writes a whole batch of them with one LevelDB write.
  *
  * Transactions in one batch must see each other's effects, but nothing reaches
  * LevelDB until the batch is complete, so changes are staged in an overlay (a
@@ -9,8 +9,9 @@
  * made by the current transaction is recorded in an undo list and rolled back
  * if a later op of the same transaction fails. At the end, the overlay's final
  * state of each key, the applied index, the key count and (if given) the
- * membership go into one WriteBatch written with sync=1: the database is always
- * a consistent prefix of the log (DESIGN.md §2).
+ * membership go into one WriteBatch: the database is always a consistent
+ * prefix of the log (DESIGN.md §2), made durable either by sync=1 on the
+ * write or by kv_sync() before the next batch (kv.h).
  *
  * Determinism: results depend only on the database state and the entries
  * (mtime comes from the transaction, never from this node's clock), so every
@@ -609,7 +610,7 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	if (rc == 0) {
 		leveldb_write(kv->db, kv->wopts, wb, &e);
 		if (e) {
-			log_error("kv", "synced write of apply batch failed: %s", e);
+			log_error("kv", "write of apply batch failed: %s", e);
 			leveldb_free(e);
 			rc = KVFS_ESTORAGE;
 		}
@@ -620,5 +621,7 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 		return KVFS_ESTORAGE;
 	__atomic_store_n(&kv->count, count, __ATOMIC_RELAXED);
 	__atomic_store_n(&kv->applied, applied, __ATOMIC_RELEASE);
+	if (kv->sync_writes)
+		__atomic_store_n(&kv->durable, applied, __ATOMIC_RELEASE);
 	return 0;
 }

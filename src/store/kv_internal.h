@@ -4,6 +4,7 @@
 
 #include <leveldb/c.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/kv.h"
@@ -43,6 +44,9 @@ struct kv {
 	 * and using it, so a flip never lands in the middle of a read. */
 	pthread_rwlock_t gen_lock;
 	int gen;
+	char *path;        /* database directory, for kv_sync */
+	bool sync_writes;  /* apply batches written with sync=1 */
+	uint64_t durable;  /* atomic: applied index known to be on disk */
 	/* Old-generation cleanup still to do (node loop only). */
 	int cleanup_pending;
 };

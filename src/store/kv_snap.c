@@ -388,6 +388,7 @@ int kv_snap_commit(struct kv_snap_writer *w)
 		kv->gen = g;
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);
 		__atomic_store_n(&kv->applied, w->applied, __ATOMIC_RELEASE);
+		__atomic_store_n(&kv->durable, w->applied, __ATOMIC_RELEASE);
 		kv->cleanup_pending = 1;
 	}
 	pthread_rwlock_unlock(&kv->gen_lock);

@@ -277,6 +277,23 @@ static void test_put_get(void **state)
 	assert_int_equal(kv_applied_index(f->kv), f->index);
 }
 
+static void test_sync_advances_durable_index(void **state)
+{
+	/* Unsynced apply batches become durable only through kv_sync, whose index only grows. */
+	struct fx *f = *state;
+	uint64_t start = kv_durable_index(f->kv);
+	assert_int_equal(put(f, "d1", "x"), 0);
+	assert_int_equal(put(f, "d2", "y"), 0);
+	assert_int_equal(kv_durable_index(f->kv), start);
+	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
+	assert_int_equal(kv_durable_index(f->kv), kv_applied_index(f->kv));
+	assert_int_equal(kv_sync(f->kv, 1), 0); /* an older target never lowers it */
+	assert_int_equal(kv_durable_index(f->kv), kv_applied_index(f->kv));
+	fx_reopen(f);
+	assert_int_equal(kv_durable_index(f->kv), kv_applied_index(f->kv));
+	assert_value(f, "d2", "y");
+}
+
 static void test_revisions_and_versions(void **state)
 {
 	/* create_rev stays at the creating entry, mod_rev follows every write, version counts writes. */
@@ -878,6 +895,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_put_get),
+		T(test_sync_advances_durable_index),
 		T(test_revisions_and_versions),
 		T(test_put_keep_mode),
 		T(test_key_count),
