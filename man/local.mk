@@ -1,4 +1,4 @@
-dist_man_MANS += man/kvfs.1
+dist_man_MANS += man/kvfsd.8 man/kvfs.1 man/kvfs-api.7
 
 # mandoc -Tlint must report nothing for every page.
 check-man:
