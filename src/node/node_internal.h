@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "net/transport.h"
 #include "node/idmap.h"
@@ -114,10 +115,33 @@ struct node_req *list_take(struct req_list *l);
 int node_wait_synced(struct node *n);
 void node_request_sync(struct node *n, uint64_t upto);
 
-/* node_raft.c */
+static inline int64_t node_now_ms(void)
+{
+	return clock_mono_ms();
+}
+
+/* Parks a request until a leader can take it (retried every turn). */
+static inline void node_park(struct node *n, struct node_req *r)
+{
+	list_push(&n->parked, r);
+}
+
+/* node_net.c */
+void node_sync_peers(struct node *n);
+int node_peer_slot(struct node *n, uint64_t id);
+void node_send_msgs(struct node *n, struct raft_msg *msgs, size_t count);
+void node_send_result(struct node *n, uint64_t to, uint64_t req_id, int result, uint64_t index,
+		      uint64_t deleted);
+void node_forward(struct node *n, struct node_req *r, uint64_t leader);
+void node_on_leader_change(struct node *n, uint64_t leader);
+void node_receive(struct node *n);
+
+/* node_status.c */
+void node_update_status(struct node *n);
+
+/* node_raft.c (turns) and node_recover.c (open/close) */
 int node_raft_open(struct node *n);   /* recovery: rlog + kv -> raft core */
 void node_turn(struct node *n, struct node_req *reqs, bool tick);
-void node_update_status(struct node *n);
 void node_fail_all(struct node *n, int rc);
 void node_raft_close(struct node *n);
 
