@@ -6,6 +6,6 @@ PYTHON3 = python3
 
 TESTS += tests/integration/test_api.py tests/integration/test_cluster.py \
 	tests/integration/test_storage.py
-EXTRA_DIST += tests/lib/harness.py tests/integration/test_api.py tests/integration/test_cluster.py \
+EXTRA_DIST += tests/lib/harness.py tests/lib/kvfsd.sh tests/integration/test_api.py tests/integration/test_cluster.py \
 	tests/integration/test_storage.py
 CLEANFILES += jepsen-history.txt

@@ -23,78 +23,8 @@ if [ ! -x "$KVFSD" ] || [ ! -x "$KVFS" ]; then
 fi
 command -v curl >/dev/null 2>&1 || { echo "SKIP: curl(1) not found"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvfs-cli.XXXXXX") || exit 1
-kvfsd_pid=
-stub_pids=
-failures=0
-checks=0
-
-cleanup() {
-	for pid in $kvfsd_pid $stub_pids; do
-		kill "$pid" 2>/dev/null
-	done
-	for pid in $kvfsd_pid $stub_pids; do
-		wait "$pid" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
-
-# A random port nobody listens on (curl gets "connection refused", exit 7).
-free_port() {
-	while :; do
-		p=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + p % 40000))
-		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/" 2>/dev/null
-		if [ $? -eq 7 ]; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-# Polls url until it answers 200, at most 200 tries 0.05 s apart (10 s), and
-# gives up early if process $2 died. Returns 0 when ready.
-wait_ready() {
-	tries=0
-	while [ $tries -lt 200 ]; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null)
-		[ "$code" = 200 ] && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		tries=$((tries + 1))
-		sleep 0.05
-	done
-	return 1
-}
-
-# Start kvfsd; a port taken between the probe and the bind means one retry.
-attempt=0
-while :; do
-	attempt=$((attempt + 1))
-	port=$(free_port)
-	rm -rf "$tmp/data"
-	mkdir -p "$tmp/data"
-	"$KVFSD" --http "127.0.0.1:$port" --data "$tmp/data" >"$tmp/kvfsd.log" 2>&1 &
-	kvfsd_pid=$!
-	if wait_ready "http://127.0.0.1:$port/readyz" "$kvfsd_pid"; then
-		break
-	fi
-	kill "$kvfsd_pid" 2>/dev/null
-	wait "$kvfsd_pid" 2>/dev/null
-	kvfsd_pid=
-	if [ $attempt -ge 3 ]; then
-		echo "FAIL: kvfsd did not become ready; its log:" >&2
-		cat "$tmp/kvfsd.log" >&2
-		exit 1
-	fi
-done
-EP=http://127.0.0.1:$port
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib/kvfsd.sh"
+start_kvfsd
 DEAD=http://127.0.0.1:$(free_port)
 unset KVFS_ENDPOINTS
 
@@ -369,9 +299,9 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
 	python3 "$tmp/stub.py" 503 >"$tmp/stub503.port" &
-	stub_pids="$stub_pids $!"
+	extra_pids="$extra_pids $!"
 	python3 "$tmp/stub.py" hang >"$tmp/stubhang.port" &
-	stub_pids="$stub_pids $!"
+	extra_pids="$extra_pids $!"
 	tries=0
 	while { [ ! -s "$tmp/stub503.port" ] || [ ! -s "$tmp/stubhang.port" ]; } && [ $tries -lt 100 ]; do
 		tries=$((tries + 1))
