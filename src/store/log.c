@@ -5,6 +5,8 @@
  * that keeps fsyncs per write far below one.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,16 @@ struct rlog {
 	leveldb_writeoptions_t *sync;
 	uint64_t first, last;
 	uint64_t syncs; /* atomic */
+	/* Deleted entries are only tombstones until LevelDB compacts the files
+	 * holding them, which its size-triggered compactions of a log that
+	 * only grows at one end hardly ever do: a background thread compacts
+	 * the deleted range so the log's disk use stays bounded. Protected by
+	 * clock. */
+	pthread_t compactor;
+	pthread_mutex_t clock;
+	pthread_cond_t ccond;
+	uint64_t compact_upto, compacted_upto;
+	bool cstop, cstarted;
 };
 
 static void entry_key(uint8_t k[9], uint64_t index)
@@ -33,6 +45,8 @@ static void entry_key(uint8_t k[9], uint64_t index)
 	k[0] = 'e';
 	put_be64(k + 1, index);
 }
+
+static void *compactor(void *arg);
 
 int rlog_open(const char *path, struct rlog **out)
 {
@@ -52,6 +66,8 @@ int rlog_open(const char *path, struct rlog **out)
 	leveldb_readoptions_set_verify_checksums(l->ropts, 1);
 	l->sync = leveldb_writeoptions_create();
 	leveldb_writeoptions_set_sync(l->sync, 1);
+	pthread_mutex_init(&l->clock, NULL);
+	pthread_cond_init(&l->ccond, NULL);
 	l->db = leveldb_open(l->opts, path, &e);
 	if (e) {
 		log_error("log", "cannot open %s: %s", path, e);
@@ -59,14 +75,46 @@ int rlog_open(const char *path, struct rlog **out)
 		rlog_close(l);
 		return KVFS_ESTORAGE;
 	}
+	l->cstarted = pthread_create(&l->compactor, NULL, compactor, l) == 0;
 	*out = l;
 	return 0;
+}
+
+static void *compactor(void *arg)
+{
+	struct rlog *l = arg;
+	pthread_mutex_lock(&l->clock);
+	while (!l->cstop) {
+		if (l->compact_upto <= l->compacted_upto) {
+			pthread_cond_wait(&l->ccond, &l->clock);
+			continue;
+		}
+		uint64_t from = l->compacted_upto, to = l->compact_upto;
+		pthread_mutex_unlock(&l->clock);
+		uint8_t a[9], b[9];
+		entry_key(a, from);
+		entry_key(b, to);
+		leveldb_compact_range(l->db, (char *)a, 9, (char *)b, 9);
+		pthread_mutex_lock(&l->clock);
+		l->compacted_upto = to;
+	}
+	pthread_mutex_unlock(&l->clock);
+	return NULL;
 }
 
 void rlog_close(struct rlog *l)
 {
 	if (!l)
 		return;
+	if (l->cstarted) {
+		pthread_mutex_lock(&l->clock);
+		l->cstop = true;
+		pthread_cond_signal(&l->ccond);
+		pthread_mutex_unlock(&l->clock);
+		pthread_join(l->compactor, NULL);
+	}
+	pthread_mutex_destroy(&l->clock);
+	pthread_cond_destroy(&l->ccond);
 	if (l->db)
 		leveldb_close(l->db);
 	leveldb_writeoptions_destroy(l->sync);
@@ -266,6 +314,14 @@ int rlog_compact(struct rlog *l, const struct rlog_snapshot_meta *snap, uint64_t
 	}
 	rc = write_batch(l, wb);
 	leveldb_writebatch_destroy(wb);
+	if (rc == 0 && first && upto >= first) {
+		pthread_mutex_lock(&l->clock);
+		if (upto > l->compact_upto) {
+			l->compact_upto = upto;
+			pthread_cond_signal(&l->ccond);
+		}
+		pthread_mutex_unlock(&l->clock);
+	}
 	if (rc == 0 && first && upto >= first)
 		l->first = upto < l->last ? upto + 1 : 0;
 	if (rc == 0 && l->first == 0)
