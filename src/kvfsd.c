@@ -57,7 +57,7 @@ static void usage(FILE *f)
 		"  --request-timeout MS    fail a request not committed by then (default 5000)\n"
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
-		"  --cache-size MIB        LevelDB block cache of the store (default 64)\n"
+		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
 		"  --mount-consistency C   linearizable (default) or stale reads on the mount\n"
 		"  --cache-timeout SEC     kernel name and attribute cache of the mount (default 5)\n"

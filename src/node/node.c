@@ -39,7 +39,7 @@ void node_config_default(struct node_config *c)
 	c->max_pending = 65536;
 	c->request_timeout_ms = 5000;
 	c->snapshot_entries = 10000;
-	c->snapshot_bytes = 64u << 20;
+	c->snapshot_bytes = 16u << 20;
 	c->heartbeat_ms = 100;
 	c->election_ms = 1000;
 	kv_options_default(&c->kv);

@@ -50,7 +50,7 @@ struct node_config {
 	int tick_ms;            /* node loop tick */
 	int request_timeout_ms; /* a request not completed by then fails (KVFS_ETIMEDOUT) */
 	uint64_t snapshot_entries; /* compact the log after this many applied entries */
-	uint64_t snapshot_bytes;   /* ... or after this many bytes of entries (default 64 MiB):
+	uint64_t snapshot_bytes;   /* ... or after this many bytes of entries (default 16 MiB):
 				      bounds the memory the in-memory log may take */
 	struct kv_options kv;
 };

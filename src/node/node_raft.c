@@ -23,6 +23,7 @@
  * node_recover.c, peer traffic node_net.c, status node_status.c.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +408,9 @@ static void maybe_compact(struct node *n)
 		log_warn("node", "log compaction postponed: %s", kvfs_strerror(rc));
 	else {
 		n->log_bytes = 0;
+		/* The entries just dropped were the node's largest allocations:
+		 * give the memory back instead of keeping it in malloc's arenas. */
+		malloc_trim(0);
 		log_debug("node", "log compacted: snapshot at %llu, kept %llu entries",
 			  (unsigned long long)applied, (unsigned long long)keep);
 	}

@@ -162,7 +162,7 @@ int node_raft_open(struct node *n)
 		.max_batch_entries = 512,
 		.max_batch_bytes = 4u << 20,
 		.max_inflight = 16,
-		.max_apply = 1024,
+		.max_apply = 256,
 		.pre_vote = true,
 		.check_quorum = true,
 		.tracer = {.data = n, .level = log_threshold >= LOG_DEBUG ? RAFT_TRACE_DEBUG

@@ -17,7 +17,7 @@
 
 void kv_options_default(struct kv_options *o)
 {
-	o->cache_bytes = 64u << 20;
+	o->cache_bytes = 32u << 20;
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
 	o->sync = false;

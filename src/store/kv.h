@@ -20,7 +20,7 @@
 struct kv;
 
 struct kv_options {
-	size_t cache_bytes;   /* LevelDB block cache (default 64 MiB) */
+	size_t cache_bytes;   /* LevelDB block cache (default 32 MiB) */
 	size_t write_buffer;  /* LevelDB memtable size (default 16 MiB) */
 	int max_open_files;   /* default 500 */
 	bool sync;            /* fsync inside every apply batch (default false: the
