@@ -19,8 +19,8 @@ mkdir -p "$tmp"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	for i in 1 2 3; do [ -d "$CG/n$i" ] && rmdir "$CG/n$i"; done
-	[ -d "$CG" ] && rmdir "$CG"
+	for i in 1 2 3; do rmdir "$CG/n$i" 2>/dev/null || true; done
+	rmdir "$CG" 2>/dev/null || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
