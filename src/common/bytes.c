@@ -75,7 +75,10 @@ uint8_t *bb_take(struct byte_buf *b, size_t *len)
 	return d;
 }
 
-static uint32_t crc_table[256];
+/* Slicing-by-8 (Intel's "slice-by-8" technique): eight tables let the loop
+ * consume eight bytes per step instead of one, several times faster on the
+ * megabyte-sized AppendEntries and snapshot chunks the wire checksums. */
+static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
@@ -84,8 +87,12 @@ static void crc_init(void)
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++)
 			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[i] = c;
+		crc_table[0][i] = c;
 	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+					  crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
@@ -93,7 +100,16 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 	const uint8_t *p = buf;
 	pthread_once(&crc_once, crc_init);
 	crc = ~crc;
+	while (len >= 8) {
+		uint32_t lo = crc ^ get_le32(p), hi = get_le32(p + 4);
+		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+		      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+		      crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+		      crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
 	while (len--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }

@@ -6,3 +6,10 @@ libkvfscommon_a_SOURCES = \
 libkvfscommon_a_SOURCES += src/common/metrics.c src/common/metrics.h \
 	src/common/clock.c src/common/clock.h
 ARFLAGS = cr
+
+check_PROGRAMS += test_bytes
+TESTS += test_bytes
+UNIT_TESTS += test_bytes
+test_bytes_SOURCES = tests/unit/test_bytes.c
+test_bytes_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+test_bytes_LDADD = libkvfscommon.a $(CMOCKA_LIBS) $(PTHREAD_LIBS)
