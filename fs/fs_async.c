@@ -18,6 +18,36 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "fs/fs_internal.h"
+#include "fs/fs_metrics.h"
+
+struct fs_inode *fs_get_ref(struct fs *fs, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct fs_inode *i = fs_inode_get(&fs->it, ino);
+	if (i)
+		fs_inode_ref(i);
+	pthread_mutex_unlock(&fs->lock);
+	return i;
+}
+
+void fs_op_read_on(fuse_req_t req, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   fs_cont_fn cont)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_op *op = fs_op_new(fs, req);
+	if (!op) {
+		fsm_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!(op->ino = fs_get_ref(fs, ino))) {
+		fsm_reply_err(req, ESTALE);
+		fs_op_free(op);
+		return;
+	}
+	if (fi)
+		op->fi = *fi;
+	fs_op_read(op, cont);
+}
 
 struct fs_op *fs_op_new(struct fs *fs, fuse_req_t req)
 {

@@ -47,16 +47,6 @@ struct fs_dirh {
 	size_t nhist, caphist;
 };
 
-static struct fs_inode *get_ref(struct fs *fs, fuse_ino_t ino)
-{
-	pthread_mutex_lock(&fs->lock);
-	struct fs_inode *i = fs_inode_get(&fs->it, ino);
-	if (i)
-		fs_inode_ref(i);
-	pthread_mutex_unlock(&fs->lock);
-	return i;
-}
-
 /* ---- opendir / releasedir ---- */
 
 static void dirh_free(struct fs *fs, struct fs_dirh *dh);
@@ -95,19 +85,7 @@ static void opendir_cont(struct fs_op *op, int rc)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fsm_begin(req, FSM_OPENDIR);
-	struct fs *fs = fuse_req_userdata(req);
-	struct fs_op *op = fs_op_new(fs, req);
-	if (!op) {
-		fsm_reply_err(req, ENOMEM);
-		return;
-	}
-	if (!(op->ino = get_ref(fs, ino))) {
-		fsm_reply_err(req, ESTALE);
-		fs_op_free(op);
-		return;
-	}
-	op->fi = *fi;
-	fs_op_read(op, opendir_cont);
+	fs_op_read_on(req, ino, fi, opendir_cont);
 }
 
 static void dirh_free(struct fs *fs, struct fs_dirh *dh)
@@ -412,7 +390,7 @@ static struct fs_op *name_op(fuse_req_t req, fuse_ino_t parent, const char *name
 	if (!op || !(op->name = strdup(name)))
 		goto fail;
 	rc = -ESTALE;
-	if (!(op->parent = get_ref(fs, parent)))
+	if (!(op->parent = fs_get_ref(fs, parent)))
 		goto fail;
 	if ((rc = fs_child_key(fs, op->parent, name, key)) < 0)
 		goto fail;
@@ -589,7 +567,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (!(op->newname = strdup(newname)))
 		goto fail;
 	rc = -ESTALE;
-	if (!(op->newparent = get_ref(fs, newparent)))
+	if (!(op->newparent = fs_get_ref(fs, newparent)))
 		goto fail;
 	if ((rc = fs_child_key(fs, op->newparent, newname, &dst)) < 0)
 		goto fail;

@@ -30,16 +30,6 @@
 #include "fs/fs_internal.h"
 #include "fs/fs_metrics.h"
 
-static struct fs_inode *get_ref(struct fs *fs, fuse_ino_t ino)
-{
-	pthread_mutex_lock(&fs->lock);
-	struct fs_inode *i = fs_inode_get(&fs->it, ino);
-	if (i)
-		fs_inode_ref(i);
-	pthread_mutex_unlock(&fs->lock);
-	return i;
-}
-
 static void handle_free(struct fs *fs, struct fs_handle *h)
 {
 	pthread_mutex_lock(&fs->lock);
@@ -298,19 +288,7 @@ fail:
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fsm_begin(req, FSM_OPEN);
-	struct fs *fs = fuse_req_userdata(req);
-	struct fs_op *op = fs_op_new(fs, req);
-	if (!op) {
-		fsm_reply_err(req, ENOMEM);
-		return;
-	}
-	if (!(op->ino = get_ref(fs, ino))) {
-		fsm_reply_err(req, ESTALE);
-		fs_op_free(op);
-		return;
-	}
-	op->fi = *fi;
-	fs_op_read(op, open_cont);
+	fs_op_read_on(req, ino, fi, open_cont);
 }
 
 /* ---- create / mknod ---- */
@@ -410,7 +388,7 @@ static void make_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (!(op->parent = get_ref(fs, parent))) {
+	if (!(op->parent = fs_get_ref(fs, parent))) {
 		rc = -ESTALE;
 		goto fail;
 	}

@@ -217,11 +217,7 @@ void fs_keep_parent(struct fs *fs, struct byte_buf *txn, const uint8_t *key, siz
 /* Takes a reference on inode ino; NULL (and the reply sent) if unknown. */
 static struct fs_inode *get_ref(struct fs *fs, fuse_req_t req, fuse_ino_t ino)
 {
-	pthread_mutex_lock(&fs->lock);
-	struct fs_inode *i = fs_inode_get(&fs->it, ino);
-	if (i)
-		fs_inode_ref(i);
-	pthread_mutex_unlock(&fs->lock);
+	struct fs_inode *i = fs_get_ref(fs, ino);
 	if (!i)
 		fsm_reply_err(req, ESTALE);
 	return i;

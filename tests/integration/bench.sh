@@ -14,15 +14,6 @@
 #   top_builddir=/path/to/build sh tests/integration/bench.sh
 set -u
 
-: "${top_builddir:=.}"
-KVFS=$top_builddir/kvfs
-KVFSD=$top_builddir/kvfsd
-if [ ! -x "$KVFSD" ] || [ ! -x "$KVFS" ]; then
-	echo "SKIP: $KVFSD or $KVFS not built"
-	exit 77
-fi
-command -v curl >/dev/null 2>&1 || { echo "SKIP: curl(1) not found"; exit 77; }
-
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib/kvfsd.sh"
 start_kvfsd
 unset KVFS_ENDPOINTS

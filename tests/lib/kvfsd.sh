@@ -1,10 +1,20 @@
-# Shared by the shell integration tests (cli.sh, bench.sh): sourced after the
-# caller has set KVFS and KVFSD. Provides a temporary directory $tmp, an EXIT
+# Shared by the shell integration tests (cli.sh, bench.sh), sourced first.
+# Finds kvfs and kvfsd in $top_builddir (skipping, exit 77, when they or
+# curl are missing), and provides a temporary directory $tmp, an EXIT
 # trap that stops kvfsd and every pid in $extra_pids and removes $tmp, fail()
 # with a $failures count, free_port() for an endpoint nobody listens on,
 # wait_ready URL PID, and start_kvfsd, which starts one kvfsd on a port the
 # kernel picks (--http 127.0.0.1:0, so two runs cannot collide) and sets
 # $port and $EP once /readyz answers 200.
+
+: "${top_builddir:=.}"
+KVFS=$top_builddir/kvfs
+KVFSD=$top_builddir/kvfsd
+if [ ! -x "$KVFSD" ] || [ ! -x "$KVFS" ]; then
+	echo "SKIP: $KVFSD or $KVFS not built"
+	exit 77
+fi
+command -v curl >/dev/null 2>&1 || { echo "SKIP: curl(1) not found"; exit 77; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvfs-test.XXXXXX") || exit 1
 kvfsd_pid=
