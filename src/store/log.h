@@ -1,21 +1,35 @@
 /*
- * The durable Raft log (raft/ LevelDB database): entries, hard state and
- * snapshot metadata. Every write is one synced LevelDB batch, so entries and
- * the hard state that goes with them become durable together (a follower's
- * acknowledgement, a vote, are only sent after that batch returned).
+ * The durable Raft log (raft/ directory): entries, hard state and snapshot
+ * metadata as an append-only stream of records in segment files. Every write
+ * is one write(2) and one fdatasync, so entries and the hard state that goes
+ * with them become durable together (a follower's acknowledgement, a vote,
+ * are only sent after the write returned).
  *
- * Key layout:
- *   'e' + index (u64 big-endian)  entry: 1 format version (1), 1 type,
- *                                 8 term (LE), payload bytes
- *   'h'                           hard state: 8 term, 8 vote (LE)
- *   's'                           snapshot metadata: 8 index, 8 term, then
- *                                 the membership blob of the snapshot
- * Integrity: LevelDB block checksums, paranoid_checks and verify_checksums;
- * a malformed record fails the load with KVFS_ECORRUPT.
+ * Files: NNNNNNNNNNNNNNNN.seg (16 hex digits, replayed in that order), each
+ * starting with the 8 bytes "kvfslog1" followed by records; LOCK (flock'd
+ * while open, so two processes cannot share a log). A new segment is started
+ * once the current one reaches 8 MiB; compaction deletes whole old segments.
  *
- * Thread: the node loop only (rlog_open/rlog_load before it starts).
- * On any write failure the functions return KVFS_ESTORAGE and the log must
- * not be written again (the node stops: STYLE.md point 8).
+ * Each rlog_write or rlog_compact appends one frame: crc32c of the payload
+ * (u32 LE), payload length n (u32 LE), crc32c of those 8 bytes (u32 LE), then
+ * n bytes of records, so a write is all-or-nothing on reload. Record: type
+ * (u8), payload length (u32 LE), payload; types and payloads (integers LE):
+ *   1 entry       8 index, 8 term, 1 entry type, data
+ *   2 hard state  8 term, 8 vote                  (the last one wins)
+ *   3 truncate    8 index: drop the entries >= index written before it
+ *   4 snapshot    8 index, 8 term, 8 upto, membership blob: the snapshot
+ *                 metadata (the last one wins); drop the entries <= upto
+ * Integrity: a bad frame (checksums, length) or record (length, unknown type,
+ * an entry that does not follow the previous one) is KVFS_ECORRUPT, except a
+ * bad frame in the last segment with no valid frame anywhere after it: that
+ * is a write cut short by a crash, never acknowledged (acknowledgements follow
+ * the fdatasync), and rlog_open truncates it away with a warning. (Damage to
+ * the very last frame looks the same and is dropped the same way.)
+ *
+ * Thread: the node loop only (rlog_open/rlog_load before it starts);
+ * rlog_disk_size and rlog_sync_count from any thread. On any write failure
+ * the functions return KVFS_ESTORAGE and refuse further writes (the node
+ * stops: STYLE.md point 8).
  */
 #ifndef KVFS_STORE_LOG_H
 #define KVFS_STORE_LOG_H
@@ -42,6 +56,9 @@ struct rlog_snapshot_meta {
 	size_t membership_len;
 };
 
+/* Opens (creating the directory if needed) and checks the log: 0,
+ * KVFS_ESTORAGE, KVFS_ECORRUPT, or KVFS_ECONFIG for a log of an older
+ * format. */
 int rlog_open(const char *path, struct rlog **out);
 void rlog_close(struct rlog *log);
 
@@ -58,8 +75,9 @@ int rlog_load(struct rlog *log, struct rlog_hard_state *hs, struct rlog_snapshot
 int rlog_write(struct rlog *log, const struct rlog_hard_state *hs, uint64_t truncate_from,
 	       const struct rlog_entry *entries, size_t n);
 
-/* Records a snapshot (already durable elsewhere) and deletes the entries up to
- * and including upto. Returns 0 or KVFS_ESTORAGE. */
+/* Records a snapshot (already durable elsewhere) and drops the entries up to
+ * and including upto (one synced write; segments holding only such entries
+ * are deleted). Returns 0 or KVFS_ESTORAGE. */
 int rlog_compact(struct rlog *log, const struct rlog_snapshot_meta *snap, uint64_t upto);
 
 uint64_t rlog_first_index(struct rlog *log); /* 0 when empty */

@@ -3,7 +3,10 @@
  * snapshot metadata come back from rlog_load as written, across close and
  * reopen; truncation and compaction keep the in-memory first/last index equal
  * to what a reload finds; a hole in the entries is reported as corruption;
- * every write is one synced batch, counted.
+ * every write is one synced batch, counted; a write cut short at the end of
+ * the last segment is dropped at open while damage anywhere else is
+ * corruption; segments rotate and compaction deletes the ones it covers; a
+ * log of the old LevelDB format and a second opener are refused.
  *
  * Each test gets a fresh log in its own temporary directory. Helpers:
  * append() writes a run of entries whose payload names their index and term,
@@ -21,7 +24,9 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <leveldb/c.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "common/bytes.h"
 #include "common/err.h"
@@ -167,24 +172,74 @@ static void assert_reload_agrees(struct fx *f)
 	assert_range(f, first, last);
 }
 
-/* Deletes entry index straight from the closed LevelDB database. */
-static void delete_entry_behind_the_logs_back(struct fx *f, uint64_t index)
+/* Names of the segment files, sorted; returns how many (at most 16). */
+static int segments(struct fx *f, char names[16][64])
 {
-	leveldb_options_t *o = leveldb_options_create();
-	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
-	char *err = NULL, key[9];
+	DIR *d = opendir(f->path);
+	struct dirent *de;
+	int n = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) == 20 && strcmp(de->d_name + 16, ".seg") == 0 && n < 16)
+			snprintf(names[n++], 64, "%s", de->d_name);
+	closedir(d);
+	qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+/* Size of segment file k (in sorted order). */
+static off_t segment_size(struct fx *f, int k, char *path, size_t cap)
+{
+	char names[16][64];
+	struct stat st;
+	assert_true(k < segments(f, names));
+	snprintf(path, cap, "%s/%s", f->path, names[k]);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Changes (XOR 0xff) the byte at offset off (negative: from the end) of
+ * segment k with the log closed, then reopens it: returns rlog_open's code. */
+static int damage_and_reopen(struct fx *f, int k, off_t off)
+{
+	char path[4200];
 	rlog_close(f->log);
 	f->log = NULL;
-	leveldb_t *db = leveldb_open(o, f->path, &err);
-	assert_null(err);
-	key[0] = 'e';
-	put_be64((uint8_t *)key + 1, index);
-	leveldb_delete(db, wo, key, sizeof key, &err);
-	assert_null(err);
-	leveldb_close(db);
-	leveldb_writeoptions_destroy(wo);
-	leveldb_options_destroy(o);
-	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	off_t size = segment_size(f, k, path, sizeof path);
+	if (off < 0)
+		off += size;
+	int fd = open(path, O_RDWR);
+	unsigned char c;
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0xff;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+	return rlog_open(f->path, &f->log);
+}
+
+/* With the log closed, cuts delta bytes off the end of the data in the last
+ * segment (delta < 0), or writes garbage right after it (delta > 0): the two
+ * shapes a write cut short by a crash leaves. Segments are preallocated, so
+ * the data ends at the last non-zero byte (test payloads end in one). */
+static void resize_last_segment(struct fx *f, off_t delta)
+{
+	char names[16][64], path[4200];
+	unsigned char c = 0;
+	rlog_close(f->log);
+	f->log = NULL;
+	int n = segments(f, names);
+	off_t end = segment_size(f, n - 1, path, sizeof path);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	while (end > 0 && pread(fd, &c, 1, end - 1) == 1 && c == 0)
+		end--;
+	if (delta < 0)
+		assert_int_equal(ftruncate(fd, end + delta), 0);
+	else
+		assert_int_equal(pwrite(fd, "\x07garbage-of-a-torn-write", (size_t)delta, end),
+				 delta);
+	close(fd);
 }
 
 /* --- tests --------------------------------------------------------------- */
@@ -369,11 +424,14 @@ static void test_reopen_keeps_everything(void **state)
 
 static void test_gap_detected(void **state)
 {
-	/* A hole in the entries (one deleted behind the log's back) fails the load with KVFS_ECORRUPT. */
+	/* A hole in the entries (entry 4 never written) fails the load with KVFS_ECORRUPT. */
 	struct fx *f = *state;
-	append(f, 1, 5, 1);
-	delete_entry_behind_the_logs_back(f, 3);
+	append(f, 1, 3, 1);
+	append(f, 5, 6, 1);
 	assert_int_equal(load(f), KVFS_ECORRUPT);
+	rlog_close(f->log);
+	f->log = NULL;
+	assert_int_equal(rlog_open(f->path, &f->log), KVFS_ECORRUPT);
 }
 
 static void test_gap_after_snapshot_detected(void **state)
@@ -382,9 +440,162 @@ static void test_gap_after_snapshot_detected(void **state)
 	struct fx *f = *state;
 	struct rlog_snapshot_meta snap = {.index = 2, .term = 1};
 	append(f, 1, 5, 1);
-	assert_int_equal(rlog_compact(f->log, &snap, 2), 0);
-	delete_entry_behind_the_logs_back(f, 3);
+	assert_int_equal(rlog_compact(f->log, &snap, 5), 0);
+	append(f, 7, 8, 1);
 	assert_int_equal(load(f), KVFS_ECORRUPT);
+}
+
+static void test_torn_tail_dropped(void **state)
+{
+	/* A write cut short at the end of the last segment (a crash before its
+	 * fdatasync returned, so never acknowledged) is dropped at open: every
+	 * complete write before it loads, and the log takes new writes. */
+	struct fx *f = *state;
+	struct rlog_hard_state hs = {.term = 2, .vote = 1};
+	assert_int_equal(write_run(f, &hs, 0, 1, 5, 2), 0);
+	append(f, 6, 8, 2);
+	resize_last_segment(f, -3); /* the last write loses its end: all of it goes */
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	assert_int_equal(load(f), 0);
+	assert_got(f, 1, 5, 2, 0, 2);
+	assert_int_equal(f->hs.term, 2);
+	append(f, 6, 7, 3);
+	reopen(f);
+	assert_got(f, 1, 7, 2, 6, 3);
+
+	resize_last_segment(f, 10); /* garbage after the last record */
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	assert_int_equal(load(f), 0);
+	assert_got(f, 1, 7, 2, 6, 3);
+	assert_reload_agrees(f);
+
+	/* a new segment whose creation was cut short (empty, or part of the
+	 * magic) is taken over */
+	char path[4200];
+	const char *shapes[] = {"", "kvfs"};
+	for (int k = 0; k < 2; k++) {
+		rlog_close(f->log);
+		f->log = NULL;
+		snprintf(path, sizeof path, "%s/00000000000000%02x.seg", f->path, 0x70 + k);
+		FILE *fp = fopen(path, "w");
+		assert_non_null(fp);
+		fputs(shapes[k], fp);
+		fclose(fp);
+		assert_int_equal(rlog_open(f->path, &f->log), 0);
+		assert_int_equal(load(f), 0);
+		assert_got(f, 1, 7 + (uint64_t)k, 2, 6, 3);
+		append(f, 8 + (uint64_t)k, 8 + (uint64_t)k, 3);
+		reopen(f);
+		assert_got(f, 1, 8 + (uint64_t)k, 2, 6, 3);
+	}
+}
+
+static void test_damage_is_corruption(void **state)
+{
+	/* A damaged record with a valid one after it, or damage in an older
+	 * segment, is corruption (KVFS_ECORRUPT), never silently dropped. */
+	struct fx *f = *state;
+	append(f, 1, 3, 1);
+	append(f, 4, 6, 1);
+	/* offset 8 + 4 + 1: inside the first frame's length field */
+	assert_int_equal(damage_and_reopen(f, 0, 13), KVFS_ECORRUPT);
+	assert_int_equal(damage_and_reopen(f, 0, 13), 0); /* undone */
+	assert_int_equal(damage_and_reopen(f, 0, 30), KVFS_ECORRUPT); /* a payload byte */
+	assert_int_equal(damage_and_reopen(f, 0, 30), 0);
+	assert_int_equal(damage_and_reopen(f, 0, 0), KVFS_ECORRUPT); /* the magic */
+	assert_int_equal(damage_and_reopen(f, 0, 0), 0);
+	assert_int_equal(load(f), 0);
+	assert_got(f, 1, 6, 1, 0, 1);
+}
+
+/* A payload of len bytes for entry i. */
+static struct rlog_entry big_entry(char *buf, size_t len, uint64_t i)
+{
+	memset(buf, (int)('a' + i % 26), len);
+	return (struct rlog_entry){.index = i, .term = 1, .data = buf, .len = len};
+}
+
+static void test_segments_rotate_and_compaction_deletes_them(void **state)
+{
+	/* Writes go to a new segment once one reaches 8 MiB; compaction deletes
+	 * the old segments whose entries it covers (never the current one) and
+	 * the disk size follows; everything still loads, across reopen. */
+	struct fx *f = *state;
+	char names[16][64];
+	size_t len = 1u << 20;
+	char *buf = malloc(len);
+	assert_non_null(buf);
+	for (uint64_t i = 1; i <= 30; i++) {
+		struct rlog_entry e = big_entry(buf, len, i);
+		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
+	}
+	int n = segments(f, names);
+	assert_true(n >= 3);
+	assert_true(rlog_disk_size(f->log) >= 30 * len);
+	/* damage in an older segment is corruption even at its end */
+	assert_int_equal(damage_and_reopen(f, 0, -1), KVFS_ECORRUPT);
+	assert_int_equal(damage_and_reopen(f, 0, -1), 0);
+	struct rlog_snapshot_meta snap = {.index = 25, .term = 1, .membership = "m",
+					  .membership_len = 1};
+	assert_int_equal(rlog_compact(f->log, &snap, 25), 0);
+	assert_true(segments(f, names) < n);
+	assert_true(rlog_disk_size(f->log) < 16 * len);
+	assert_range(f, 26, 30);
+	reopen(f);
+	assert_int_equal(f->snap.index, 25);
+	assert_int_equal(f->n_got, 5);
+	assert_int_equal(f->got[0].index, 26);
+	assert_int_equal(f->got[4].index, 30);
+
+	/* everything compacted: only the current segment is left */
+	snap.index = 30;
+	assert_int_equal(rlog_compact(f->log, &snap, 30), 0);
+	assert_int_equal(segments(f, names), 1);
+	reopen(f);
+	assert_int_equal(f->n_got, 0);
+	assert_int_equal(f->snap.index, 30);
+	free(buf);
+}
+
+static void test_hard_state_survives_segment_deletion(void **state)
+{
+	/* The hard state written in a segment that compaction deletes is still there. */
+	struct fx *f = *state;
+	struct rlog_hard_state hs = {.term = 9, .vote = 2};
+	size_t len = 1u << 20;
+	char *buf = malloc(len);
+	assert_non_null(buf);
+	assert_int_equal(rlog_write(f->log, &hs, 0, NULL, 0), 0);
+	for (uint64_t i = 1; i <= 20; i++) {
+		struct rlog_entry e = big_entry(buf, len, i);
+		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
+	}
+	struct rlog_snapshot_meta snap = {.index = 20, .term = 9};
+	assert_int_equal(rlog_compact(f->log, &snap, 20), 0);
+	reopen(f);
+	assert_int_equal(f->hs.term, 9);
+	assert_int_equal(f->hs.vote, 2);
+	free(buf);
+}
+
+static void test_refuses_old_format_and_second_opener(void **state)
+{
+	/* A LevelDB-format log (a CURRENT file) is refused with KVFS_ECONFIG, and
+	 * a log already open is refused to a second opener (KVFS_ESTORAGE). */
+	struct fx *f = *state;
+	struct rlog *other = NULL;
+	char path[4200];
+	assert_int_equal(rlog_open(f->path, &other), KVFS_ESTORAGE);
+	rlog_close(f->log);
+	f->log = NULL;
+	snprintf(path, sizeof path, "%s/CURRENT", f->path);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(rlog_open(f->path, &f->log), KVFS_ECONFIG);
+	assert_null(f->log);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
 }
 
 static void test_callback_stops_load(void **state)
@@ -428,6 +639,11 @@ int main(void)
 		T(test_reopen_keeps_everything),
 		T(test_gap_detected),
 		T(test_gap_after_snapshot_detected),
+		T(test_torn_tail_dropped),
+		T(test_damage_is_corruption),
+		T(test_segments_rotate_and_compaction_deletes_them),
+		T(test_hard_state_survives_segment_deletion),
+		T(test_refuses_old_format_and_second_opener),
 		T(test_callback_stops_load),
 		T(test_sync_counter),
 	};
