@@ -123,6 +123,7 @@ static int recover_mountpoint(const char *mnt)
 static void *loop_main(void *arg)
 {
 	struct fs *fs = arg;
+	pthread_setname_np(pthread_self(), "kvfs-fuse");
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	if (lc) {
 		fuse_loop_cfg_set_clone_fd(lc, 0);

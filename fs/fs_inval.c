@@ -221,6 +221,7 @@ static void invalidate_all(struct fs *fs)
 static void *inval_main(void *arg)
 {
 	struct fs *fs = arg;
+	pthread_setname_np(pthread_self(), "kvfs-inval");
 	struct fs_inval *q = fs->inval;
 	pthread_mutex_lock(&q->lock);
 	for (;;) {

@@ -102,6 +102,7 @@ int node_create(const struct node_config *cfg, struct node **out)
 	n->next_id = 1;
 	metric_histogram_init(&n->fsync_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->apply_hist, metric_latency_buckets, metric_latency_n);
+	metric_histogram_init(&n->kvsync_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->rtt_hist, metric_latency_buckets, metric_latency_n);
 
 	if ((rc = mkdir_p(cfg->data_dir)) < 0) {
@@ -161,6 +162,14 @@ void node_fail(struct node *n, int rc)
 		n->fatal_cb(n->fatal_ud);
 }
 
+/* Wakes the loop out of its poll. */
+static void node_wake(struct node *n)
+{
+	uint64_t one = 1;
+	ssize_t w = write(n->efd, &one, sizeof one);
+	(void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
+}
+
 int node_submit(struct node *n, struct node_req *req)
 {
 	if (__atomic_load_n(&n->failed, __ATOMIC_ACQUIRE))
@@ -182,11 +191,8 @@ int node_submit(struct node *n, struct node_req *req)
 	bool was_empty = n->queue.head == NULL;
 	list_push(&n->queue, req);
 	pthread_mutex_unlock(&n->qlock);
-	if (was_empty) {
-		uint64_t one = 1;
-		ssize_t w = write(n->efd, &one, sizeof one);
-		(void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
-	}
+	if (was_empty)
+		node_wake(n);
 	return 0;
 }
 
@@ -204,6 +210,7 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
 static void *sync_loop(void *arg)
 {
 	struct node *n = arg;
+	pthread_setname_np(pthread_self(), "kvfs-sync");
 	pthread_mutex_lock(&n->sync_lock);
 	for (;;) {
 		while (n->sync_requested <= n->sync_done && !n->sync_stop && !n->sync_error)
@@ -212,13 +219,19 @@ static void *sync_loop(void *arg)
 			break;
 		uint64_t target = n->sync_requested;
 		pthread_mutex_unlock(&n->sync_lock);
+		int64_t t0 = clock_mono_ns();
 		int rc = kv_sync(n->kv, target);
+		metric_observe(&n->kvsync_hist, (double)(clock_mono_ns() - t0) / 1e9);
 		pthread_mutex_lock(&n->sync_lock);
 		if (rc)
 			n->sync_error = rc;
 		else
 			n->sync_done = target;
 		pthread_cond_broadcast(&n->sync_cond);
+		if (n->sync_wake && (rc || n->sync_done >= n->sync_requested)) {
+			n->sync_wake = false;
+			node_wake(n);
+		}
 	}
 	pthread_mutex_unlock(&n->sync_lock);
 	return NULL;
@@ -232,6 +245,18 @@ void node_request_sync(struct node *n, uint64_t upto)
 		pthread_cond_broadcast(&n->sync_cond);
 	}
 	pthread_mutex_unlock(&n->sync_lock);
+}
+
+int node_sync_busy(struct node *n)
+{
+	pthread_mutex_lock(&n->sync_lock);
+	int rc = n->sync_error;
+	if (!rc && n->sync_started && n->sync_done < n->sync_requested) {
+		n->sync_wake = true;
+		rc = 1;
+	}
+	pthread_mutex_unlock(&n->sync_lock);
+	return rc;
 }
 
 int node_wait_synced(struct node *n)
@@ -258,6 +283,7 @@ int node_wait_synced(struct node *n)
 static void *loop(void *arg)
 {
 	struct node *n = arg;
+	pthread_setname_np(pthread_self(), "kvfs-raft");
 	bool stopping = false;
 	int tick_ms = n->cfg.heartbeat_ms / 2 > 0 ? n->cfg.heartbeat_ms / 2 : 1;
 	n->next_tick_ms = clock_mono_ms() + tick_ms;
@@ -397,6 +423,11 @@ void node_status(struct node *n, struct node_status *out)
 	out->fsyncs_log = rlog_sync_count(n->log);
 	out->failed = __atomic_load_n(&n->failed, __ATOMIC_RELAXED);
 	out->applied = kv_applied_index(n->kv);
+	/* The snapshot is refreshed at the end of a loop turn, after the turn's
+	 * replies went out: a client that got its reply must still see its
+	 * write's index as committed. */
+	if (out->commit < out->applied)
+		out->commit = out->applied;
 	if (out->failed)
 		out->ready = false;
 	out->leader_changes = metric_get(&n->leader_changes);
@@ -535,8 +566,12 @@ int node_register_metrics(struct node *n)
 				"Latency of synced Raft log writes (one per node loop turn).", NULL,
 				&n->fsync_hist);
 	rc |= metrics_histogram("kvfs_disk_backend_commit_duration_seconds",
-				"Latency of synced state-machine apply batches.", NULL,
+				"Latency of state-machine apply batches (written unsynced).", NULL,
 				&n->apply_hist);
+	rc |= metrics_histogram("kvfs_disk_backend_fsync_duration_seconds",
+				"Latency of the state machine's durability barrier (one per "
+				"apply batch, off the reply path).",
+				NULL, &n->kvsync_hist);
 	rc |= metrics_counter_fn("kvfs_disk_wal_fsync_total", "Synced Raft log writes.", NULL,
 				 m_fsyncs, n);
 	rc |= metrics_counter("kvfs_server_proposals_committed_total",

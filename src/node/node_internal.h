@@ -84,20 +84,23 @@ struct node {
 
 	/* The state machine's durability barrier (kv_sync) runs on its own
 	 * thread, off the reply path: the loop asks for a sync after each apply
-	 * batch and waits for it only before writing the next batch. Protected
+	 * batch; while it runs, newly committed entries wait in the core
+	 * (raft_hold_apply) and the loop goes on with the network and new
+	 * proposals; the sync thread wakes the loop (sync_wake) when it is done
+	 * and everything committed meanwhile is applied as one batch. Protected
 	 * by sync_lock. */
 	pthread_t sync_thread;
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_cond;
 	uint64_t sync_requested, sync_done;
 	int sync_error;
-	bool sync_stop, sync_started;
+	bool sync_stop, sync_started, sync_wake;
 
 	/* Status snapshot: protected by slock. */
 	pthread_mutex_t slock;
 	struct node_status st;
 
-	struct metric_histogram fsync_hist, apply_hist, rtt_hist;
+	struct metric_histogram fsync_hist, apply_hist, rtt_hist, kvsync_hist;
 	struct metric_counter proposals_committed, proposals_failed, reads_served;
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;
@@ -113,6 +116,10 @@ struct node_req *list_take(struct req_list *l);
 /* Waits until every apply batch written so far is durable (node loop).
  * Returns 0 or KVFS_ESTORAGE. */
 int node_wait_synced(struct node *n);
+/* Without waiting: 1 while the last apply batch is still being synced (the
+ * sync thread wakes the loop when it is done), 0 when the next batch may be
+ * written, KVFS_ESTORAGE when the sync failed. */
+int node_sync_busy(struct node *n);
 void node_request_sync(struct node *n, uint64_t upto);
 
 static inline int64_t node_now_ms(void)

@@ -250,7 +250,9 @@ static int apply(struct node *n, const struct raft_update *u)
 					  .len = normal ? e->len : 0};
 	}
 	/* The previous batch must be durable before this one is written: then a
-	 * power loss can only cost the last batch, never leave a hole (kv.h). */
+	 * power loss can only cost the last batch, never leave a hole (kv.h).
+	 * drain() holds committed entries back while a sync runs, so this does
+	 * not wait (except before the sync thread starts or after it stops). */
 	int64_t t0 = clock_mono_ns();
 	int rc = node_wait_synced(n);
 	if (rc == 0)
@@ -345,8 +347,17 @@ static int install(struct node *n, const struct raft_install *in)
 static void drain(struct node *n)
 {
 	struct raft_update u;
-	while (raft_ready(n->raft, &u)) {
-		int rc;
+	for (;;) {
+		/* While the last apply batch is being synced, committed entries
+		 * wait in the core; the sync thread wakes the loop when done. */
+		int rc = node_sync_busy(n);
+		if (rc < 0) {
+			node_fail(n, rc);
+			return;
+		}
+		raft_hold_apply(n->raft, rc > 0);
+		if (!raft_ready(n->raft, &u))
+			break;
 		uint64_t installed = 0;
 		node_send_msgs(n, u.msgs_early, u.n_msgs_early);
 		if ((rc = persist(n, &u)) < 0 || (rc = write_chunks(n, &u)) < 0) {

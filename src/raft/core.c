@@ -385,7 +385,7 @@ bool raft_ready(struct raft_core *c, struct raft_update *u)
 		u->install.discard_log = c->install_discard;
 	}
 	c->ready_has_committed = false;
-	if (!c->install_pending) {
+	if (!c->install_pending && !c->hold_apply) {
 		uint64_t hi = c->commit < last ? c->commit : last;
 		if (hi > c->applied) {
 			uint64_t from = c->applied + 1;
@@ -410,6 +410,11 @@ bool raft_ready(struct raft_core *c, struct raft_update *u)
 	}
 	c->in_ready = true;
 	return true;
+}
+
+void raft_hold_apply(struct raft_core *c, bool hold)
+{
+	c->hold_apply = hold;
 }
 
 void raft_advance(struct raft_core *c, struct raft_update *u)

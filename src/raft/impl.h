@@ -146,6 +146,7 @@ struct raft_core {
 	uint64_t in_index, in_term, in_offset;
 	struct raft_conf in_conf;
 	bool install_pending; /* waiting for raft_snapshot_installed */
+	bool hold_apply;      /* raft_hold_apply: hand out no committed entries */
 	bool install_emit;    /* to be put in the next record */
 	bool install_discard;
 

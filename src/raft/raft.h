@@ -342,6 +342,13 @@ int raft_change(struct raft_core *core, enum raft_change_kind kind, uint64_t id,
  * stop a server once the committed membership (applied RAFT_ENTRY_CONF) no
  * longer lists it, and operators should stop servers they removed. */
 
+/* While hold is true, raft_ready() hands out no committed entries: they wait
+ * in the core (commit keeps advancing) and come out, up to cfg.max_apply per
+ * record, in the first record after the hold is lifted. For a driver whose
+ * state machine is briefly not ready for its next batch (kvfs: the previous
+ * batch is still being made durable), so it never has to block or copy. */
+void raft_hold_apply(struct raft_core *core, bool hold);
+
 /* Starts a leadership transfer to target (0: the most up-to-date voter).
  * Leader only. Proposals are refused (KVFS_EBUSY) until it completes or is
  * abandoned after one election timeout. KVFS_ECONFIG if target is not

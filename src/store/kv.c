@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_write_buffer_size(kv->opts, o->write_buffer);
 	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
 	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
-	leveldb_options_set_compression(kv->opts, leveldb_snappy_compression);
+	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
 	kv->ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
 	kv->wopts = leveldb_writeoptions_create();
@@ -97,6 +98,23 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 		goto err_after_open;
 	}
 	kv->cleanup_pending = 1; /* whatever an interrupted install left behind */
+	kv->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (kv->dir_fd < 0) {
+		log_error("kv", "cannot open %s: %s", path, strerror(errno));
+		free(kv->path);
+		rc = KVFS_ESTORAGE;
+		goto err_after_open;
+	}
+	kv->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (kv->notify_fd >= 0 &&
+	    inotify_add_watch(kv->notify_fd, path,
+			      IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) < 0) {
+		close(kv->notify_fd);
+		kv->notify_fd = -1;
+	}
+	if (kv->notify_fd < 0)
+		log_warn("kv", "no inotify watch on %s (%s): every sync lists the directory",
+			 path, strerror(errno));
 	*out = kv;
 	return 0;
 
@@ -117,6 +135,13 @@ void kv_close(struct kv *kv)
 	if (!kv)
 		return;
 	pthread_rwlock_destroy(&kv->gen_lock);
+	for (size_t i = 0; i < kv->n_log_fds; i++)
+		close(kv->log_fds[i]);
+	free(kv->log_fds);
+	if (kv->notify_fd >= 0)
+		close(kv->notify_fd);
+	if (kv->dir_fd >= 0)
+		close(kv->dir_fd);
 	free(kv->path);
 	leveldb_close(kv->db);
 	leveldb_writeoptions_destroy(kv->wopts);
@@ -137,36 +162,75 @@ uint64_t kv_durable_index(struct kv *kv)
 	return __atomic_load_n(&kv->durable, __ATOMIC_ACQUIRE);
 }
 
-/* fdatasync of one file of the database directory; a file LevelDB deleted
- * meanwhile (an old log whose memtable reached a table) is fine. */
-static int sync_file(int dirfd, const char *name)
+/* Whether the directory may have changed since the last listing (always,
+ * without inotify): reads every queued event. */
+static bool dir_changed(struct kv *kv)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	int rc = fdatasync(fd) < 0 ? -errno : 0;
-	close(fd);
+	if (kv->notify_fd < 0 || !kv->listed)
+		return true;
+	bool changed = false;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(kv->notify_fd, buf, sizeof buf)) > 0)
+		changed = true; /* any create, delete or rename (or an overflow) */
+	return changed;
+}
+
+/* Opens every LevelDB log file (*.log) of the directory, replacing the kept
+ * set. Returns 0 or -errno. */
+static int list_logs(struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n_log_fds; i++)
+		close(kv->log_fds[i]);
+	kv->n_log_fds = 0;
+	kv->listed = false;
+	int dfd = openat(kv->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -errno;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len <= 4 || strcmp(de->d_name + len - 4, ".log") != 0)
+			continue;
+		int fd = openat(kv->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno != ENOENT) /* deleted meanwhile: its memtable is in a table */
+				rc = -errno;
+			continue;
+		}
+		int *v = realloc(kv->log_fds, (kv->n_log_fds + 1) * sizeof *v);
+		if (!v) {
+			close(fd);
+			rc = -ENOMEM;
+			break;
+		}
+		kv->log_fds = v;
+		kv->log_fds[kv->n_log_fds++] = fd;
+	}
+	closedir(d);
+	kv->listed = rc == 0;
 	return rc;
 }
 
 int kv_sync(struct kv *kv, uint64_t upto)
 {
-	DIR *d = opendir(kv->path);
-	int rc = 0;
-	if (!d) {
-		log_error("kv", "cannot open %s to sync it: %s", kv->path, strerror(errno));
-		return KVFS_ESTORAGE;
-	}
-	struct dirent *de;
-	while (rc == 0 && (de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0)
-			rc = sync_file(dirfd(d), de->d_name);
-	}
-	if (rc == 0 && fsync(dirfd(d)) < 0)
+	/* LevelDB creates a new log file inside a write, so one the batches
+	 * being made durable went to is already listed or already announced
+	 * by inotify. A new listing means new names: sync the directory too. */
+	bool relist = dir_changed(kv);
+	int rc = relist ? list_logs(kv) : 0;
+	for (size_t i = 0; rc == 0 && i < kv->n_log_fds; i++)
+		if (fdatasync(kv->log_fds[i]) < 0)
+			rc = -errno;
+	if (rc == 0 && relist && fsync(kv->dir_fd) < 0)
 		rc = -errno;
-	closedir(d);
 	if (rc < 0) {
+		kv->listed = false;
 		log_error("kv", "syncing %s failed: %s", kv->path, strerror(-rc));
 		return KVFS_ESTORAGE;
 	}

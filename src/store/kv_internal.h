@@ -45,6 +45,14 @@ struct kv {
 	pthread_rwlock_t gen_lock;
 	int gen;
 	char *path;        /* database directory, for kv_sync */
+	/* kv_sync's view of the directory (kv_sync's thread only): the
+	 * LevelDB log files kept open, and an inotify watch that says when
+	 * the set may have changed (then it is listed again and the directory
+	 * synced too). notify_fd < 0: list and sync the directory every time. */
+	int notify_fd, dir_fd;
+	int *log_fds;
+	size_t n_log_fds;
+	bool listed;
 	bool sync_writes;  /* apply batches written with sync=1 */
 	uint64_t durable;  /* atomic: applied index known to be on disk */
 	/* Old-generation cleanup still to do (node loop only). */
