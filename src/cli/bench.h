@@ -169,6 +169,10 @@ struct bench_keys {
 	size_t prefix_len;
 	unsigned digits; /* key length - prefix length, 1 .. 16 */
 	int scramble;
+	/* Added to every index: 0, or for workloads that write new keys an
+	 * offset drawn from the run's seed, so that a run does not overwrite
+	 * the keys of earlier runs (which would make them updates). */
+	uint64_t base;
 };
 
 /* Returns 0, or -EINVAL when the prefix is not made of [A-Za-z0-9._~/-] or

@@ -136,6 +136,7 @@ size_t bench_key(const struct bench_keys *k, uint64_t index, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned bits = 4 * k->digits, i;
+	index += k->base;
 	uint64_t v = k->scramble ? scramble(index, bits) : index;
 
 	memcpy(out, k->prefix, k->prefix_len);
