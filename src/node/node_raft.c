@@ -235,15 +235,16 @@ static void settle(struct node *n, const struct raft_entry *e, int result, uint6
 		free(w);
 	}
 }
-static int apply(struct node *n, const struct raft_update *u)
+/* Applies the committed entries ents[0..count) as one batch. */
+static int apply(struct node *n, const struct raft_entry *ents, size_t count)
 {
-	if (!u->n_committed)
+	if (!count)
 		return 0;
 	struct kv_entry stackents[64], *ke = stackents;
-	if (u->n_committed > 64 && !(ke = malloc(u->n_committed * sizeof *ke)))
+	if (count > 64 && !(ke = malloc(count * sizeof *ke)))
 		return -ENOMEM;
-	for (size_t i = 0; i < u->n_committed; i++) {
-		const struct raft_entry *e = &u->committed[i];
+	for (size_t i = 0; i < count; i++) {
+		const struct raft_entry *e = &ents[i];
 		bool normal = e->type == RAFT_ENTRY_NORMAL;
 		ke[i] = (struct kv_entry){.index = e->index,
 					  .data = normal ? e->data : NULL,
@@ -256,14 +257,14 @@ static int apply(struct node *n, const struct raft_update *u)
 	int64_t t0 = clock_mono_ns();
 	int rc = node_wait_synced(n);
 	if (rc == 0)
-		rc = kv_apply(n->kv, ke, u->n_committed, NULL, 0);
+		rc = kv_apply(n->kv, ke, count, NULL, 0);
 	if (rc == 0)
 		node_request_sync(n, kv_applied_index(n->kv));
 	metric_observe(&n->apply_hist, (double)(clock_mono_ns() - t0) / 1e9);
 	if (rc == 0) {
 		pthread_mutex_lock(&n->hook_lock);
-		for (size_t i = 0; i < u->n_committed; i++) {
-			const struct raft_entry *e = &u->committed[i];
+		for (size_t i = 0; i < count; i++) {
+			const struct raft_entry *e = &ents[i];
 			if (e->type == RAFT_ENTRY_CONF) {
 				raft_conf_decode(&n->applied_conf, e->data, e->len);
 				log_info("node", "membership change applied at index %llu (%u members)",
@@ -279,7 +280,7 @@ static int apply(struct node *n, const struct raft_update *u)
 		pthread_mutex_unlock(&n->hook_lock);
 		n->applied_now = true;
 		n->last_apply_ms = node_now_ms();
-		metric_add(&n->entries_applied, u->n_committed);
+		metric_add(&n->entries_applied, count);
 	}
 	if (ke != stackents)
 		free(ke);
@@ -360,6 +361,21 @@ static void drain(struct node *n)
 			break;
 		uint64_t installed = 0;
 		node_send_msgs(n, u.msgs_early, u.n_msgs_early);
+		/* Committed entries this node already holds durably (all of them on
+		 * a leader) are applied, and their clients answered, before this
+		 * record's fsync rather than after it: that fsync only concerns
+		 * newer entries. Not when a snapshot is installed (it comes first). */
+		size_t early = 0;
+		if (!u.has_install && u.n_committed) {
+			struct raft_status st;
+			raft_status(n->raft, &st);
+			while (early < u.n_committed && u.committed[early].index <= st.persisted)
+				early++;
+			if ((rc = apply(n, u.committed, early)) < 0) {
+				node_fail(n, rc);
+				return;
+			}
+		}
 		if ((rc = persist(n, &u)) < 0 || (rc = write_chunks(n, &u)) < 0) {
 			node_fail(n, rc);
 			return;
@@ -372,7 +388,7 @@ static void drain(struct node *n)
 			}
 			installed = u.install.snap.index;
 		}
-		if ((rc = apply(n, &u)) < 0) {
+		if ((rc = apply(n, u.committed + early, u.n_committed - early)) < 0) {
 			node_fail(n, rc);
 			return;
 		}

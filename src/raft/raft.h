@@ -28,7 +28,11 @@
  *              write each u.chunks[i] into the incoming snapshot file;
  *         2. send u.msgs                 (only after step 1 is durable)
  *         3. if (u.has_install) install the received snapshot (see below)
- *            apply u.committed[0..n_committed) in order;
+ *            apply u.committed[0..n_committed) in order (those with an
+ *            index <= raft_status().persisted, already durable here - all
+ *            of them on a leader - may be applied before step 1 instead,
+ *            when there is no install: committed entries are never
+ *            truncated, and step 1 only concerns newer ones);
  *            serve u.reads once applied index >= reads[i].index
  *         raft_advance(core, &u);
  *     }
