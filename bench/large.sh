@@ -42,7 +42,7 @@ for _ in $(seq 400); do curl -sf "http://127.0.0.1:${http[1]}/readyz" >/dev/null
 echo "== $KEYS keys of 100 bytes into 3 nodes, each limited to $MEM of memory; data in $tmp"
 per=$((KEYS / 10 / 1000))
 for c in $(seq 0 9); do
-	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --json)
+	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --json)
 	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); print("chunk %s: %8.0f keys/s  errors %s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], d["errors"]["total"], d["latency_ms"].get("p99", 0)))' "$c"
 done
 for c in 0 5 9; do

@@ -345,6 +345,8 @@ struct bench_opts {
 	const char *plot;
 	const char *prefix;
 	uint64_t seed;       /* 0: from the clock */
+	uint64_t key_start;  /* first new key's index, when has_key_start */
+	int has_key_start;
 };
 
 void bench_opts_defaults(struct bench_opts *o);

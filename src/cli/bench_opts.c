@@ -36,6 +36,7 @@ enum {
 	OPT_PREFIX,
 	OPT_SEED,
 	OPT_NO_PRELOAD,
+	OPT_KEY_START,
 };
 
 const struct cli_optspec bench_optspecs[] = {
@@ -61,6 +62,7 @@ const struct cli_optspec bench_optspecs[] = {
 	{"key-prefix", 0, 1, OPT_PREFIX, NULL},
 	{"seed", 0, 1, OPT_SEED, NULL},
 	{"no-preload", 0, 0, OPT_NO_PRELOAD, NULL},
+	{"key-start", 0, 1, OPT_KEY_START, NULL},
 	{NULL, 0, 0, 0, NULL},
 };
 
@@ -98,6 +100,9 @@ const char bench_help[] =
 	"                       published numbers (--count operations per test,\n"
 	"                       default 1000)\n"
 	"      --key-prefix P   keys start with P (default \"bench/\")\n"
+	"      --key-start N    put and batch: number of the first new key (default:\n"
+	"                       drawn from the seed, so runs do not overwrite each\n"
+	"                       other's keys)\n"
 	"      --seed N         random seed (default: from the clock)\n"
 	"      --no-preload     do not write the key space before get, mixed, range\n\n"
 	"With --json the results are one JSON object. Exit status 6 when --verify\n"
@@ -273,6 +278,12 @@ int bench_opts_set(struct bench_opts *o, int id, const char *arg, char *err, siz
 		return 0;
 	case OPT_NO_PRELOAD:
 		o->no_preload = 1;
+		return 0;
+	case OPT_KEY_START:
+		if (parse_range(arg, 0, UINT64_MAX >> 1, &u))
+			return fail(err, err_len, "bad --key-start '%s' (want a number >= 0)", arg);
+		o->key_start = u;
+		o->has_key_start = 1;
 		return 0;
 	default:
 		return fail(err, err_len, "unknown option");

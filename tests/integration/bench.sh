@@ -72,6 +72,23 @@ clean_run 20
 out_has '"items":1000,'
 verified 1000
 
+# New keys are new across runs too: two put runs with different seeds add
+# twice their count to the key total; the same seed overwrites the same
+# keys; batch keys from --key-start 0 are those a get run over -k reads.
+keys_total() { curl -sf "$EP/metrics" | awk '/^kvfs_keys /{print $2}'; }
+k0=$(keys_total)
+bench 0 --json -w put -n 300 -c 4 --seed 11
+bench 0 --json -w put -n 300 -c 4 --seed 12
+k1=$(keys_total)
+checks=$((checks + 1))
+[ "$((k1 - k0))" -eq 600 ] || fail "two put runs of 300 new keys added $((k1 - k0)) keys"
+bench 0 --json -w put -n 300 -c 4 --seed 11
+checks=$((checks + 1))
+[ "$(keys_total)" -eq "$k1" ] || fail "the same seed wrote other keys"
+bench 0 --json -w batch -n 4 -c 1 -b 50 --key-prefix kstart/ --key-start 0
+bench 0 --json -w get -n 400 -c 4 -k 200 --key-prefix kstart/ --no-preload
+clean_run 400
+
 # Range replies are streamed chunked; each must hold all 100 keys.
 bench 0 --json -w range -n 200 -c 4 -b 100 -k 1000
 clean_run 200
