@@ -231,14 +231,8 @@ static bool scan_next(struct fs *fs, struct fs_dirh *dh, struct dent *e, struct 
 
 static int hist_add(struct fs_dirh *dh, off_t off, const uint8_t *key, size_t len)
 {
-	if (dh->nhist == dh->caphist) {
-		size_t nc = dh->caphist ? dh->caphist * 2 : 64;
-		struct hist *h = realloc(dh->hist, nc * sizeof *h);
-		if (!h)
-			return -ENOMEM;
-		dh->hist = h;
-		dh->caphist = nc;
-	}
+	if (array_grow(&dh->hist, &dh->caphist, dh->nhist, sizeof *dh->hist, 64) < 0)
+		return -ENOMEM;
 	dh->hist[dh->nhist++] = (struct hist){off, dh->arena.len, len};
 	bb_put(&dh->arena, key, len);
 	return dh->arena.err ? -ENOMEM : 0;

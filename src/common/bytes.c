@@ -1,8 +1,9 @@
 /*
- * Growable byte buffer and CRC-32C (Castagnoli), used for checksums over
- * wire payloads. The CRC is table-driven (slice-by-1): payloads are small
- * and this is not on a path that needs SSE4.2.
+ * Growable byte buffer, growable arrays, and CRC-32C (Castagnoli), used for
+ * checksums over wire messages and log frames. The CRC is table-driven,
+ * slicing-by-8 (no SSE4.2 dependency).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -112,4 +113,17 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+int array_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : first;
+	void *p = realloc(*(void **)items, nc * elem);
+	if (!p)
+		return -ENOMEM;
+	*(void **)items = p;
+	*cap = nc;
+	return 0;
 }

@@ -123,6 +123,11 @@ void bb_le64(struct byte_buf *b, uint64_t v);
 /* Transfers ownership of the bytes to the caller (free()); b is reset. */
 uint8_t *bb_take(struct byte_buf *b, size_t *len);
 
+/* Makes room for one more element in the growable array *items (elements of
+ * size elem, *cap of them allocated, n in use): doubles the allocation,
+ * starting at first. Returns 0 or -ENOMEM (the array unchanged). */
+int array_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
+
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif

@@ -42,14 +42,8 @@ static int load_cb(const struct rlog_entry *e, void *ud)
 	struct load_ctx *lc = ud;
 	if (e->index <= lc->after)
 		return 0;
-	if (lc->n == lc->cap) {
-		size_t nc = lc->cap ? lc->cap * 2 : 1024;
-		struct raft_entry *ne = realloc(lc->ents, nc * sizeof *ne);
-		if (!ne)
-			return -ENOMEM;
-		lc->ents = ne;
-		lc->cap = nc;
-	}
+	if (array_grow(&lc->ents, &lc->cap, lc->n, sizeof *lc->ents, 1024) < 0)
+		return -ENOMEM;
 	void *copy = NULL;
 	if (e->len && !(copy = malloc(e->len)))
 		return -ENOMEM;

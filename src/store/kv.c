@@ -203,13 +203,12 @@ static int list_logs(struct kv *kv)
 				rc = -errno;
 			continue;
 		}
-		int *v = realloc(kv->log_fds, (kv->n_log_fds + 1) * sizeof *v);
-		if (!v) {
+		if (array_grow(&kv->log_fds, &kv->cap_log_fds, kv->n_log_fds, sizeof *kv->log_fds,
+			       4) < 0) {
 			close(fd);
 			rc = -ENOMEM;
 			break;
 		}
-		kv->log_fds = v;
 		kv->log_fds[kv->n_log_fds++] = fd;
 	}
 	closedir(d);

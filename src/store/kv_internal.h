@@ -51,7 +51,7 @@ struct kv {
 	 * synced too). notify_fd < 0: list and sync the directory every time. */
 	int notify_fd, dir_fd;
 	int *log_fds;
-	size_t n_log_fds;
+	size_t n_log_fds, cap_log_fds;
 	bool listed;
 	bool sync_writes;  /* apply batches written with sync=1 */
 	uint64_t durable;  /* atomic: applied index known to be on disk */

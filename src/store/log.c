@@ -85,14 +85,8 @@ static int seq_cmp(const void *a, const void *b)
 
 static int push_seg(struct rlog *l, uint64_t seq, uint64_t size)
 {
-	if (l->n_segs == l->cap_segs) {
-		size_t cap = l->cap_segs ? l->cap_segs * 2 : 8;
-		struct seg *s = realloc(l->segs, cap * sizeof *s);
-		if (!s)
-			return -ENOMEM;
-		l->segs = s;
-		l->cap_segs = cap;
-	}
+	if (array_grow(&l->segs, &l->cap_segs, l->n_segs, sizeof *l->segs, 8) < 0)
+		return -ENOMEM;
 	l->segs[l->n_segs++] = (struct seg){.seq = seq, .size = size};
 	return 0;
 }
@@ -212,14 +206,8 @@ static int scan_record(struct scan *s, struct seg *seg, uint8_t type, const uint
 		}
 		if (!index)
 			return KVFS_ECORRUPT;
-		if (s->n == s->cap) {
-			size_t cap = s->cap ? s->cap * 2 : 1024;
-			struct loc *v = realloc(s->v, cap * sizeof *v);
-			if (!v)
-				return -ENOMEM;
-			s->v = v;
-			s->cap = cap;
-		}
+		if (array_grow(&s->v, &s->cap, s->n, sizeof *s->v, 1024) < 0)
+			return -ENOMEM;
 		if (!s->n)
 			s->first = index;
 		s->v[s->n++] = (struct loc){.term = get_le64(p + 8), .type = p[16],
