@@ -332,6 +332,17 @@ static void *loop(void *arg)
 	return NULL;
 }
 
+/* Stops the sync thread once it has synced what was requested. */
+static void sync_thread_stop(struct node *n)
+{
+	pthread_mutex_lock(&n->sync_lock);
+	n->sync_stop = true;
+	pthread_cond_broadcast(&n->sync_cond);
+	pthread_mutex_unlock(&n->sync_lock);
+	pthread_join(n->sync_thread, NULL);
+	n->sync_started = false;
+}
+
 int node_start(struct node *n)
 {
 	int rc = pthread_create(&n->sync_thread, NULL, sync_loop, n);
@@ -340,12 +351,7 @@ int node_start(struct node *n)
 	n->sync_started = true;
 	rc = pthread_create(&n->thread, NULL, loop, n);
 	if (rc) {
-		pthread_mutex_lock(&n->sync_lock);
-		n->sync_stop = true;
-		pthread_cond_broadcast(&n->sync_cond);
-		pthread_mutex_unlock(&n->sync_lock);
-		pthread_join(n->sync_thread, NULL);
-		n->sync_started = false;
+		sync_thread_stop(n);
 		return -rc;
 	}
 	n->started = true;
@@ -359,19 +365,12 @@ void node_stop(struct node *n)
 	pthread_mutex_lock(&n->qlock);
 	n->stopping = true;
 	pthread_mutex_unlock(&n->qlock);
-	uint64_t one = 1;
-	ssize_t w = write(n->efd, &one, sizeof one);
-	(void)w;
+	node_wake(n);
 	pthread_join(n->thread, NULL);
 	n->started = false;
 	/* The last batches become durable before we go. */
 	node_wait_synced(n);
-	pthread_mutex_lock(&n->sync_lock);
-	n->sync_stop = true;
-	pthread_cond_broadcast(&n->sync_cond);
-	pthread_mutex_unlock(&n->sync_lock);
-	pthread_join(n->sync_thread, NULL);
-	n->sync_started = false;
+	sync_thread_stop(n);
 	bool stopping;
 	struct node_req *r = take_queue(n, &stopping);
 	while (r) {

@@ -44,6 +44,17 @@ static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *
 	return x;
 }
 
+/* Frees the LevelDB option objects and kv itself. */
+static void free_options(struct kv *kv)
+{
+	leveldb_writeoptions_destroy(kv->wopts);
+	leveldb_readoptions_destroy(kv->ropts);
+	leveldb_options_destroy(kv->opts);
+	leveldb_filterpolicy_destroy(kv->filter);
+	leveldb_cache_destroy(kv->cache);
+	free(kv);
+}
+
 int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 {
 	struct kv *kv = calloc(1, sizeof *kv);
@@ -121,12 +132,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 err_after_open:
 	leveldb_close(kv->db);
 err_after_options:
-	leveldb_writeoptions_destroy(kv->wopts);
-	leveldb_readoptions_destroy(kv->ropts);
-	leveldb_options_destroy(kv->opts);
-	leveldb_filterpolicy_destroy(kv->filter);
-	leveldb_cache_destroy(kv->cache);
-	free(kv);
+	free_options(kv);
 	return rc;
 }
 
@@ -144,12 +150,7 @@ void kv_close(struct kv *kv)
 		close(kv->dir_fd);
 	free(kv->path);
 	leveldb_close(kv->db);
-	leveldb_writeoptions_destroy(kv->wopts);
-	leveldb_readoptions_destroy(kv->ropts);
-	leveldb_options_destroy(kv->opts);
-	leveldb_filterpolicy_destroy(kv->filter);
-	leveldb_cache_destroy(kv->cache);
-	free(kv);
+	free_options(kv);
 }
 
 uint64_t kv_applied_index(struct kv *kv)
