@@ -77,8 +77,10 @@ static void job_setup(struct bench_job *job, const struct bench_env *env,
 	bench_keys_init(&job->keys, t->prefix, t->key_size, t->kind != BENCH_RANGE);
 	if (kind == BENCH_BATCH || (kind == BENCH_PUT && !t->nkeys)) {
 		/* New keys: from --key-start, or an index of the run's own
-		 * (splitmix64 of the seed). */
-		uint64_t z = o->seed + 0x9e3779b97f4a7c15ull;
+		 * (splitmix64 of the seed, batch size and connections, so that
+		 * the seed suite's rows do not rewrite each other's keys). */
+		uint64_t z = (o->seed ^ ((uint64_t)t->batch << 32) ^ t->conns) +
+			     0x9e3779b97f4a7c15ull;
 		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 		job->keys.base = o->has_key_start ? o->key_start : z ^ (z >> 31);

@@ -252,8 +252,10 @@ static int apply(struct node *n, const struct raft_entry *ents, size_t count)
 	}
 	/* The previous batch must be durable before this one is written: then a
 	 * power loss can only cost the last batch, never leave a hole (kv.h).
-	 * drain() holds committed entries back while a sync runs, so this does
-	 * not wait (except before the sync thread starts or after it stops). */
+	 * drain() holds committed entries back while a sync runs, so this
+	 * waits only for the second part of a record whose committed entries
+	 * were split around its fsync (a follower catching up), and before the
+	 * sync thread starts or after it stops. */
 	int64_t t0 = clock_mono_ns();
 	int rc = node_wait_synced(n);
 	if (rc == 0)

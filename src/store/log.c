@@ -114,18 +114,23 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 /* Creates segment seq (magic, space allocated, synced, directory synced) and
  * makes it the one written. Writing into allocated space spares each
- * fdatasync the file-size update (about a third of its time here). */
+ * fdatasync the file-size update (about a third of its time here). The file
+ * is prepared under a temporary name and renamed once synced, so a crash
+ * never leaves a segment without its magic (rlog_open deletes leftovers). */
 static int new_segment(struct rlog *l, uint64_t seq)
 {
-	char name[32];
+	char name[32], tmp[40];
 	seg_name(name, sizeof name, seq);
-	int fd = openat(l->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	int fd = openat(l->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc = fd < 0 ? -errno : 0;
 	if (rc == 0)
 		rc = write_at(fd, SEG_MAGIC, SEG_MAGIC_LEN, 0);
 	if (rc == 0 && fallocate(fd, 0, 0, SEG_TARGET) < 0)
 		log_debug("log", "cannot preallocate %s/%s: %s", l->path, name, strerror(errno));
 	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	if (rc == 0 && renameat(l->dirfd, tmp, l->dirfd, name) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(l->dirfd) < 0)
 		rc = -errno;
@@ -136,7 +141,7 @@ static int new_segment(struct rlog *l, uint64_t seq)
 			  strerror(-rc));
 		if (fd >= 0)
 			close(fd);
-		return rc == -ENOMEM ? rc : KVFS_ESTORAGE;
+		return KVFS_ESTORAGE;
 	}
 	if (l->fd >= 0)
 		close(l->fd);
@@ -326,11 +331,16 @@ static int scan_segment(struct rlog *l, struct scan *s, size_t i, bool repair)
 	size_t off = SEG_MAGIC_LEN;
 	int rc = 0;
 	if (size < SEG_MAGIC_LEN || memcmp(p, SEG_MAGIC, SEG_MAGIC_LEN) != 0) {
-		if (!last || size >= SEG_MAGIC_LEN || (size && memcmp(p, SEG_MAGIC, size) != 0)) {
+		/* Segments are renamed into place once synced (new_segment); on a
+		 * filesystem that does not keep that order a crash could still
+		 * leave the last one empty, zeroed or with part of its magic. */
+		bool unfinished = last && (all_zero(p, size) || (size < SEG_MAGIC_LEN &&
+								 memcmp(p, SEG_MAGIC, size) == 0));
+		if (!unfinished) {
 			log_error("log", "%s/%s is not a kvfs log segment", l->path, name);
 			return KVFS_ECORRUPT;
 		}
-		off = 0; /* created by a crash-interrupted rotation: rewritten below */
+		off = 0; /* rewritten below */
 	}
 	while (off && off < size) {
 		if (!p[off] && all_zero(p + off, size - off))
@@ -350,7 +360,15 @@ static int scan_segment(struct rlog *l, struct scan *s, size_t i, bool repair)
 		return 0;
 	}
 	/* A bad record at off, or (off 0) a segment whose creation was cut short. */
-	if (!last || (off && frame_after(p + off, size - off))) {
+	/* A torn frame whose header survived claims [off, end): search after
+	 * it, since its payload may itself hold frame-like bytes (a client's
+	 * value). */
+	size_t from = off;
+	if (off && size - off >= FRAME_HEADER && crc32c(0, p + off, 8) == get_le32(p + off + 8)) {
+		size_t claimed = get_le32(p + off + 4);
+		from = claimed <= size - off - FRAME_HEADER ? off + FRAME_HEADER + claimed - 1 : size;
+	}
+	if (!last || (off && from < size && frame_after(p + from, size - from))) {
 		log_error("log", "corrupt record at %s/%s offset %zu", l->path, name, off);
 		return KVFS_ECORRUPT;
 	}
@@ -423,8 +441,13 @@ static int list_segments(struct rlog *l)
 	int rc = 0;
 	while (rc == 0 && (de = readdir(d))) {
 		uint64_t seq;
+		size_t len = strlen(de->d_name);
 		if (seg_parse_name(de->d_name, &seq) == 0)
 			rc = push_seg(l, seq, 0);
+		else if (len > 8 && strcmp(de->d_name + len - 8, ".seg.tmp") == 0 &&
+			 unlinkat(l->dirfd, de->d_name, 0) == 0)
+			log_info("log", "removed %s/%s, a segment whose creation a crash cut short",
+				 l->path, de->d_name);
 	}
 	closedir(d);
 	if (l->n_segs)
@@ -589,6 +612,14 @@ static int commit_records(struct rlog *l)
 	if (rc == 0) {
 		l->segs[l->n_segs - 1].size += l->rec.len;
 		__atomic_fetch_add(&l->disk_bytes, l->rec.len, __ATOMIC_RELAXED);
+	} else if (!l->failed) {
+		/* Whatever failed (memory, a segment that could not be created),
+		 * the log may be left half-written: refuse further writes. */
+		log_error("log", "write to %s failed: %s", l->path, kvfs_strerror(rc));
+		l->failed = true;
+		rc = KVFS_ESTORAGE;
+	} else {
+		rc = KVFS_ESTORAGE;
 	}
 	if (l->rec.cap > (8u << 20))
 		bb_free(&l->rec); /* do not keep the memory of one huge batch */

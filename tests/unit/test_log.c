@@ -472,25 +472,59 @@ static void test_torn_tail_dropped(void **state)
 	assert_got(f, 1, 7, 2, 6, 3);
 	assert_reload_agrees(f);
 
-	/* a new segment whose creation was cut short (empty, or part of the
-	 * magic) is taken over */
+	/* a new segment whose creation was cut short (empty, part of the
+	 * magic, zeros) is taken over; a leftover .seg.tmp is removed */
 	char path[4200];
-	const char *shapes[] = {"", "kvfs"};
-	for (int k = 0; k < 2; k++) {
+	const char *shapes[] = {"", "kvfs", "\0\0\0\0\0\0\0\0\0\0\0\0"};
+	const size_t lens[] = {0, 4, 12};
+	for (int k = 0; k < 3; k++) {
 		rlog_close(f->log);
 		f->log = NULL;
 		snprintf(path, sizeof path, "%s/00000000000000%02x.seg", f->path, 0x70 + k);
 		FILE *fp = fopen(path, "w");
 		assert_non_null(fp);
-		fputs(shapes[k], fp);
+		assert_int_equal(fwrite(shapes[k], 1, lens[k], fp), lens[k]);
+		fclose(fp);
+		snprintf(path, sizeof path, "%s/00000000000000%02x.seg.tmp", f->path, 0x71 + k);
+		fp = fopen(path, "w");
+		assert_non_null(fp);
 		fclose(fp);
 		assert_int_equal(rlog_open(f->path, &f->log), 0);
+		assert_int_equal(access(path, F_OK), -1);
 		assert_int_equal(load(f), 0);
 		assert_got(f, 1, 7 + (uint64_t)k, 2, 6, 3);
 		append(f, 8 + (uint64_t)k, 8 + (uint64_t)k, 3);
 		reopen(f);
 		assert_got(f, 1, 8 + (uint64_t)k, 2, 6, 3);
 	}
+}
+
+static void test_torn_frame_holding_frames_dropped(void **state)
+{
+	/* A cut-short write whose payload (a client's value) holds bytes that
+	 * look like a valid frame is still a cut-short write, not damage. */
+	struct fx *f = *state;
+	char names[16][64], path[4200];
+	append(f, 1, 1, 1);
+	assert_true(segments(f, names) == 1);
+	snprintf(path, sizeof path, "%s/%s", f->path, names[0]);
+	unsigned char frame[256];
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, frame, sizeof frame, 8), (ssize_t)sizeof frame);
+	close(fd);
+	size_t flen = 12 + (frame[4] | frame[5] << 8); /* the first frame, whole */
+	assert_true(flen < sizeof frame);
+	char value[600];
+	memset(value, 'v', sizeof value);
+	memcpy(value + 100, frame, flen);
+	struct rlog_entry e = {.index = 2, .term = 1, .data = value, .len = sizeof value};
+	assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
+	resize_last_segment(f, -3);
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	assert_int_equal(load(f), 0);
+	assert_int_equal(f->n_got, 1);
+	assert_int_equal(f->got[0].index, 1);
 }
 
 static void test_damage_is_corruption(void **state)
@@ -643,6 +677,7 @@ int main(void)
 		T(test_gap_detected),
 		T(test_gap_after_snapshot_detected),
 		T(test_torn_tail_dropped),
+		T(test_torn_frame_holding_frames_dropped),
 		T(test_damage_is_corruption),
 		T(test_segments_rotate_and_compaction_deletes_them),
 		T(test_hard_state_survives_segment_deletion),
