@@ -321,7 +321,7 @@ static unsigned run_seed(uint64_t seed, enum mode mode, bool trace, const char *
 		sim_restart(s, i);
 	clients_start(s, o.clients);
 	s->crash_next_ok = true;
-	s->check_committed = mode != MODE_MEMBERSHIP;
+	s->check_committed = true;
 	sim_schedule_fn(s, sim_rand_range(s, 500, 2000) * MS, fault, &r);
 	if (mode == MODE_MEMBERSHIP)
 		sim_schedule_fn(s, 3 * SEC, membership, &r);

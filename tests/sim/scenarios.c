@@ -131,6 +131,7 @@ static void sc_init(struct sc *c, unsigned nodes, unsigned initial, bool pre_vot
 	o.max_batch_entries = 16;
 	o.max_inflight = 4;
 	sim_init(S, &o);
+	S->check_committed = true;
 	S->user = c;
 	S->on_read = on_read;
 	S->on_send = on_send;
@@ -744,6 +745,45 @@ static void sc_second_change_refused(struct sc *c)
 	EXPECT(change(c, l, RAFT_REMOVE, 99) == KVFS_ECONFIG);
 }
 
+/* Thesis §4.1 erratum: l's change C0 + n5 stays on l alone; k wins the next
+ * term among the others, and its first entry does not reach m. Had k removed
+ * m at once, C0 - m would commit on k and the third voter y, while l could
+ * still win C0 + n5 with m and the empty n5: disjoint majorities (the
+ * committed-entries check fires if raft_change allows it). k first has to
+ * commit an entry of its term on a majority of C0, so on m or l, and that
+ * entry makes them refuse l. */
+static void sc_change_waits_for_term_commit(struct sc *c)
+{
+	sc_init(c, 5, 4, false, false);
+	start_all(c);
+	uint64_t l = leader_within(c, 1000);
+	run(c, 100);
+	sim_isolate(S, l);
+	EXPECT(change(c, l, RAFT_ADD_VOTER, 5) == 0);
+	uint64_t at = st(c, l).last_index;
+	uint64_t k = l % 4 + 1, m = k % 4 + 1;
+	c->drop_from = k; /* k's no-op (at the same index) does not reach m */
+	c->drop_to = m;
+	c->drop_index = at;
+	force_campaign(c, k);
+	run(c, 20);
+	EXPECT(sim_leader(S) == k);
+	EXPECT(st(c, k).last_index == at && st(c, k).commit < at);
+	EXPECT(change(c, k, RAFT_REMOVE, m) == KVFS_EBUSY);
+	c->drop_index = 0;
+	run(c, 200);
+	EXPECT(st(c, k).commit >= at);
+	EXPECT(change(c, k, RAFT_REMOVE, m) == 0);
+	run(c, 100);
+	sim_heal(S);
+	run(c, 500);
+	/* l's uncommitted change was overwritten: it has k's configuration */
+	EXPECT(sim_leader(S) == k);
+	const struct raft_conf *lc = raft_conf_get(core(c, l));
+	EXPECT(raft_conf_voters(lc) == 3);
+	EXPECT(raft_conf_find(lc, 5) == NULL && raft_conf_find(lc, m) == NULL);
+}
+
 static void sc_crash_loses_unpersisted(struct sc *c)
 {
 	sc_init(c, 3, 3, true, true);
@@ -889,6 +929,9 @@ static const struct scenario scenarios[] = {
      "a removed follower still receives the entry removing it, so it never campaigns"},
     {"second_change_refused", sc_second_change_refused,
      "a second membership change is refused until the first commits"},
+    {"change_waits_for_term_commit", sc_change_waits_for_term_commit,
+     "a new leader makes no membership change before an entry of its term commits (thesis "
+     "4.1 erratum), so an older uncommitted change cannot form a disjoint majority"},
     {"crash_loses_unpersisted", sc_crash_loses_unpersisted,
      "a crash during fsync loses the unpersisted entries, which the leader sends again"},
     {"overwritten_proposal_detected", sc_overwritten_proposal_detected,

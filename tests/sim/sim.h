@@ -123,7 +123,7 @@ struct sim {
 	unsigned loss_pct, dup_pct, spike_pct;
 	bool crash_next_leader; /* fault: the next new leader crashes soon */
 	bool crash_next_ok;	/* faults still on (delayed crashes happen) */
-	bool check_committed;	/* fixed membership: committed entries unlosable */
+	bool check_committed;	/* check that committed entries are unlosable */
 	/* event queue */
 	struct sim_ev *heap;
 	size_t n_heap, cap_heap;
@@ -180,6 +180,8 @@ void sim_pump(struct sim *s, struct sim_node *n);
 uint64_t sim_leader(struct sim *s); /* the up leader of the highest term, or 0 */
 struct raft_core *sim_core(struct sim *s, uint64_t id);
 void sim_node_status(struct sim *s, uint64_t id, struct raft_status *st);
+/* The membership the initial servers bootstrap with (voters 1..initial). */
+struct raft_conf sim_bootstrap_conf(const struct sim *s);
 /* Seeds node id's disk with a log (terms[i] for index i+1) before start. */
 void sim_preload(struct sim *s, uint64_t id, const uint64_t *terms, size_t n, uint64_t term);
 void sim_schedule_fn(struct sim *s, uint64_t at, void (*fn)(struct sim *, void *), void *arg);

@@ -622,7 +622,7 @@ void sim_crash(struct sim *s, uint64_t id)
 	clients_node_down(s, n);
 }
 
-static struct raft_conf bootstrap_conf(struct sim *s)
+struct raft_conf sim_bootstrap_conf(const struct sim *s)
 {
 	struct raft_conf c;
 	memset(&c, 0, sizeof(c));
@@ -666,7 +666,7 @@ int sim_restart(struct sim *s, uint64_t id)
 	init.hs = n->disk.hs;
 	init.snap = n->disk.snap;
 	if (n->disk.bootstrap)
-		init.conf = bootstrap_conf(s);
+		init.conf = sim_bootstrap_conf(s);
 	es = xrealloc(NULL, (n->disk.n_log + 1) * sizeof(*es));
 	for (size_t i = 0; i < n->disk.n_log; i++)
 		if (n->disk.log[i].e.index > n->disk.snap.index)
