@@ -157,6 +157,14 @@ cpu_ticks() { # sum of utime+stime of the given pids
 	done
 	echo "$t"
 }
+rotate() { # comma-separated list, rotated left by n
+	local IFS=, n=$2 i
+	local -a a
+	read -r -a a <<<"$1"
+	for ((i = 0; i < ${#a[@]}; i++)); do
+		printf '%s%s' "$([ "$i" -gt 0 ] && echo ,)" "${a[(i + n) % ${#a[@]}]}"
+	done
+}
 rss_kib() { # max VmRSS (or VmHWM) in KiB over the given pids
 	local key=$1 p m=0 v
 	shift
@@ -198,6 +206,10 @@ for w in "${W[@]}"; do
 		for t in kvfs etcd; do
 			args=$kargs ep=$KEP sp=("${kpids[@]}")
 			[ $t = etcd ] && args=$eargs ep=$EEP sp=("${epids[@]}")
+			# Round r starts at endpoint r (mod 3): a 1-connection run
+			# goes through each node in turn (leader or follower), the
+			# same for both systems.
+			ep=$(rotate "$ep" $(((r - 1) % 3)))
 			[ "$args" = - ] && continue
 			alive
 			sleep 1
@@ -335,7 +347,9 @@ p("Medians of %s run(s) of %s s per target. Throughput is operations per second 
   "(items per second for the batch rows); latency is per request; CPU is the "
   "user+system CPU seconds of the 3 server processes of the target during the run "
   "per 1,000 operations (per 1,000 items for the batch rows). Every run used `--spread` "
-  "(connections round-robin over the 3 nodes)." % (E["CMP_ROUNDS"], E["CMP_DURATION"]))
+  "(connections round-robin over the 3 nodes), starting in round r at node r, so that the "
+  "1-connection rows go through a different node each round (the leader in one of three, "
+  "for both systems alike)." % (E["CMP_ROUNDS"], E["CMP_DURATION"]))
 p("")
 p("| workload | kvfs | etcd | kvfs/etcd | kvfs p50 / p99 ms | etcd p50 / p99 ms | kvfs CPU-s / 1k | etcd CPU-s / 1k | errors kvfs / etcd |")
 p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -425,7 +439,7 @@ for c in E["CMP_CMDS"].splitlines():
     p(c)
 p("```")
 p("")
-p("Load (for each workload, %s rounds of kvfs then etcd; `$KVFS` = `%s`, `$ETCD` = `%s`):" % (E["CMP_ROUNDS"], E["CMP_KEP"], E["CMP_EEP"]))
+p("Load (for each workload, %s rounds of kvfs then etcd; `$KVFS` = `%s`, `$ETCD` = `%s`, rotated left by r-1 in round r):" % (E["CMP_ROUNDS"], E["CMP_KEP"], E["CMP_EEP"]))
 p("")
 p("```")
 p("kvfs -e $KVFS bench --target kvfs -w get -k 10000 -n 1 -c 8 --spread --json   # preload, once")
