@@ -22,6 +22,7 @@ void kv_options_default(struct kv_options *o)
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
 	o->sync = false;
+	o->filter_min_keys = 1u << 20;
 }
 
 static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *err)
@@ -78,6 +79,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	kv->wopts = leveldb_writeoptions_create();
 	leveldb_writeoptions_set_sync(kv->wopts, o->sync);
 	kv->sync_writes = o->sync;
+	kv->bloom_min_keys = o->filter_min_keys ? o->filter_min_keys : 1;
 
 	kv->db = leveldb_open(kv->opts, path, &e);
 	if (e) {
@@ -126,6 +128,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	if (kv->notify_fd < 0)
 		log_warn("kv", "no inotify watch on %s (%s): every sync lists the directory",
 			 path, strerror(errno));
+	kv_bloom_start(kv);
 	*out = kv;
 	return 0;
 
@@ -140,6 +143,7 @@ void kv_close(struct kv *kv)
 {
 	if (!kv)
 		return;
+	kv_bloom_stop(kv);
 	pthread_rwlock_destroy(&kv->gen_lock);
 	for (size_t i = 0; i < kv->n_log_fds; i++)
 		close(kv->log_fds[i]);

@@ -26,6 +26,8 @@ struct kv_options {
 	bool sync;            /* fsync inside every apply batch (default false: the
 				 node makes batches durable with kv_sync, off the
 				 reply path; see kv_sync) */
+	uint64_t filter_min_keys; /* the key filter is sized for at least this
+				     many keys (default 1 Mi; kv_bloom.c) */
 };
 
 void kv_options_default(struct kv_options *o);

@@ -126,6 +126,8 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		*rlen = e->rlen;
 		return 0;
 	}
+	if (!kv_bloom_may_have(c->kv, key, klen))
+		return KVFS_ENOTFOUND; /* certainly absent: no database read */
 	char *v;
 	int rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
 	if (rc == 0) {
@@ -553,6 +555,37 @@ static void ctx_free(struct apply_ctx *c)
 	free(c->undo);
 }
 
+/* Tells the key filter every key the batch wrote (it must know them all). */
+static int note_written(struct apply_ctx *c)
+{
+	const void *stackkeys[64], **keys = stackkeys;
+	size_t stacklens[64], *lens = stacklens, n = 0;
+	if (c->used > 64) {
+		keys = malloc(c->used * sizeof *keys);
+		lens = malloc(c->used * sizeof *lens);
+		if (!keys || !lens) {
+			if (keys != stackkeys)
+				free(keys);
+			if (lens != stacklens)
+				free(lens);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < c->cap; i++) {
+		const struct ov_ent *oe = &c->tab[i];
+		if (oe->key && oe->state == OV_PRESENT) {
+			keys[n] = oe->key;
+			lens[n++] = oe->klen;
+		}
+	}
+	kv_bloom_added(c->kv, keys, lens, n);
+	if (keys != stackkeys) {
+		free(keys);
+		free(lens);
+	}
+	return 0;
+}
+
 int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
 	     size_t membership_len)
 {
@@ -561,6 +594,7 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	char *e = NULL;
 	int rc = 0;
 
+	kv_bloom_before_apply(kv);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct kv_entry *ent = &entries[i];
 		if (ent->index <= applied) {
@@ -616,6 +650,8 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 		}
 	}
 	leveldb_writebatch_destroy(wb);
+	if (rc == 0)
+		rc = note_written(&c);
 	ctx_free(&c);
 	if (rc)
 		return KVFS_ESTORAGE;

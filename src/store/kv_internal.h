@@ -57,7 +57,29 @@ struct kv {
 	uint64_t durable;  /* atomic: applied index known to be on disk */
 	/* Old-generation cleanup still to do (node loop only). */
 	int cleanup_pending;
+	/* The key filter (kv_bloom.c): bloom is the apply path's own; the
+	 * others are shared with the builder thread under bloom_lock. */
+	struct kv_bloom *bloom, *bloom_next, *bloom_done;
+	pthread_mutex_t bloom_lock;
+	pthread_t bloom_thread;
+	bool bloom_building, bloom_thread_started, bloom_stop;
+	uint64_t bloom_epoch, bloom_min_keys;
 };
+
+/* Key filter (kv_bloom.c). Start/stop at open/close; the rest on the apply
+ * path: adopt a finished build and start one when needed (before a batch),
+ * whether key may exist (false: certainly absent), record written keys, drop
+ * the filter when the live generation changes. kv_bloom_ready adopts a
+ * finished build and says whether a filter is in use (for tests). */
+void kv_bloom_start(struct kv *kv);
+void kv_bloom_stop(struct kv *kv);
+void kv_bloom_before_apply(struct kv *kv);
+bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen);
+void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, size_t n);
+void kv_bloom_invalidate(struct kv *kv);
+bool kv_bloom_ready(struct kv *kv);
+/* Waits for a build in progress to end, then kv_bloom_ready (for tests). */
+bool kv_bloom_wait(struct kv *kv);
 
 /* Reads prefix+key (caller holds gen_lock) into a malloc'd record. Returns 0, KVFS_ENOTFOUND, KVFS_ESTORAGE. */
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,

@@ -386,6 +386,7 @@ int kv_snap_commit(struct kv_snap_writer *w)
 	rc = write_batch(kv, w->wb, true);
 	if (rc == 0) {
 		kv->gen = g;
+		kv_bloom_invalidate(kv); /* it knew the other generation's keys */
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);
 		__atomic_store_n(&kv->applied, w->applied, __ATOMIC_RELEASE);
 		__atomic_store_n(&kv->durable, w->applied, __ATOMIC_RELEASE);

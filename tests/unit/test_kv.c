@@ -27,6 +27,7 @@
 #include "common/bytes.h"
 #include "common/err.h"
 #include "store/kv.h"
+#include "store/kv_internal.h"
 #include "store/record.h"
 #include "store/txn.h"
 #include "tests/unit/store_test_util.h"
@@ -54,6 +55,7 @@ static void fx_open(struct fx *f)
 	o.sync = false; /* durability is LevelDB's business; keep the tests fast */
 	o.cache_bytes = 1u << 20;
 	o.write_buffer = 1u << 20;
+	o.filter_min_keys = 64; /* small key filters, outgrown by a few hundred keys */
 	assert_int_equal(kv_open(path_join(path, sizeof path, f->dir, "kv"), &o, &f->kv), 0);
 }
 
@@ -817,6 +819,124 @@ static void test_touch_missing(void **state)
 
 /* --- iteration and scale ------------------------------------------------- */
 
+/* Waits until the key filter is in use (the builder runs in the background). */
+static void filter_in_use(struct fx *f)
+{
+	for (int i = 0; i < 3 && !kv_bloom_wait(f->kv); i++)
+		;
+	assert_true(kv_bloom_ready(f->kv));
+}
+
+/* Puts n keys "k<i>" (i in [0, n)) with value v, in batches of 100 entries. */
+static void put_many(struct fx *f, int n, const char *v)
+{
+	char key[32];
+	for (int i = 0; i < n; i++) {
+		txn_new(f);
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		txn_add_put(&f->txn, key, (size_t)kl, RECORD_RAW, 0644, 0, v, strlen(v));
+		queue(f);
+		if (i % 100 == 99 || i == n - 1)
+			flush(f);
+	}
+}
+
+static void assert_versions(struct fx *f, int n, uint64_t version)
+{
+	char key[32];
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		if (meta_of(f, key).version != version)
+			fail_msg("%s has version %llu, wanted %llu", key,
+				 (unsigned long long)meta_of(f, key).version,
+				 (unsigned long long)version);
+	}
+}
+
+static void test_filter_knows_keys_written_before_open(void **state)
+{
+	/* With the key filter in use after a reopen, overwriting keys written
+	 * before keeps their create revision and counts their version on, and
+	 * the key count stays exact. */
+	struct fx *f = *state;
+	put_many(f, 150, "1");
+	uint64_t created = meta_of(f, "k7").create_rev;
+	fx_reopen(f);
+	filter_in_use(f);
+	put_many(f, 150, "2");
+	assert_versions(f, 150, 2);
+	assert_int_equal(meta_of(f, "k7").create_rev, created);
+	assert_int_equal(kv_key_count(f->kv), 150);
+	assert_int_equal(put(f, "new", "x"), 0);
+	assert_int_equal(kv_key_count(f->kv), 151);
+	/* a key the filter learnt from the apply path, not from a build */
+	assert_int_equal(put(f, "new", "y"), 0);
+	assert_int_equal(meta_of(f, "new").version, 2);
+	assert_int_equal(kv_key_count(f->kv), 151);
+}
+
+static void test_filter_rebuilt_when_outgrown(void **state)
+{
+	/* Past the keys it was sized for, the filter is rebuilt bigger; keys
+	 * written meanwhile are in the new one too. */
+	struct fx *f = *state;
+	filter_in_use(f);
+	put_many(f, 1500, "1"); /* a 64-key minimum: 204 keys, outgrown */
+	filter_in_use(f);
+	put_many(f, 1500, "2");
+	assert_versions(f, 1500, 2);
+	assert_int_equal(kv_key_count(f->kv), 1500);
+}
+
+static void test_filter_follows_snapshot_install(void **state)
+{
+	/* After installing another node's snapshot, the filter knows the keys of
+	 * the new state, not those of the old one. */
+	struct fx *f = *state;
+	put_many(f, 120, "old");
+	filter_in_use(f);
+	struct fx src = {0};
+	assert_non_null(src.dir = tmpdir_create("kvsrc"));
+	fx_open(&src);
+	src.index = f->index;
+	put_all(&src, (const char *const[]){"k3=a", "other=b", NULL});
+	assert_int_equal(put(&src, "k3", "again"), 0); /* version 2 there */
+
+	struct kv_snap_reader *r = kv_snap_reader_create(src.kv);
+	struct kv_snap_writer *w;
+	assert_non_null(r);
+	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+	char buf[4096];
+	uint64_t off = 0;
+	bool done = false;
+	while (!done) {
+		long n = kv_snap_read(r, off, buf, sizeof buf, &done);
+		assert_true(n >= 0);
+		assert_int_equal(kv_snap_write(w, off, buf, (size_t)n), 0);
+		off += (uint64_t)n;
+	}
+	assert_int_equal(kv_snap_commit(w), 0);
+	kv_snap_writer_destroy(w);
+	kv_snap_reader_destroy(r);
+	f->index = kv_applied_index(f->kv);
+
+	filter_in_use(f);
+	assert_int_equal(put(f, "k3", "mine"), 0);
+	assert_int_equal(meta_of(f, "k3").version, 3);
+	assert_int_equal(put(f, "other", "mine"), 0); /* only in the installed state */
+	assert_int_equal(meta_of(f, "other").version, 2);
+	assert_int_equal(put(f, "k4", "new"), 0); /* existed only before the install */
+	assert_int_equal(meta_of(f, "k4").version, 1);
+	assert_int_equal(kv_key_count(f->kv), 3);
+	kv_close(src.kv);
+	clear_queue(&src);
+	free(src.ents);
+	free(src.res);
+	free(src.deleted);
+	bb_free(&src.txn);
+	tmpdir_destroy(src.dir);
+}
+
 static void test_iterator_order_and_snapshot(void **state)
 {
 	/* Iterators return user keys in byte order from the start key, hide metadata,
@@ -921,6 +1041,9 @@ int main(void)
 		T(test_touch),
 		T(test_touch_missing),
 		T(test_iterator_order_and_snapshot),
+		T(test_filter_knows_keys_written_before_open),
+		T(test_filter_rebuilt_when_outgrown),
+		T(test_filter_follows_snapshot_install),
 		T(test_large_batch),
 	};
 	return cmocka_run_group_tests_name("kv", tests, NULL, NULL);

@@ -1,0 +1,281 @@
+/*
+ * The state machine's key filter: a Bloom filter over every live user key,
+ * so that a write of a key that does not exist yet (the common case of a
+ * growing keyspace) skips LevelDB's lookup of the old record, about a third
+ * of the time an apply batch takes. A "no" is certain; a "maybe" (every key
+ * that exists, and about 1% of those that do not) still reads LevelDB.
+ *
+ * It must hold every live key whenever it is used, so:
+ *   - it is built in the background from a LevelDB snapshot of the live
+ *     generation (at open, after a snapshot install, and bigger once the key
+ *     count outgrows it), while the apply path adds every key it writes both
+ *     to the filter in use and to the one built from an earlier snapshot
+ *     (running, or finished and not adopted yet);
+ *   - only the apply path (the node loop) reads or swaps the filter in use,
+ *     so the builder never frees what the loop is reading: it hands a
+ *     finished filter over (done), and the loop adopts it before its next
+ *     batch;
+ *   - a snapshot install drops the filter in use and bumps the epoch, so a
+ *     build started before the install is discarded rather than adopted.
+ * Without a filter (while the first build runs) every lookup reads LevelDB.
+ *
+ * Sizing: 10 bits a key (rounded up to a power of two) for twice the key
+ * count at build time, at least kv_options.filter_min_keys (default 1 Mi
+ * keys: 2 MiB), 7 probes: about 1% false positives when full, rebuilt
+ * bigger when the count passes what it was sized for.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "store/kv_internal.h"
+
+#define BLOOM_BITS_PER_KEY 10
+#define BLOOM_PROBES 7
+
+struct kv_bloom {
+	uint64_t *words; /* bits, set with atomic OR */
+	uint64_t mask;	 /* number of bits - 1 (a power of two) */
+	uint64_t capacity;
+};
+
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void key_hashes(const void *key, size_t klen, uint64_t *h1, uint64_t *h2)
+{
+	const uint8_t *p = key;
+	uint64_t h = 0xcbf29ce484222325ull ^ klen; /* FNV-1a, then mixed */
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	*h1 = mix64(h);
+	*h2 = mix64(h ^ 0x9e3779b97f4a7c15ull) | 1;
+}
+
+static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
+{
+	uint64_t want = (keys < min_keys ? min_keys : keys) * BLOOM_BITS_PER_KEY;
+	uint64_t nbits = 64;
+	while (nbits < want)
+		nbits <<= 1;
+	struct kv_bloom *b = malloc(sizeof *b);
+	if (!b)
+		return NULL;
+	b->words = calloc(nbits / 64, sizeof *b->words);
+	if (!b->words) {
+		free(b);
+		return NULL;
+	}
+	b->mask = nbits - 1;
+	b->capacity = nbits / BLOOM_BITS_PER_KEY;
+	return b;
+}
+
+static void bloom_free(struct kv_bloom *b)
+{
+	if (b) {
+		free(b->words);
+		free(b);
+	}
+}
+
+static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
+{
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	for (int i = 0; i < BLOOM_PROBES; i++, h1 += h2) {
+		uint64_t bit = h1 & b->mask;
+		__atomic_fetch_or(&b->words[bit >> 6], 1ull << (bit & 63), __ATOMIC_RELAXED);
+	}
+}
+
+static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
+{
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	for (int i = 0; i < BLOOM_PROBES; i++, h1 += h2) {
+		uint64_t bit = h1 & b->mask;
+		if (!(__atomic_load_n(&b->words[bit >> 6], __ATOMIC_RELAXED) & (1ull << (bit & 63))))
+			return false;
+	}
+	return true;
+}
+
+/* ---- the builder ---- */
+
+struct build {
+	struct kv *kv;
+	struct kv_bloom *b;
+	uint64_t epoch;
+	int gen;
+	const leveldb_snapshot_t *snap;
+};
+
+static void *build_main(void *arg)
+{
+	struct build *bd = arg;
+	struct kv *kv = bd->kv;
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_readoptions_set_fill_cache(ro, 0);
+	leveldb_readoptions_set_snapshot(ro, bd->snap);
+	leveldb_iterator_t *it = leveldb_create_iterator(kv->db, ro);
+	char prefix = KV_GEN_PREFIX(bd->gen);
+	uint64_t n = 0;
+	bool stop = false;
+	for (leveldb_iter_seek(it, &prefix, 1); leveldb_iter_valid(it) && !stop;
+	     leveldb_iter_next(it)) {
+		size_t kl;
+		const char *k = leveldb_iter_key(it, &kl);
+		if (!kl || k[0] != prefix)
+			break;
+		bloom_add(bd->b, k + 1, kl - 1);
+		if ((++n & 0xffff) == 0)
+			stop = __atomic_load_n(&kv->bloom_epoch, __ATOMIC_RELAXED) != bd->epoch ||
+			       __atomic_load_n(&kv->bloom_stop, __ATOMIC_RELAXED);
+	}
+	char *e = NULL;
+	leveldb_iter_get_error(it, &e);
+	leveldb_iter_destroy(it);
+	leveldb_readoptions_destroy(ro);
+	leveldb_release_snapshot(kv->db, bd->snap);
+
+	pthread_mutex_lock(&kv->bloom_lock);
+	bool keep = !e && !stop && kv->bloom_epoch == bd->epoch;
+	if (keep)
+		kv->bloom_done = bd->b;
+	kv->bloom_next = NULL;
+	kv->bloom_building = false;
+	pthread_mutex_unlock(&kv->bloom_lock);
+	if (e) {
+		log_warn("kv", "key filter not built (%s): lookups read the database", e);
+		leveldb_free(e);
+	} else if (keep) {
+		log_debug("kv", "key filter built over %llu keys", (unsigned long long)n);
+	}
+	if (!keep)
+		bloom_free(bd->b);
+	free(bd);
+	return NULL;
+}
+
+/* Starts a build sized for keys (caller: the node loop, or kv_open). */
+static void start_build(struct kv *kv, uint64_t keys)
+{
+	struct build *bd = calloc(1, sizeof *bd);
+	struct kv_bloom *b = bd ? bloom_new(2 * keys, kv->bloom_min_keys) : NULL;
+	if (!b) {
+		free(bd);
+		return; /* no filter: lookups read the database */
+	}
+	if (kv->bloom_thread_started) {
+		pthread_join(kv->bloom_thread, NULL);
+		kv->bloom_thread_started = false;
+	}
+	/* The snapshot and generation are taken together, under the lock the
+	 * generation flip takes, so the build sees exactly one generation. */
+	pthread_rwlock_rdlock(&kv->gen_lock);
+	pthread_mutex_lock(&kv->bloom_lock);
+	*bd = (struct build){.kv = kv, .b = b, .epoch = kv->bloom_epoch, .gen = kv->gen,
+			     .snap = leveldb_create_snapshot(kv->db)};
+	kv->bloom_next = b;
+	kv->bloom_building = true;
+	pthread_mutex_unlock(&kv->bloom_lock);
+	pthread_rwlock_unlock(&kv->gen_lock);
+	if (pthread_create(&kv->bloom_thread, NULL, build_main, bd) != 0) {
+		pthread_mutex_lock(&kv->bloom_lock);
+		kv->bloom_next = NULL;
+		kv->bloom_building = false;
+		pthread_mutex_unlock(&kv->bloom_lock);
+		leveldb_release_snapshot(kv->db, bd->snap);
+		bloom_free(b);
+		free(bd);
+		return;
+	}
+	kv->bloom_thread_started = true;
+}
+
+/* ---- used by kv.c, kv_apply.c, kv_snap.c ---- */
+
+void kv_bloom_before_apply(struct kv *kv)
+{
+	pthread_mutex_lock(&kv->bloom_lock);
+	struct kv_bloom *done = kv->bloom_done;
+	kv->bloom_done = NULL;
+	bool building = kv->bloom_building;
+	pthread_mutex_unlock(&kv->bloom_lock);
+	if (done) {
+		bloom_free(kv->bloom);
+		kv->bloom = done;
+	}
+	uint64_t count = kv_key_count(kv);
+	if (!building && !done && (!kv->bloom || count > kv->bloom->capacity))
+		start_build(kv, count);
+}
+
+bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
+{
+	return !kv->bloom || bloom_has(kv->bloom, key, klen);
+}
+
+void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, size_t n)
+{
+	for (size_t i = 0; kv->bloom && i < n; i++)
+		bloom_add(kv->bloom, keys[i], lens[i]);
+	/* A build started before this batch was written misses its keys:
+	 * they go into it, whether it is still running or already done (not
+	 * yet adopted). */
+	pthread_mutex_lock(&kv->bloom_lock);
+	struct kv_bloom *later = kv->bloom_next ? kv->bloom_next : kv->bloom_done;
+	for (size_t i = 0; later && i < n; i++)
+		bloom_add(later, keys[i], lens[i]);
+	pthread_mutex_unlock(&kv->bloom_lock);
+}
+
+void kv_bloom_invalidate(struct kv *kv)
+{
+	pthread_mutex_lock(&kv->bloom_lock);
+	__atomic_fetch_add(&kv->bloom_epoch, 1, __ATOMIC_RELAXED);
+	bloom_free(kv->bloom_done);
+	kv->bloom_done = NULL;
+	pthread_mutex_unlock(&kv->bloom_lock);
+	bloom_free(kv->bloom);
+	kv->bloom = NULL;
+}
+
+void kv_bloom_start(struct kv *kv)
+{
+	pthread_mutex_init(&kv->bloom_lock, NULL);
+	start_build(kv, kv_key_count(kv));
+}
+
+void kv_bloom_stop(struct kv *kv)
+{
+	__atomic_store_n(&kv->bloom_stop, true, __ATOMIC_RELAXED);
+	if (kv->bloom_thread_started)
+		pthread_join(kv->bloom_thread, NULL);
+	kv->bloom_thread_started = false;
+	bloom_free(kv->bloom);
+	bloom_free(kv->bloom_done);
+	kv->bloom = kv->bloom_done = NULL;
+	pthread_mutex_destroy(&kv->bloom_lock);
+}
+
+bool kv_bloom_ready(struct kv *kv)
+{
+	kv_bloom_before_apply(kv);
+	return kv->bloom != NULL;
+}
+
+bool kv_bloom_wait(struct kv *kv)
+{
+	if (kv->bloom_thread_started) {
+		pthread_join(kv->bloom_thread, NULL);
+		kv->bloom_thread_started = false;
+	}
+	return kv_bloom_ready(kv);
+}
