@@ -607,7 +607,10 @@ static void sc_transfer_refuses_proposals(struct sc *c)
 	EXPECT(propose(c, l, "after", NULL, NULL) == 0);
 }
 
-static void sc_snapshot_install(struct sc *c)
+/* Three nodes that snapshot every 20 entries and send snapshots in 8-byte
+ * chunks; a follower *f is down while the leader *l commits 60 more entries
+ * (up to *idx) and compacts past them, so it can only catch up by snapshot. */
+static void snapshot_behind(struct sc *c, uint64_t *l, uint64_t *f, uint64_t *idx)
 {
 	sc_init(c, 3, 3, true, true);
 	S->o.snapshots = true;
@@ -617,12 +620,18 @@ static void sc_snapshot_install(struct sc *c)
 		S->nodes[i].chunk = 8;
 	}
 	start_all(c);
-	uint64_t l = leader_within(c, 1000);
-	uint64_t f = l % 3 + 1;
+	*l = leader_within(c, 1000);
+	*f = *l % 3 + 1;
 	run(c, 50);
-	sim_crash(S, f);
-	uint64_t idx = propose_n(c, l, 60);
+	sim_crash(S, *f);
+	*idx = propose_n(c, *l, 60);
 	run(c, 200);
+}
+
+static void sc_snapshot_install(struct sc *c)
+{
+	uint64_t l, f, idx;
+	snapshot_behind(c, &l, &f, &idx);
 	EXPECT(st(c, l).snap_index >= 20);
 	sim_restart(S, f);
 	run(c, 500);
@@ -634,20 +643,8 @@ static void sc_snapshot_install(struct sc *c)
 
 static void sc_snapshot_resumes_after_lost_chunk(struct sc *c)
 {
-	sc_init(c, 3, 3, true, true);
-	S->o.snapshots = true;
-	for (int i = 1; i <= 3; i++) {
-		S->nodes[i].snap_every = 20;
-		S->nodes[i].snap_keep = 0;
-		S->nodes[i].chunk = 8;
-	}
-	start_all(c);
-	uint64_t l = leader_within(c, 1000);
-	uint64_t f = l % 3 + 1;
-	run(c, 50);
-	sim_crash(S, f);
-	uint64_t idx = propose_n(c, l, 60);
-	run(c, 200);
+	uint64_t l, f, idx;
+	snapshot_behind(c, &l, &f, &idx);
 	c->drop_snap_nth = 3; /* lose the third chunk once */
 	sim_restart(S, f);
 	run(c, 1000);
