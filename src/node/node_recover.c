@@ -34,13 +34,13 @@ struct load_ctx {
 	struct raft_entry *ents;
 	size_t n, cap;
 	uint64_t bytes;
-	uint64_t after;
+	const struct rlog_snapshot_meta *snap; /* filled before the first entry */
 	int rc;
 };
 static int load_cb(const struct rlog_entry *e, void *ud)
 {
 	struct load_ctx *lc = ud;
-	if (e->index <= lc->after)
+	if (e->index <= lc->snap->index)
 		return 0;
 	if (array_grow(&lc->ents, &lc->cap, lc->n, sizeof *lc->ents, 1024) < 0)
 		return -ENOMEM;
@@ -103,12 +103,8 @@ int node_raft_open(struct node *n)
 
 	/* Entries at or below the snapshot index are still on disk when the
 	 * log kept a tail for lagging followers; the core starts after it. */
-	rc = rlog_load(n->log, &hs, &snap, NULL, NULL);
-	if (rc == 0) {
-		lc.after = snap.index;
-		free(snap.membership);
-		rc = rlog_load(n->log, &hs, &snap, load_cb, &lc);
-	}
+	lc.snap = &snap;
+	rc = rlog_load(n->log, &hs, &snap, load_cb, &lc);
 	if (rc < 0) {
 		log_error("node", "cannot load the Raft log: %s", kvfs_strerror(rc));
 		goto out;

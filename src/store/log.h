@@ -64,7 +64,7 @@ void rlog_close(struct rlog *log);
 
 /* Loads everything: hard state, snapshot metadata (index 0 when none), and
  * each entry in index order through the callback (data borrowed for the
- * call). Entries must be contiguous; a gap is KVFS_ECORRUPT. Returns 0 or a
+ * call); *hs and *snap are filled before the first callback. Entries must be contiguous; a gap is KVFS_ECORRUPT. Returns 0 or a
  * negative code (callback's non-zero return stops and is returned). */
 int rlog_load(struct rlog *log, struct rlog_hard_state *hs, struct rlog_snapshot_meta *snap,
 	      int (*cb)(const struct rlog_entry *e, void *ud), void *ud);

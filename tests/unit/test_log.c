@@ -51,6 +51,7 @@ struct fx {
 	struct got got[MAX_GOT];
 	size_t n_got;
 	int stop_after; /* callback returns -42 after this many entries (0 = never) */
+	uint64_t snap_at_first, term_at_first; /* f->snap.index, f->hs.term at the first callback */
 };
 
 /* --- scenario helpers ---------------------------------------------------- */
@@ -60,6 +61,10 @@ static int collect(const struct rlog_entry *e, void *ud)
 	struct fx *f = ud;
 	if (f->n_got == MAX_GOT)
 		return -1;
+	if (!f->n_got) {
+		f->snap_at_first = f->snap.index;
+		f->term_at_first = f->hs.term;
+	}
 	struct got *g = &f->got[f->n_got++];
 	g->index = e->index;
 	g->term = e->term;
@@ -409,7 +414,8 @@ static void test_compaction_past_the_end(void **state)
 
 static void test_reopen_keeps_everything(void **state)
 {
-	/* Close and reopen keep hard state, snapshot metadata and entries. */
+	/* Close and reopen keep hard state, snapshot metadata and entries; a load
+	 * fills the hard state and snapshot before its first callback. */
 	struct fx *f = *state;
 	struct rlog_hard_state hs = {.term = 7, .vote = 3};
 	struct rlog_snapshot_meta snap = {.index = 2, .term = 7, .membership = "m", .membership_len = 1};
@@ -423,6 +429,9 @@ static void test_reopen_keeps_everything(void **state)
 	assert_memory_equal(f->snap.membership, "m", 1);
 	assert_got(f, 3, 6, 7, 0, 7);
 	assert_range(f, 3, 6);
+	/* the hard state and snapshot are there before the first entry arrives */
+	assert_int_equal(f->snap_at_first, 2);
+	assert_int_equal(f->term_at_first, 7);
 }
 
 static void test_gap_detected(void **state)
