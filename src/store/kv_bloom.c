@@ -149,7 +149,6 @@ static void *build_main(void *arg)
 	if (keep)
 		kv->bloom_done = bd->b;
 	kv->bloom_next = NULL;
-	kv->bloom_building = false;
 	pthread_mutex_unlock(&kv->bloom_lock);
 	if (e) {
 		log_warn("kv", "key filter not built (%s): lookups read the database", e);
@@ -183,13 +182,11 @@ static void start_build(struct kv *kv, uint64_t keys)
 	*bd = (struct build){.kv = kv, .b = b, .epoch = kv->bloom_epoch, .gen = kv->gen,
 			     .snap = leveldb_create_snapshot(kv->db)};
 	kv->bloom_next = b;
-	kv->bloom_building = true;
 	pthread_mutex_unlock(&kv->bloom_lock);
 	pthread_rwlock_unlock(&kv->gen_lock);
 	if (pthread_create(&kv->bloom_thread, NULL, build_main, bd) != 0) {
 		pthread_mutex_lock(&kv->bloom_lock);
 		kv->bloom_next = NULL;
-		kv->bloom_building = false;
 		pthread_mutex_unlock(&kv->bloom_lock);
 		leveldb_release_snapshot(kv->db, bd->snap);
 		bloom_free(b);
@@ -206,7 +203,7 @@ void kv_bloom_before_apply(struct kv *kv)
 	pthread_mutex_lock(&kv->bloom_lock);
 	struct kv_bloom *done = kv->bloom_done;
 	kv->bloom_done = NULL;
-	bool building = kv->bloom_building;
+	bool building = kv->bloom_next != NULL;
 	pthread_mutex_unlock(&kv->bloom_lock);
 	if (done) {
 		bloom_free(kv->bloom);

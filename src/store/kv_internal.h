@@ -58,11 +58,12 @@ struct kv {
 	/* Old-generation cleanup still to do (node loop only). */
 	int cleanup_pending;
 	/* The key filter (kv_bloom.c): bloom is the apply path's own; the
-	 * others are shared with the builder thread under bloom_lock. */
+	 * others are shared with the builder thread under bloom_lock
+	 * (bloom_next is set while a build runs). */
 	struct kv_bloom *bloom, *bloom_next, *bloom_done;
 	pthread_mutex_t bloom_lock;
 	pthread_t bloom_thread;
-	bool bloom_building, bloom_thread_started, bloom_stop;
+	bool bloom_thread_started, bloom_stop;
 	uint64_t bloom_epoch, bloom_min_keys;
 };
 
