@@ -23,6 +23,12 @@
  * count at build time, at least kv_options.filter_min_keys (default 1 Mi
  * keys: 2 MiB), 7 probes: about 1% false positives when full, rebuilt
  * bigger when the count passes what it was sized for.
+ *
+ * Blocked: a key's 7 bits all lie in one 64-byte block (one cache line)
+ * chosen by one hash, placed in it by the other. A plain Bloom filter of a
+ * few MiB costs 7 cache misses a key, which profiles showed as 8% of all
+ * CPU under batch load; a blocked one costs one, for a slightly higher
+ * false-positive rate at the same size (about 1.1% instead of 0.8% when full).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,10 +39,11 @@
 
 #define BLOOM_BITS_PER_KEY 10
 #define BLOOM_PROBES 7
+#define BLOCK_BITS 512 /* one cache line */
 
 struct kv_bloom {
-	uint64_t *words; /* bits, set with atomic OR */
-	uint64_t mask;	 /* number of bits - 1 (a power of two) */
+	uint64_t *words; /* bits, set with atomic OR; 64-byte aligned */
+	uint64_t mask;	 /* number of blocks - 1 (a power of two) */
 	uint64_t capacity;
 };
 
@@ -54,24 +61,25 @@ static void key_hashes(const void *key, size_t klen, uint64_t *h1, uint64_t *h2)
 	for (size_t i = 0; i < klen; i++)
 		h = (h ^ p[i]) * 0x100000001b3ull;
 	*h1 = mix64(h);
-	*h2 = mix64(h ^ 0x9e3779b97f4a7c15ull) | 1;
+	*h2 = mix64(h ^ 0x9e3779b97f4a7c15ull);
 }
 
 static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 {
 	uint64_t want = (keys < min_keys ? min_keys : keys) * BLOOM_BITS_PER_KEY;
-	uint64_t nbits = 64;
+	uint64_t nbits = BLOCK_BITS;
 	while (nbits < want)
 		nbits <<= 1;
 	struct kv_bloom *b = malloc(sizeof *b);
 	if (!b)
 		return NULL;
-	b->words = calloc(nbits / 64, sizeof *b->words);
+	b->words = aligned_alloc(BLOCK_BITS / 8, nbits / 8);
 	if (!b->words) {
 		free(b);
 		return NULL;
 	}
-	b->mask = nbits - 1;
+	memset(b->words, 0, nbits / 8);
+	b->mask = nbits / BLOCK_BITS - 1;
 	b->capacity = nbits / BLOOM_BITS_PER_KEY;
 	return b;
 }
@@ -88,9 +96,10 @@ static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
 	key_hashes(key, klen, &h1, &h2);
-	for (int i = 0; i < BLOOM_PROBES; i++, h1 += h2) {
-		uint64_t bit = h1 & b->mask;
-		__atomic_fetch_or(&b->words[bit >> 6], 1ull << (bit & 63), __ATOMIC_RELAXED);
+	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
+		unsigned bit = h2 & (BLOCK_BITS - 1);
+		__atomic_fetch_or(&blk[bit >> 6], 1ull << (bit & 63), __ATOMIC_RELAXED);
 	}
 }
 
@@ -98,9 +107,10 @@ static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
 	key_hashes(key, klen, &h1, &h2);
-	for (int i = 0; i < BLOOM_PROBES; i++, h1 += h2) {
-		uint64_t bit = h1 & b->mask;
-		if (!(__atomic_load_n(&b->words[bit >> 6], __ATOMIC_RELAXED) & (1ull << (bit & 63))))
+	const uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
+		unsigned bit = h2 & (BLOCK_BITS - 1);
+		if (!(__atomic_load_n(&blk[bit >> 6], __ATOMIC_RELAXED) & (1ull << (bit & 63))))
 			return false;
 	}
 	return true;
