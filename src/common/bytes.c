@@ -1,7 +1,8 @@
 /*
  * Growable byte buffer, growable arrays, and CRC-32C (Castagnoli), used for
- * checksums over wire messages and log frames. The CRC is table-driven,
- * slicing-by-8 (no SSE4.2 dependency).
+ * checksums over wire messages and log frames. The CRC uses the CPU's
+ * crc32 instruction where there is one (x86-64 with SSE4.2, checked at run
+ * time), and is otherwise table-driven, slicing-by-8.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -96,7 +97,7 @@ static void crc_init(void)
 					  crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 	pthread_once(&crc_once, crc_init);
@@ -114,6 +115,47 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2's crc32 instruction computes CRC-32C eight bytes per instruction,
+ * several times faster than the tables: the checksums were 3.5% of all CPU
+ * under batch load. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *buf,
+							   size_t len)
+{
+	const uint8_t *p = buf;
+	uint64_t c = ~crc;
+	while (len >= 8) {
+		c = __builtin_ia32_crc32di(c, get_le64(p));
+		p += 8;
+		len -= 8;
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (len--)
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	return ~c32;
+}
+
+static uint32_t (*crc_impl)(uint32_t, const void *, size_t);
+static pthread_once_t crc_pick_once = PTHREAD_ONCE_INIT;
+
+static void crc_pick(void)
+{
+	__builtin_cpu_init();
+	crc_impl = __builtin_cpu_supports("sse4.2") ? crc32c_hw : crc32c_sw;
+}
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&crc_pick_once, crc_pick);
+	return crc_impl(crc, buf, len);
+}
+#else
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	return crc32c_sw(crc, buf, len);
+}
+#endif
 
 int array_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
 {
