@@ -9,3 +9,13 @@ TESTS += tests/integration/test_api.py tests/integration/test_cluster.py \
 EXTRA_DIST += tests/lib/harness.py tests/lib/kvfsd.sh tests/integration/test_api.py tests/integration/test_cluster.py \
 	tests/integration/test_storage.py
 CLEANFILES += jepsen-history.txt
+
+# The power-loss test: kvfsd on powerfs (tests/lib/powerfs.c), a FUSE
+# pass-through file system that loses what was never fsynced when it is
+# unmounted. Needs root and /dev/fuse.
+check_PROGRAMS += powerfs
+powerfs_SOURCES = tests/lib/powerfs.c
+powerfs_CFLAGS = $(AM_CFLAGS) $(FUSE3_CFLAGS)
+powerfs_LDADD = $(FUSE3_LIBS)
+TESTS += tests/integration/test_powerloss.py
+EXTRA_DIST += tests/integration/test_powerloss.py
