@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ struct peer {
 	char *addr;
 	void *sock;
 	struct transport_peer_stats st;
+	zmq_msg_t held;	 /* the last message transport_hold was given */
+	bool has_held;	 /* held is initialised and not sent yet */
 };
 
 struct transport {
@@ -107,8 +110,29 @@ static struct peer *find(struct transport *t, uint64_t id)
 	return NULL;
 }
 
+/* Sends p's held message, as one more part (more) or as the last one. A
+ * first part refused (queue full, peer not connected) drops it; later parts
+ * of a message under way are never refused (ZeroMQ delivers a multipart
+ * message whole or not at all). */
+static void send_held(struct peer *p, bool more)
+{
+	if (!p->has_held)
+		return;
+	size_t len = zmq_msg_size(&p->held);
+	if (zmq_msg_send(&p->held, p->sock, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+		zmq_msg_close(&p->held);
+		p->st.msgs_dropped++;
+	} else {
+		p->st.msgs_sent++;
+		p->st.bytes_sent += len;
+	}
+	p->has_held = false;
+}
+
 static void close_peer(struct peer *p)
 {
+	if (p->sock)
+		send_held(p, false);
 	if (p->sock)
 		zmq_close(p->sock);
 	free(p->addr);
@@ -148,6 +172,7 @@ int transport_set_peer(struct transport *t, uint64_t id, const char *addr)
 	return 0;
 err:
 	close_peer(p);
+	send_held(&t->peers[t->n_peers - 1], false); /* a zmq_msg_t is not copied */
 	*p = t->peers[--t->n_peers];
 	return -EINVAL;
 }
@@ -158,7 +183,37 @@ void transport_remove_peer(struct transport *t, uint64_t id)
 	if (!p)
 		return;
 	close_peer(p);
+	send_held(&t->peers[t->n_peers - 1], false); /* a zmq_msg_t is not copied */
 	*p = t->peers[--t->n_peers];
+}
+
+int transport_hold(struct transport *t, uint64_t to, const void *buf, size_t len)
+{
+	struct peer *p = find(t, to);
+	if (!p)
+		return -ENOENT;
+	send_held(p, true);
+	if (zmq_msg_init_size(&p->held, len) != 0) {
+		p->st.msgs_dropped++;
+		return 0;
+	}
+	memcpy(zmq_msg_data(&p->held), buf, len);
+	p->has_held = true;
+	return 0;
+}
+
+bool transport_ready(struct transport *t, uint64_t to)
+{
+	struct peer *p = find(t, to);
+	int ev = 0;
+	size_t sz = sizeof ev;
+	return p && zmq_getsockopt(p->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT);
+}
+
+void transport_flush(struct transport *t)
+{
+	for (int i = 0; i < t->n_peers; i++)
+		send_held(&t->peers[i], false);
 }
 
 int transport_send(struct transport *t, uint64_t to, const void *buf, size_t len)
@@ -166,6 +221,7 @@ int transport_send(struct transport *t, uint64_t to, const void *buf, size_t len
 	struct peer *p = find(t, to);
 	if (!p)
 		return -ENOENT;
+	send_held(p, false);
 	if (zmq_send(p->sock, buf, len, ZMQ_DONTWAIT) < 0) {
 		p->st.msgs_dropped++;
 		return -EAGAIN;

@@ -16,6 +16,7 @@
 #ifndef KVFS_NET_TRANSPORT_H
 #define KVFS_NET_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,8 +39,22 @@ void transport_remove_peer(struct transport *t, uint64_t id);
 
 /* Queues buf (copied) for peer `to` without blocking. Returns 0, -EAGAIN when
  * the peer's queue is full or it is not connected (message dropped and
- * counted), -ENOENT for an unknown peer. */
+ * counted), -ENOENT for an unknown peer. Messages held by transport_hold for
+ * that peer leave first. */
 int transport_send(struct transport *t, uint64_t to, const void *buf, size_t len);
+
+/* Like transport_send, for a message whose loss Raft or a timeout already
+ * covers: it may be held back and leave with the peer's next messages as
+ * the parts of one ZeroMQ multipart message, which wakes ZeroMQ's I/O
+ * threads (and the receiving loop) once instead of once per message.
+ * Returns 0 or -ENOENT; a drop is counted, not reported. Every part is an
+ * ordinary message to the receiver. transport_flush sends what is held;
+ * call it before waiting on anything (an fsync, the poll). */
+int transport_hold(struct transport *t, uint64_t to, const void *buf, size_t len);
+/* Whether a message to peer `to` would be taken now (connected, queue not
+ * full): for a sender that must know a held message is likely to leave. */
+bool transport_ready(struct transport *t, uint64_t to);
+void transport_flush(struct transport *t);
 
 /* Receives the next frame without blocking into a buffer the transport owns
  * (valid until the next transport_recv). Returns the length, -EAGAIN when

@@ -136,7 +136,10 @@ static inline void node_park(struct node *n, struct node_req *r)
 /* node_net.c */
 void node_sync_peers(struct node *n);
 int node_peer_slot(struct node *n, uint64_t id);
+/* Sends msgs; they leave before it returns (node_flush). */
 void node_send_msgs(struct node *n, struct raft_msg *msgs, size_t count);
+/* Sends the messages held for batching (results of forwarded writes). */
+void node_flush(struct node *n);
 void node_send_result(struct node *n, uint64_t to, uint64_t req_id, int result, uint64_t index,
 		      uint64_t deleted);
 void node_forward(struct node *n, struct node_req *r, uint64_t leader);

@@ -79,11 +79,18 @@ static void rtt_received(struct node *n, const struct raft_msg *m)
 	n->rtt_s[i] = s;
 	metric_observe(&n->rtt_hist, s);
 }
+/* Raft messages and forwarded writes' results: held, and sent per peer as
+ * one multipart message when node_flush runs (transport_hold). */
 static void send_buf(struct node *n, uint64_t to)
 {
 	if (!n->net || n->wbuf.err)
 		return;
-	transport_send(n->net, to, n->wbuf.data, n->wbuf.len);
+	transport_hold(n->net, to, n->wbuf.data, n->wbuf.len);
+}
+void node_flush(struct node *n)
+{
+	if (n->net)
+		transport_flush(n->net);
 }
 /* Fills a SNAPSHOT message's chunk from our state machine (raft.h: the
  * leader's driver fills data/len/done). Returns false to drop it. */
@@ -136,6 +143,7 @@ void node_send_msgs(struct node *n, struct raft_msg *msgs, size_t count)
 			log_warn("node", "cannot encode %s for node %llu", raft_msg_name(m->type),
 				 (unsigned long long)m->to);
 	}
+	node_flush(n);
 }
 void node_send_result(struct node *n, uint64_t to, uint64_t req_id, int result, uint64_t index,
 			uint64_t deleted)
@@ -159,6 +167,9 @@ void node_forward(struct node *n, struct node_req *r, uint64_t leader)
 		node_complete(n, r, -ENOMEM);
 		return;
 	}
+	/* Sent at once, not held (transport_hold): whether it left decides
+	 * between parking it and waiting for the leader's answer. Holding
+	 * forwards too measured within noise (+0-5% PUT 64 connections). */
 	if (transport_send(n->net, leader, n->wbuf.data, n->wbuf.len) < 0) {
 		node_park(n, r);
 		return;

@@ -280,6 +280,7 @@ static int apply(struct node *n, const struct raft_entry *ents, size_t count)
 				n->apply_hook(n->apply_hook_ud, e->index, e->data, e->len);
 		}
 		pthread_mutex_unlock(&n->hook_lock);
+		node_flush(n); /* the forwarded writes' results, one message per peer */
 		n->applied_now = true;
 		n->last_apply_ms = node_now_ms();
 		metric_add(&n->entries_applied, count);
@@ -519,8 +520,10 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 		}
 		return;
 	}
-	if (n->net)
+	if (n->net) {
 		node_receive(n);
+		node_flush(n); /* refusals of forwarded writes */
+	}
 	/* A node removed from the membership stops taking part: it must not
 	 * campaign in the configuration it was removed from (raft.h). */
 	if (!n->removed && n->applied_conf.n && !raft_conf_find(&n->applied_conf, n->cfg.id) &&
@@ -562,4 +565,5 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 	} else if (n->applied_now) {
 		node_update_status(n);
 	}
+	node_flush(n); /* nothing is held while the loop waits */
 }

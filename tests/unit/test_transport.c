@@ -1,0 +1,143 @@
+/*
+ * Unit tests of the peer transport (net/transport.c) over real ZeroMQ
+ * sockets on loopback: held messages leave at the flush as the parts of one
+ * multipart message and arrive as separate messages, in the order they were
+ * given, whether held or sent at once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "net/transport.h"
+
+/* A loopback address with a port the kernel just handed out. */
+static void free_addr(char *buf, size_t len)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+	snprintf(buf, len, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+	close(s);
+}
+
+struct pair {
+	struct transport *a, *b;
+};
+
+static int setup(void **state)
+{
+	static struct pair p;
+	char aa[64], ba[64];
+	free_addr(aa, sizeof aa);
+	free_addr(ba, sizeof ba);
+	assert_int_equal(transport_create(1, aa, &p.a), 0);
+	assert_int_equal(transport_create(2, ba, &p.b), 0);
+	assert_int_equal(transport_set_peer(p.a, 2, ba), 0);
+	assert_int_equal(transport_set_peer(p.b, 1, aa), 0);
+	/* Wait (bounded) until a's socket to b is connected. */
+	for (int i = 0; i < 5000 && !transport_ready(p.a, 2); i++)
+		usleep(1000);
+	assert_true(transport_ready(p.a, 2));
+	*state = &p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct pair *p = *state;
+	transport_destroy(p->a);
+	transport_destroy(p->b);
+	return 0;
+}
+
+/* Receives the next message at t within 5 s into buf; returns its length. */
+static long recv_wait(struct transport *t, char *buf, size_t cap)
+{
+	for (int i = 0; i < 500; i++) {
+		const void *m;
+		long n = transport_recv(t, &m);
+		if (n >= 0) {
+			assert_true((size_t)n < cap);
+			memcpy(buf, m, (size_t)n);
+			buf[n] = 0;
+			return n;
+		}
+		zmq_pollitem_t it = {.socket = transport_socket(t), .events = ZMQ_POLLIN};
+		zmq_poll(&it, 1, 10);
+	}
+	fail_msg("no message within 5 s");
+	return -1;
+}
+
+static void test_held_messages_arrive_in_order(void **state)
+{
+	struct pair *p = *state;
+	assert_int_equal(transport_hold(p->a, 2, "one", 3), 0);
+	assert_int_equal(transport_hold(p->a, 2, "two", 3), 0);
+	assert_int_equal(transport_send(p->a, 2, "three", 5), 0); /* the held ones leave first */
+	assert_int_equal(transport_hold(p->a, 2, "four", 4), 0);
+	assert_int_equal(transport_hold(p->a, 2, "five", 4), 0);
+	transport_flush(p->a);
+	const char *want[] = {"one", "two", "three", "four", "five"};
+	char buf[16];
+	for (int i = 0; i < 5; i++) {
+		recv_wait(p->b, buf, sizeof buf);
+		assert_string_equal(buf, want[i]);
+	}
+	struct transport_peer_stats st;
+	assert_int_equal(transport_peer_stats(p->a, 2, &st), 0);
+	assert_int_equal(st.msgs_sent, 5);
+	assert_int_equal(st.msgs_dropped, 0);
+	assert_int_equal(st.bytes_sent, 19);
+}
+
+static void test_flush_sends_what_is_held(void **state)
+{
+	/* A held message waits for the flush (or the next message); a flush
+	 * with nothing held sends nothing. */
+	struct pair *p = *state;
+	transport_flush(p->a);
+	assert_int_equal(transport_hold(p->a, 2, "late", 4), 0);
+	struct transport_peer_stats st;
+	assert_int_equal(transport_peer_stats(p->a, 2, &st), 0);
+	assert_int_equal(st.msgs_sent, 0);
+	transport_flush(p->a);
+	transport_flush(p->a);
+	assert_int_equal(transport_peer_stats(p->a, 2, &st), 0);
+	assert_int_equal(st.msgs_sent, 1);
+	char buf[16];
+	recv_wait(p->b, buf, sizeof buf);
+	assert_string_equal(buf, "late");
+}
+
+static void test_unknown_peer(void **state)
+{
+	struct pair *p = *state;
+	assert_false(transport_ready(p->a, 9));
+	assert_int_equal(transport_hold(p->a, 9, "x", 1), -ENOENT);
+	assert_int_equal(transport_send(p->a, 9, "x", 1), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_held_messages_arrive_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_sends_what_is_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
