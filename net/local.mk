@@ -1,6 +1,6 @@
 # The peer transport library: the wire codec (net/wire.[ch]), the ZeroMQ
-# transport (net/transport.[ch]) and their unit
-# test. Included from the top-level Makefile.am.
+# transport (net/transport.[ch]) and their unit tests. Included from the
+# top-level Makefile.am.
 noinst_LIBRARIES += libkvfsnet.a
 libkvfsnet_a_SOURCES = net/wire.c net/wire.h net/transport.c net/transport.h
 libkvfsnet_a_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS)
