@@ -636,7 +636,8 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	for (size_t i = 0; i < c.cap; i++)
 		if (c.tab[i].key && c.tab[i].state != OV_DB)
 			sorted[ns++] = &c.tab[i];
-	qsort(sorted, ns, sizeof *sorted, ov_cmp);
+	if (ns > 1)
+		qsort(sorted, ns, sizeof *sorted, ov_cmp);
 	leveldb_writebatch_t *wb = leveldb_writebatch_create();
 	for (size_t i = 0; i < ns; i++) {
 		struct ov_ent *oe = sorted[i];
