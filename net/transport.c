@@ -111,9 +111,12 @@ static struct peer *find(struct transport *t, uint64_t id)
 }
 
 /* Sends p's held message, as one more part (more) or as the last one. A
- * first part refused (queue full, peer not connected) drops it; later parts
- * of a message under way are never refused (ZeroMQ delivers a multipart
- * message whole or not at all). */
+ * part refused (queue full, peer not connected, or the connection lost in
+ * the middle of a multipart message, whose earlier parts ZeroMQ then rolls
+ * back and whose later parts it discards) is dropped and counted; ZeroMQ
+ * delivers a multipart message whole or not at all, so a receiver never
+ * sees part of one. The counters are therefore approximate: parts
+ * discarded after a mid-message failure count as sent. */
 static void send_held(struct peer *p, bool more)
 {
 	if (!p->has_held)
@@ -192,12 +195,19 @@ int transport_hold(struct transport *t, uint64_t to, const void *buf, size_t len
 	struct peer *p = find(t, to);
 	if (!p)
 		return -ENOENT;
-	send_held(p, true);
-	if (zmq_msg_init_size(&p->held, len) != 0) {
+	/* The new message first: should it fail, the previous one leaves as
+	 * the last part, never leaving the socket in the middle of a message. */
+	zmq_msg_t m;
+	if (zmq_msg_init_size(&m, len) != 0) {
 		p->st.msgs_dropped++;
+		send_held(p, false);
 		return 0;
 	}
-	memcpy(zmq_msg_data(&p->held), buf, len);
+	memcpy(zmq_msg_data(&m), buf, len);
+	send_held(p, true); /* held is now sent (empty) or closed */
+	zmq_msg_init(&p->held);
+	zmq_msg_move(&p->held, &m);
+	zmq_msg_close(&m);
 	p->has_held = true;
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,16 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* Whether the last message received at t is followed by more parts of the
+ * same ZeroMQ multipart message. */
+static bool more_parts(struct transport *t)
+{
+	int more = 0;
+	size_t sz = sizeof more;
+	assert_int_equal(zmq_getsockopt(transport_socket(t), ZMQ_RCVMORE, &more, &sz), 0);
+	return more != 0;
+}
+
 /* Receives the next message at t within 5 s into buf; returns its length. */
 static long recv_wait(struct transport *t, char *buf, size_t cap)
 {
@@ -92,11 +103,15 @@ static void test_held_messages_arrive_in_order(void **state)
 	assert_int_equal(transport_hold(p->a, 2, "four", 4), 0);
 	assert_int_equal(transport_hold(p->a, 2, "five", 4), 0);
 	transport_flush(p->a);
+	/* Held messages travel as the parts of one multipart message, ended
+	 * by the next immediate send or the flush: [one two] [three] [four five]. */
 	const char *want[] = {"one", "two", "three", "four", "five"};
+	const bool more[] = {true, false, false, true, false};
 	char buf[16];
 	for (int i = 0; i < 5; i++) {
 		recv_wait(p->b, buf, sizeof buf);
 		assert_string_equal(buf, want[i]);
+		assert_int_equal(more_parts(p->b), more[i]);
 	}
 	struct transport_peer_stats st;
 	assert_int_equal(transport_peer_stats(p->a, 2, &st), 0);
@@ -124,6 +139,29 @@ static void test_flush_sends_what_is_held(void **state)
 	assert_string_equal(buf, "late");
 }
 
+static void test_held_message_at_removal(void **state)
+{
+	/* A message still held when its peer is re-pointed, removed or the
+	 * transport destroyed leaves or is freed, never leaks (valgrind runs
+	 * this test) and never ends up on another peer's socket. */
+	struct pair *p = *state;
+	char addr[64];
+	free_addr(addr, sizeof addr);
+	assert_int_equal(transport_set_peer(p->a, 3, addr), 0);
+	assert_int_equal(transport_hold(p->a, 3, "to3", 3), 0);
+	assert_int_equal(transport_hold(p->a, 2, "to2", 3), 0);
+	free_addr(addr, sizeof addr);
+	assert_int_equal(transport_set_peer(p->a, 3, addr), 0); /* re-pointed */
+	assert_int_equal(transport_hold(p->a, 3, "again", 5), 0);
+	transport_remove_peer(p->a, 3);
+	transport_flush(p->a);
+	char buf[16];
+	recv_wait(p->b, buf, sizeof buf);
+	assert_string_equal(buf, "to2");
+	assert_false(more_parts(p->b));
+	assert_int_equal(transport_hold(p->a, 2, "left at destroy", 15), 0);
+}
+
 static void test_unknown_peer(void **state)
 {
 	struct pair *p = *state;
@@ -137,6 +175,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_held_messages_arrive_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_sends_what_is_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_message_at_removal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
