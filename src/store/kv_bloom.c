@@ -42,7 +42,8 @@
 #define BLOCK_BITS 512 /* one cache line */
 
 struct kv_bloom {
-	uint64_t *words; /* bits, set with atomic OR; 64-byte aligned */
+	uint64_t *words; /* bits, set with atomic OR; 64-byte aligned in mem */
+	void *mem;	 /* the allocation */
 	uint64_t mask;	 /* number of blocks - 1 (a power of two) */
 	uint64_t capacity;
 };
@@ -73,12 +74,16 @@ static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 	struct kv_bloom *b = malloc(sizeof *b);
 	if (!b)
 		return NULL;
-	b->words = aligned_alloc(BLOCK_BITS / 8, nbits / 8);
-	if (!b->words) {
+	/* calloc, not aligned_alloc and memset: a big calloc comes from fresh
+	 * zero pages, so the node loop (which starts builds) does not zero
+	 * tens of MiB, and pages are only committed when first set. */
+	b->mem = calloc(1, nbits / 8 + BLOCK_BITS / 8);
+	if (!b->mem) {
 		free(b);
 		return NULL;
 	}
-	memset(b->words, 0, nbits / 8);
+	b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
+				~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	b->mask = nbits / BLOCK_BITS - 1;
 	b->capacity = nbits / BLOOM_BITS_PER_KEY;
 	return b;
@@ -87,7 +92,7 @@ static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 static void bloom_free(struct kv_bloom *b)
 {
 	if (b) {
-		free(b->words);
+		free(b->mem);
 		free(b);
 	}
 }
