@@ -286,7 +286,10 @@ static void *loop(void *arg)
 	pthread_setname_np(pthread_self(), "kvfs-raft");
 	bool stopping = false;
 	int tick_ms = n->cfg.heartbeat_ms / 2 > 0 ? n->cfg.heartbeat_ms / 2 : 1;
-	n->next_tick_ms = clock_mono_ms() + tick_ms;
+	/* The first turn runs at once: recovery may have made this node the
+	 * leader (a sole voter), with its no-op to persist and commit before
+	 * any read or write can be answered. */
+	n->next_tick_ms = clock_mono_ms();
 	int64_t stop_deadline = 0;
 
 	for (;;) {

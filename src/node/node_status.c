@@ -103,7 +103,13 @@ void node_update_status(struct node *n)
 	}
 	st.replication_lag_s = worst;
 	st.ready = !st.failed && rs.leader != 0 && raft_conf_find(c, n->cfg.id) != NULL;
-	__atomic_store_n(&n->local_reads, st.is_leader && st.voters == 1 && !rs.transferee,
+	/* A sole voter reads locally once its state machine holds its term's
+	 * no-op: before that, entries of an earlier term (acknowledged before
+	 * a restart) may still be waiting to be applied, and a local read would
+	 * miss them. Until then reads take the read-index path, which waits. */
+	__atomic_store_n(&n->local_reads,
+			 st.is_leader && st.voters == 1 && !rs.transferee &&
+				 kv_applied_index(n->kv) >= rs.term_start,
 			 __ATOMIC_RELEASE);
 	pthread_mutex_lock(&n->slock);
 	n->st = st;

@@ -457,6 +457,7 @@ void raft_status(const struct raft_core *c, struct raft_status *st)
 	st->snap_index = c->snap.index;
 	st->snap_term = c->snap.term;
 	st->transferee = c->transferee;
+	st->term_start = c->state == RAFT_LEADER ? c->term_start : 0;
 }
 
 const struct raft_conf *raft_conf_get(const struct raft_core *c)

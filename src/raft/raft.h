@@ -448,6 +448,9 @@ struct raft_status {
 	uint64_t first_index, last_index; /* entries held in memory */
 	uint64_t snap_index, snap_term;
 	uint64_t transferee; /* leadership transfer in progress to */
+	/* On a leader: the index of its term's first entry (its no-op). Once
+	 * that is applied, so is every entry logged before this term. */
+	uint64_t term_start;
 };
 
 void raft_status(const struct raft_core *core, struct raft_status *st);

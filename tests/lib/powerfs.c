@@ -16,8 +16,22 @@
  * mkdir, truncate, fallocate) reach the backing directory at once, as if
  * each were followed by an fsync of its directory. The harness finds data
  * lost or reordered behind a process's back, not a missing directory fsync.
+ * Held writes are known by path: renaming a directory that holds files
+ * with unsynced writes would orphan them (kvfsd renames only files).
  *
- * Usage: powerfs BACKING_DIR MOUNTPOINT [--keep P] [--seed N]
+ * With --cut-at N the power goes at the N-th fsync of a write-ahead file
+ * (a name ending in .log or .seg, or in SUFFIX with --cut-suffix), before
+ * that fsync does anything: the
+ * moment that file holds the most unsynced data. From then on every
+ * operation but getattr and release fails with EIO, as a dead disk would,
+ * and the unsynced writes wait for the unmount to be lost. The line
+ * "powerfs: power cut at ..." on stderr tells the test it happened.
+ *
+ * At the unmount it prints, on stderr, one line per file that held
+ * unsynced data ("powerfs: PATH: K bytes kept, L lost") and a summary line.
+ *
+ * Usage: powerfs BACKING_DIR MOUNTPOINT [--keep P] [--seed N] [--cut-at N]
+ *                [--cut-suffix SUFFIX]
  * Runs in the foreground, single-threaded; unmount with fusermount3 -u.
  */
 #define FUSE_USE_VERSION 31
@@ -55,6 +69,14 @@ static struct pending *files;
 static int backing = -1;
 static double keep;
 static unsigned seed = 1;
+static long cut_at, wal_syncs;
+static bool dead;
+
+#define ALIVE()               \
+	do {                  \
+		if (dead)     \
+			return -EIO; \
+	} while (0)
 
 static const char *rel(const char *path)
 {
@@ -123,6 +145,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
+	ALIVE();
 	(void)off, (void)fi, (void)flags;
 	int fd = openat(backing, rel(path), O_RDONLY | O_DIRECTORY);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -142,16 +165,19 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 
 static int op_mkdir(const char *path, mode_t mode)
 {
+	ALIVE();
 	return mkdirat(backing, rel(path), mode) < 0 ? -errno : 0;
 }
 
 static int op_rmdir(const char *path)
 {
+	ALIVE();
 	return unlinkat(backing, rel(path), AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
 static int op_unlink(const char *path)
 {
+	ALIVE();
 	if (unlinkat(backing, rel(path), 0) < 0)
 		return -errno;
 	drop(path);
@@ -170,6 +196,7 @@ static int repath(struct pending *p, const char *path)
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
+	ALIVE();
 	if (renameat2(backing, rel(from), backing, rel(to), flags) < 0)
 		return -errno;
 	if (strcmp(from, to) == 0)
@@ -186,18 +213,21 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+	ALIVE();
 	(void)fi;
 	return fchmodat(backing, rel(path), mode, 0) < 0 ? -errno : 0;
 }
 
 static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
+	ALIVE();
 	(void)fi;
 	return fchownat(backing, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
+	ALIVE();
 	(void)fi;
 	return utimensat(backing, rel(path), tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
@@ -223,6 +253,7 @@ static int truncate_to(const char *path, int fd, off_t size)
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
+	ALIVE();
 	int fd = fi ? (int)fi->fh : openat(backing, rel(path), O_WRONLY);
 	if (fd < 0)
 		return -errno;
@@ -247,16 +278,19 @@ static int open_backing(const char *path, struct fuse_file_info *fi, int flags, 
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
+	ALIVE();
 	return open_backing(path, fi, fi->flags, 0);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+	ALIVE();
 	return open_backing(path, fi, fi->flags | O_CREAT, mode);
 }
 
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	ALIVE();
 	struct pending *p = find(path);
 	ssize_t n = pread((int)fi->fh, buf, size, off);
 	if (n < 0)
@@ -280,6 +314,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 static int op_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	ALIVE();
 	struct pending *p = find(path);
 	if (!p) {
 		struct stat st;
@@ -311,8 +346,30 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
+static const char *cut_suffix; /* --cut-suffix: only those files count */
+
+static bool ends_with(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), k = strlen(suffix);
+	return n > k && strcmp(path + n - k, suffix) == 0;
+}
+
+static bool is_wal(const char *path)
+{
+	if (cut_suffix)
+		return ends_with(path, cut_suffix);
+	return ends_with(path, ".log") || ends_with(path, ".seg");
+}
+
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	ALIVE();
+	if (cut_at && is_wal(path) && ++wal_syncs == cut_at) {
+		dead = true;
+		fprintf(stderr, "powerfs: power cut at fsync %ld of a write-ahead file, %s\n",
+			wal_syncs, path);
+		return -EIO;
+	}
 	struct pending *p = find(path);
 	size_t kept = 0, lost = 0;
 	int rc = p ? flush_to(p, (int)fi->fh, false, &kept, &lost) : 0;
@@ -325,6 +382,7 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	ALIVE();
 	(void)path, (void)datasync, (void)fi;
 	return 0; /* namespace changes are already durable (see the top) */
 }
@@ -332,6 +390,7 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 static int op_fallocate(const char *path, int mode, off_t off, off_t len,
 			struct fuse_file_info *fi)
 {
+	ALIVE();
 	if (fallocate((int)fi->fh, mode, off, len) < 0)
 		return -errno;
 	struct pending *p = find(path);
@@ -349,12 +408,14 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 
 static int op_statfs(const char *path, struct statvfs *st)
 {
+	ALIVE();
 	(void)path;
 	return fstatvfs(backing, st) < 0 ? -errno : 0;
 }
 
 static int op_access(const char *path, int mask)
 {
+	ALIVE();
 	return faccessat(backing, rel(path), mask, 0) < 0 ? -errno : 0;
 }
 
@@ -375,10 +436,14 @@ static void op_destroy(void *ud)
 	while (files) {
 		struct pending *p = files;
 		int fd = openat(backing, rel(p->path), O_WRONLY);
+		size_t k = 0, l = 0;
 		if (fd >= 0) {
-			flush_to(p, fd, true, &kept, &lost);
+			flush_to(p, fd, true, &k, &l);
 			close(fd);
 		}
+		fprintf(stderr, "powerfs: %s: %zu bytes kept, %zu lost\n", p->path, k, l);
+		kept += k;
+		lost += l;
 		nfiles++;
 		drop(p->path);
 	}
@@ -417,6 +482,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc) {
 			keep = strtod(argv[++i], NULL);
+		} else if (strcmp(argv[i], "--cut-suffix") == 0 && i + 1 < argc) {
+			cut_suffix = argv[++i];
+		} else if (strcmp(argv[i], "--cut-at") == 0 && i + 1 < argc) {
+			cut_at = strtol(argv[++i], NULL, 10);
 		} else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
 			seed = (unsigned)strtoul(argv[++i], NULL, 10);
 		} else if (!dir) {
@@ -429,7 +498,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!dir || !mnt || keep < 0 || keep > 1) {
-		fprintf(stderr, "usage: powerfs BACKING_DIR MOUNTPOINT [--keep P] [--seed N]\n");
+		fprintf(stderr, "usage: powerfs BACKING_DIR MOUNTPOINT [--keep P] [--seed N] "
+				"[--cut-at N] [--cut-suffix SUFFIX]\n");
 		return 2;
 	}
 	if ((backing = open(dir, O_RDONLY | O_DIRECTORY)) < 0) {
