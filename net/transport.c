@@ -22,8 +22,8 @@ struct peer {
 	char *addr;
 	void *sock;
 	struct transport_peer_stats st;
-	zmq_msg_t held;	 /* the last message transport_hold was given */
-	bool has_held;	 /* held is initialised and not sent yet */
+	zmq_msg_t held; /* the last message transport_hold was given */
+	bool has_held;	/* held is initialised and not sent yet */
 };
 
 struct transport {

@@ -72,10 +72,10 @@ static unsigned seed = 1;
 static long cut_at, wal_syncs;
 static bool dead;
 
-#define ALIVE()               \
-	do {                  \
-		if (dead)     \
-			return -EIO; \
+#define ALIVE()                                                                                    \
+	do {                                                                                       \
+		if (dead)                                                                          \
+			return -EIO;                                                               \
 	} while (0)
 
 static const char *rel(const char *path)
@@ -297,7 +297,9 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 		return -errno;
 	if (!p)
 		return (int)n;
-	size_t len = off >= p->size ? 0 : (size_t)(p->size - off) < size ? (size_t)(p->size - off) : size;
+	size_t len = off >= p->size		      ? 0
+		     : (size_t)(p->size - off) < size ? (size_t)(p->size - off)
+						      : size;
 	if ((size_t)n < len)
 		memset(buf + n, 0, len - (size_t)n);
 	for (size_t i = 0; i < p->n; i++) {
@@ -387,8 +389,7 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 	return 0; /* namespace changes are already durable (see the top) */
 }
 
-static int op_fallocate(const char *path, int mode, off_t off, off_t len,
-			struct fuse_file_info *fi)
+static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	ALIVE();
 	if (fallocate((int)fi->fh, mode, off, len) < 0)
@@ -452,28 +453,28 @@ static void op_destroy(void *ud)
 }
 
 static const struct fuse_operations ops = {
-	.getattr = op_getattr,
-	.readdir = op_readdir,
-	.mkdir = op_mkdir,
-	.rmdir = op_rmdir,
-	.unlink = op_unlink,
-	.rename = op_rename,
-	.chmod = op_chmod,
-	.chown = op_chown,
-	.utimens = op_utimens,
-	.truncate = op_truncate,
-	.open = op_open,
-	.create = op_create,
-	.read = op_read,
-	.write = op_write,
-	.fsync = op_fsync,
-	.fsyncdir = op_fsyncdir,
-	.fallocate = op_fallocate,
-	.release = op_release,
-	.statfs = op_statfs,
-	.access = op_access,
-	.init = op_init,
-	.destroy = op_destroy,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .utimens = op_utimens,
+    .truncate = op_truncate,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write = op_write,
+    .fsync = op_fsync,
+    .fsyncdir = op_fsyncdir,
+    .fallocate = op_fallocate,
+    .release = op_release,
+    .statfs = op_statfs,
+    .access = op_access,
+    .init = op_init,
+    .destroy = op_destroy,
 };
 
 int main(int argc, char **argv)

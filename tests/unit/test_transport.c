@@ -173,10 +173,10 @@ static void test_unknown_peer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_held_messages_arrive_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flush_sends_what_is_held, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_held_message_at_removal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_held_messages_arrive_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_sends_what_is_held, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_held_message_at_removal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
