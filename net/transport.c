@@ -134,10 +134,10 @@ static void send_held(struct peer *p, bool more)
 
 static void close_peer(struct peer *p)
 {
-	if (p->sock)
+	if (p->sock) {
 		send_held(p, false);
-	if (p->sock)
 		zmq_close(p->sock);
+	}
 	free(p->addr);
 	p->sock = NULL;
 	p->addr = NULL;
@@ -210,14 +210,6 @@ int transport_hold(struct transport *t, uint64_t to, const void *buf, size_t len
 	zmq_msg_close(&m);
 	p->has_held = true;
 	return 0;
-}
-
-bool transport_ready(struct transport *t, uint64_t to)
-{
-	struct peer *p = find(t, to);
-	int ev = 0;
-	size_t sz = sizeof ev;
-	return p && zmq_getsockopt(p->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT);
 }
 
 void transport_flush(struct transport *t)

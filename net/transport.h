@@ -16,7 +16,6 @@
 #ifndef KVFS_NET_TRANSPORT_H
 #define KVFS_NET_TRANSPORT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,9 +50,6 @@ int transport_send(struct transport *t, uint64_t to, const void *buf, size_t len
  * ordinary message to the receiver. transport_flush sends what is held;
  * call it before waiting on anything (an fsync, the poll). */
 int transport_hold(struct transport *t, uint64_t to, const void *buf, size_t len);
-/* Whether a message to peer `to` would be taken now (connected, queue not
- * full): for a sender that must know a held message is likely to leave. */
-bool transport_ready(struct transport *t, uint64_t to);
 void transport_flush(struct transport *t);
 
 /* Receives the next frame without blocking into a buffer the transport owns
