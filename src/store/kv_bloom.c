@@ -7,10 +7,10 @@
  *
  * It must hold every live key whenever it is used, so:
  *   - it is built in the background from a LevelDB snapshot of the live
- *     generation (at open, after a snapshot install, and bigger once the key
- *     count outgrows it), while the apply path adds every key it writes both
- *     to the filter in use and to the one built from an earlier snapshot
- *     (running, or finished and not adopted yet);
+ *     generation (at open and after a snapshot install), while the apply
+ *     path adds every key it writes both to the filter in use and to the one
+ *     built from an earlier snapshot (running, or finished and not adopted
+ *     yet);
  *   - only the apply path (the node loop) reads or swaps the filter in use,
  *     so the builder never frees what the loop is reading: it hands a
  *     finished filter over (done), and the loop adopts it before its next
@@ -21,8 +21,21 @@
  *
  * Sizing: 10 bits a key (rounded up to a power of two) for twice the key
  * count at build time, at least kv_options.filter_min_keys (default 1 Mi
- * keys: 2 MiB), 7 probes: about 1% false positives when full, rebuilt
- * bigger when the count passes what it was sized for.
+ * keys: 2 MiB), 7 probes: about 1% false positives when full.
+ *
+ * Growing: a Bloom filter cannot be resized without its keys, and reading
+ * them all back from LevelDB again would, each time the keyspace doubles,
+ * read the whole database through LevelDB's memory maps (left resident in
+ * the process: 160 MiB of a 200 MiB node after one such scan in
+ * bench/compare.sh) and cost a full scan of a dataset larger than RAM. So the
+ * filter is a stack of layers (a scalable Bloom filter, Almeida et al.
+ * 2007): new keys go into the newest layer, a key may be present if any
+ * layer says so, and once the newest layer holds as many new keys as it was
+ * sized for, a layer twice its size goes on top. Each full layer adds about
+ * 1% of false positives; doubling keeps them few (4 layers from 1 Mi keys
+ * to 20 Mi). Deleted keys stay in the filter (it has no deletion), so when
+ * the layers could hold 4 times the live keys or more (a keyspace that
+ * churns), or there are more than 8, it is rebuilt from a scan after all.
  *
  * Blocked: a key's 7 bits all lie in one 64-byte block (one cache line)
  * chosen by one hash, placed in it by the other. A plain Bloom filter of a
@@ -38,14 +51,21 @@
 #include "store/kv_internal.h"
 
 #define BLOOM_BITS_PER_KEY 10
-#define BLOOM_PROBES 7
-#define BLOCK_BITS 512 /* one cache line */
+#define BLOOM_PROBES	   7
+#define BLOCK_BITS	   512 /* one cache line */
+#define MAX_LAYERS	   8
+#define MAX_SLACK	   4 /* rebuild when the layers could hold 4x the live keys */
 
+/* One layer; the filter in use is the newest, older layers hang below it. */
 struct kv_bloom {
 	uint64_t *words; /* bits, set with atomic OR; 64-byte aligned in mem */
 	void *mem;	 /* the allocation */
 	uint64_t mask;	 /* number of blocks - 1 (a power of two) */
 	uint64_t capacity;
+	uint64_t added; /* keys put in: scanned, or new to the whole filter */
+	struct kv_bloom *older;
+	int layers; /* this one and the older ones */
+	uint64_t total_capacity;
 };
 
 static uint64_t mix64(uint64_t z)
@@ -85,22 +105,25 @@ static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 	b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
 				~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	b->mask = nbits / BLOCK_BITS - 1;
-	b->capacity = nbits / BLOOM_BITS_PER_KEY;
+	b->capacity = b->total_capacity = nbits / BLOOM_BITS_PER_KEY;
+	b->added = 0;
+	b->older = NULL;
+	b->layers = 1;
 	return b;
 }
 
 static void bloom_free(struct kv_bloom *b)
 {
-	if (b) {
+	while (b) {
+		struct kv_bloom *older = b->older;
 		free(b->mem);
 		free(b);
+		b = older;
 	}
 }
 
-static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
+static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2)
 {
-	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
 	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
@@ -108,10 +131,8 @@ static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
 	}
 }
 
-static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
+static bool layer_has(const struct kv_bloom *b, uint64_t h1, uint64_t h2)
 {
-	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
 	const uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
@@ -119,6 +140,38 @@ static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
 			return false;
 	}
 	return true;
+}
+
+/* Into the newest layer (b itself). */
+static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
+{
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	layer_add(b, h1, h2);
+}
+
+static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
+{
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	for (; b; b = b->older)
+		if (layer_has(b, h1, h2))
+			return true;
+	return false;
+}
+
+/* Adds key to the filter in use unless some layer already has it (present,
+ * or a false positive that stays one: bits are never cleared), counting the
+ * keys new to it. */
+static void bloom_add_new(struct kv_bloom *b, const void *key, size_t klen)
+{
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	for (const struct kv_bloom *l = b; l; l = l->older)
+		if (layer_has(l, h1, h2))
+			return;
+	layer_add(b, h1, h2);
+	b->added++;
 }
 
 /* ---- the builder ---- */
@@ -160,6 +213,7 @@ static void *build_main(void *arg)
 	leveldb_release_snapshot(kv->db, bd->snap);
 
 	pthread_mutex_lock(&kv->bloom_lock);
+	bd->b->added += n;
 	bool keep = !e && !stop && kv->bloom_epoch == bd->epoch;
 	if (keep)
 		kv->bloom_done = bd->b;
@@ -194,7 +248,10 @@ static void start_build(struct kv *kv, uint64_t keys)
 	 * generation flip takes, so the build sees exactly one generation. */
 	pthread_rwlock_rdlock(&kv->gen_lock);
 	pthread_mutex_lock(&kv->bloom_lock);
-	*bd = (struct build){.kv = kv, .b = b, .epoch = kv->bloom_epoch, .gen = kv->gen,
+	*bd = (struct build){.kv = kv,
+			     .b = b,
+			     .epoch = kv->bloom_epoch,
+			     .gen = kv->gen,
 			     .snap = leveldb_create_snapshot(kv->db)};
 	kv->bloom_next = b;
 	pthread_mutex_unlock(&kv->bloom_lock);
@@ -224,9 +281,28 @@ void kv_bloom_before_apply(struct kv *kv)
 		bloom_free(kv->bloom);
 		kv->bloom = done;
 	}
+	if (building || done)
+		return;
+	struct kv_bloom *b = kv->bloom;
 	uint64_t count = kv_key_count(kv);
-	if (!building && !done && (!kv->bloom || count > kv->bloom->capacity))
+	uint64_t live = count > kv->bloom_min_keys ? count : kv->bloom_min_keys;
+	if (!b || b->layers >= MAX_LAYERS || b->total_capacity / MAX_SLACK > live)
 		start_build(kv, count);
+}
+
+/* Puts a layer twice the size of the full newest one on top (the loop). */
+static void grow(struct kv *kv)
+{
+	struct kv_bloom *b = kv->bloom;
+	struct kv_bloom *top = bloom_new(2 * b->capacity, 1);
+	if (!top)
+		return; /* the full layer stays in use, with more false positives */
+	top->older = b;
+	top->layers = b->layers + 1;
+	top->total_capacity = top->capacity + b->total_capacity;
+	kv->bloom = top;
+	log_debug("kv", "key filter: layer %d for %llu more keys", top->layers,
+		  (unsigned long long)top->capacity);
 }
 
 bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
@@ -236,8 +312,11 @@ bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
 
 void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, size_t n)
 {
-	for (size_t i = 0; kv->bloom && i < n; i++)
-		bloom_add(kv->bloom, keys[i], lens[i]);
+	for (size_t i = 0; kv->bloom && i < n; i++) {
+		bloom_add_new(kv->bloom, keys[i], lens[i]);
+		if (kv->bloom->added >= kv->bloom->capacity)
+			grow(kv);
+	}
 	/* A build started before this batch was written misses its keys:
 	 * they go into it, whether it is still running or already done (not
 	 * yet adopted). */
@@ -245,6 +324,8 @@ void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, 
 	struct kv_bloom *later = kv->bloom_next ? kv->bloom_next : kv->bloom_done;
 	for (size_t i = 0; later && i < n; i++)
 		bloom_add(later, keys[i], lens[i]);
+	if (later)
+		later->added += n;
 	pthread_mutex_unlock(&kv->bloom_lock);
 }
 
@@ -290,4 +371,9 @@ bool kv_bloom_wait(struct kv *kv)
 		kv->bloom_thread_started = false;
 	}
 	return kv_bloom_ready(kv);
+}
+
+int kv_bloom_layers(const struct kv *kv)
+{
+	return kv->bloom ? kv->bloom->layers : 0;
 }

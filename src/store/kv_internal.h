@@ -81,6 +81,8 @@ void kv_bloom_invalidate(struct kv *kv);
 bool kv_bloom_ready(struct kv *kv);
 /* Waits for a build in progress to end, then kv_bloom_ready (for tests). */
 bool kv_bloom_wait(struct kv *kv);
+/* Layers of the filter in use, 0 without one (for tests). */
+int kv_bloom_layers(const struct kv *kv);
 
 /* Reads prefix+key (caller holds gen_lock) into a malloc'd record. Returns 0, KVFS_ENOTFOUND, KVFS_ESTORAGE. */
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,

@@ -875,17 +875,79 @@ static void test_filter_knows_keys_written_before_open(void **state)
 	assert_int_equal(kv_key_count(f->kv), 151);
 }
 
-static void test_filter_rebuilt_when_outgrown(void **state)
+/* Absent keys "absent/<i>" of 10000 that pass the filter. */
+static int false_positives(struct fx *f)
 {
-	/* Past the keys it was sized for, the filter is rebuilt bigger; keys
-	 * written meanwhile are in the new one too. */
+	char key[32];
+	int maybe = 0;
+	for (int i = 0; i < 10000; i++) {
+		int kl = snprintf(key, sizeof key, "absent/%d", i);
+		maybe += kv_bloom_may_have(f->kv, key, (size_t)kl);
+	}
+	return maybe;
+}
+
+static void test_filter_grows_when_outgrown(void **state)
+{
+	/* Past the keys it was sized for, the filter grows a layer instead of
+	 * being rebuilt from a scan: keys of every layer stay known, and absent
+	 * keys are still ruled out. */
 	struct fx *f = *state;
 	filter_in_use(f);
-	put_many(f, 1500, "1"); /* a 64-key minimum: 204 keys, outgrown */
-	filter_in_use(f);
-	put_many(f, 1500, "2");
+	assert_int_equal(kv_bloom_layers(f->kv), 1);
+	put_many(f, 1500, "1"); /* a 64-key minimum: 102 keys a layer at first */
+	assert_true(kv_bloom_ready(f->kv));
+	int layers = kv_bloom_layers(f->kv);
+	if (layers < 4)
+		fail_msg("1500 keys into a 102-key filter: %d layer(s)", layers);
+	char key[32];
+	for (int i = 0; i < 1500; i++) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+	/* at most about 1% per full layer */
+	int maybe = false_positives(f);
+	if (maybe > 100 * layers)
+		fail_msg("%d layers let %d of 10000 absent keys through", layers, maybe);
+	put_many(f, 1500, "2"); /* overwrites: nothing new, no new layer */
+	assert_int_equal(kv_bloom_layers(f->kv), layers);
 	assert_versions(f, 1500, 2);
 	assert_int_equal(kv_key_count(f->kv), 1500);
+}
+
+static void test_filter_rebuilt_after_churn(void **state)
+{
+	/* Deleted keys stay in the filter: once its layers could hold 4 times
+	 * the live keys, it is rebuilt from a scan of the live ones, one layer
+	 * again, and still knows every live key. */
+	struct fx *f = *state;
+	filter_in_use(f);
+	put_many(f, 1500, "1");
+	assert_true(kv_bloom_layers(f->kv) > 1);
+	char key[32];
+	for (int i = 0; i < 1500; i += 10) {
+		txn_new(f);
+		for (int j = i; j < i + 10; j++)
+			if (j % 100) { /* keep k0, k100, ... */
+				int kl = snprintf(key, sizeof key, "k%d", j);
+				txn_add_delete(&f->txn, key, (size_t)kl, 0);
+			}
+		queue(f);
+		flush(f);
+	}
+	assert_int_equal(kv_key_count(f->kv), 15);
+	assert_int_equal(put(f, "after", "x"), 0); /* the batch that starts the build */
+	filter_in_use(f);
+	assert_int_equal(kv_bloom_layers(f->kv), 1);
+	for (int i = 0; i < 1500; i += 100) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+	assert_true(kv_bloom_may_have(f->kv, "after", 5));
+	assert_int_equal(put(f, "k100", "2"), 0);
+	assert_int_equal(meta_of(f, "k100").version, 2);
+	assert_int_equal(put(f, "k101", "2"), 0);
+	assert_int_equal(meta_of(f, "k101").version, 1);
 }
 
 static void test_filter_says_no_to_absent_keys(void **state)
@@ -904,11 +966,7 @@ static void test_filter_says_no_to_absent_keys(void **state)
 		int kl = snprintf(key, sizeof key, "k%d", i);
 		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
 	}
-	int maybe = 0;
-	for (int i = 0; i < 10000; i++) {
-		int kl = snprintf(key, sizeof key, "absent/%d", i);
-		maybe += kv_bloom_may_have(f->kv, key, (size_t)kl);
-	}
+	int maybe = false_positives(f);
 	if (maybe > 100)
 		fail_msg("%d of 10000 absent keys passed the filter", maybe);
 	/* Filled to what it was sized for (3276 keys: 10 bits a key), it
@@ -916,11 +974,8 @@ static void test_filter_says_no_to_absent_keys(void **state)
 	 * are fixed, so the count is too); 3 probes instead of 7 would let
 	 * about 170 through, badly placed bits many more. */
 	put_many(f, 3276, "2");
-	maybe = 0;
-	for (int i = 0; i < 10000; i++) {
-		int kl = snprintf(key, sizeof key, "absent/%d", i);
-		maybe += kv_bloom_may_have(f->kv, key, (size_t)kl);
-	}
+	assert_int_equal(kv_bloom_layers(f->kv), 1);
+	maybe = false_positives(f);
 	if (maybe > 150)
 		fail_msg("full: %d of 10000 absent keys passed the filter", maybe);
 }
@@ -1079,7 +1134,8 @@ int main(void)
 		T(test_touch_missing),
 		T(test_iterator_order_and_snapshot),
 		T(test_filter_knows_keys_written_before_open),
-		T(test_filter_rebuilt_when_outgrown),
+		T(test_filter_grows_when_outgrown),
+		T(test_filter_rebuilt_after_churn),
 		T(test_filter_says_no_to_absent_keys),
 		T(test_filter_follows_snapshot_install),
 		T(test_large_batch),
