@@ -19,9 +19,9 @@
  *     build started before the install is discarded rather than adopted.
  * Without a filter (while the first build runs) every lookup reads LevelDB.
  *
- * Sizing: 10 bits a key (rounded up to a power of two) for twice the key
- * count at build time, at least kv_options.filter_min_keys (default 1 Mi
- * keys: 2 MiB), 7 probes: about 1% false positives when full.
+ * Sizing: 20 bits a key (rounded up to a power of two) for the key count at
+ * build time, at least kv_options.filter_min_keys (default 1 Mi keys:
+ * 4 MiB), 7 probes: about 0.1% false positives when full.
  *
  * Growing: a Bloom filter cannot be resized without its keys, and reading
  * them all back from LevelDB again would, each time the keyspace doubles,
@@ -32,16 +32,21 @@
  * 2007): new keys go into the newest layer, a key may be present if any
  * layer says so, and once the newest layer holds as many new keys as it was
  * sized for, a layer twice its size goes on top. Each full layer adds about
- * 1% of false positives; doubling keeps them few (4 layers from 1 Mi keys
- * to 20 Mi). Deleted keys stay in the filter (it has no deletion), so when
- * the layers could hold 4 times the live keys or more (a keyspace that
- * churns), or there are more than 8, it is rebuilt from a scan after all.
+ * 0.1% of false positives (20 bits a key, not 10, for that: at 10 bits
+ * four full layers let 4% through, and with a dataset larger than memory
+ * each costs a read from disk: bench/large.sh's last 10% of the load ran
+ * at 66% of the first's rate, against 79% with rebuilds); doubling keeps
+ * them few (4 layers, 60 MiB, for 20 Mi keys). Deleted keys stay in the
+ * filter (it has no deletion), so when the layers could hold 4 times the
+ * live keys or more (a keyspace that churns), or there are more than 8, it
+ * is rebuilt from a scan after all.
  *
  * Blocked: a key's 7 bits all lie in one 64-byte block (one cache line)
  * chosen by one hash, placed in it by the other. A plain Bloom filter of a
  * few MiB costs 7 cache misses a key, which profiles showed as 8% of all
  * CPU under batch load; a blocked one costs one, for a slightly higher
- * false-positive rate at the same size (about 1.1% instead of 0.8% when full).
+ * false-positive rate at the same size (at 10 bits a key, about 1.1% instead
+ * of 0.8% when full).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,7 +55,7 @@
 #include "common/log.h"
 #include "store/kv_internal.h"
 
-#define BLOOM_BITS_PER_KEY 10
+#define BLOOM_BITS_PER_KEY 20
 #define BLOOM_PROBES	   7
 #define BLOCK_BITS	   512 /* one cache line */
 #define MAX_LAYERS	   8
@@ -235,7 +240,7 @@ static void *build_main(void *arg)
 static void start_build(struct kv *kv, uint64_t keys)
 {
 	struct build *bd = calloc(1, sizeof *bd);
-	struct kv_bloom *b = bd ? bloom_new(2 * keys, kv->bloom_min_keys) : NULL;
+	struct kv_bloom *b = bd ? bloom_new(keys, kv->bloom_min_keys) : NULL;
 	if (!b) {
 		free(bd);
 		return; /* no filter: lookups read the database */
