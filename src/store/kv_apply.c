@@ -35,6 +35,7 @@ struct ov_ent {
 	uint32_t klen;
 	uint32_t hash;
 	uint8_t state;
+	bool fresh;   /* the key filter ruled the key out when it was looked up */
 	uint8_t *rec; /* owned when OV_PRESENT */
 	size_t rlen;
 };
@@ -126,8 +127,16 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		*rlen = e->rlen;
 		return 0;
 	}
-	if (!kv_bloom_may_have(c->kv, key, klen))
-		return KVFS_ENOTFOUND; /* certainly absent: no database read */
+	if (!kv_bloom_may_have(c->kv, key, klen)) {
+		/* Certainly absent: no database read. Marked, so that the filter
+		 * is told of the key if it is written (note_written). */
+		if (!e || !e->key) {
+			if (!(e = ov_slot(c, key, klen)))
+				return -ENOMEM;
+		}
+		e->fresh = true;
+		return KVFS_ENOTFOUND;
+	}
 	char *v;
 	int rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
 	if (rc == 0) {
@@ -555,19 +564,24 @@ static void ctx_free(struct apply_ctx *c)
 	free(c->undo);
 }
 
-/* Tells the key filter every key the batch wrote (it must know them all). */
+/* Tells the key filter every key the batch wrote (it must know them all);
+ * fresh[i] says which ones it ruled out before. */
 static int note_written(struct apply_ctx *c)
 {
 	const void *stackkeys[64], **keys = stackkeys;
 	size_t stacklens[64], *lens = stacklens, n = 0;
+	bool stackfresh[64], *fresh = stackfresh;
 	if (c->used > 64) {
 		keys = malloc(c->used * sizeof *keys);
 		lens = malloc(c->used * sizeof *lens);
-		if (!keys || !lens) {
+		fresh = malloc(c->used * sizeof *fresh);
+		if (!keys || !lens || !fresh) {
 			if (keys != stackkeys)
 				free(keys);
 			if (lens != stacklens)
 				free(lens);
+			if (fresh != stackfresh)
+				free(fresh);
 			return -ENOMEM;
 		}
 	}
@@ -575,13 +589,15 @@ static int note_written(struct apply_ctx *c)
 		const struct ov_ent *oe = &c->tab[i];
 		if (oe->key && oe->state == OV_PRESENT) {
 			keys[n] = oe->key;
+			fresh[n] = oe->fresh;
 			lens[n++] = oe->klen;
 		}
 	}
-	kv_bloom_added(c->kv, keys, lens, n);
+	kv_bloom_added(c->kv, keys, lens, fresh, n);
 	if (keys != stackkeys) {
 		free(keys);
 		free(lens);
+		free(fresh);
 	}
 	return 0;
 }

@@ -27,19 +27,20 @@
  * them all back from LevelDB again would, each time the keyspace doubles,
  * read the whole database through LevelDB's memory maps (left resident in
  * the process: 160 MiB of a 200 MiB node after one such scan in
- * bench/compare.sh) and cost a full scan of a dataset larger than RAM. So the
- * filter is a stack of layers (a scalable Bloom filter, Almeida et al.
+ * bench/compare.sh) and cost a full scan of a dataset larger than RAM. So
+ * the filter is a stack of layers (a scalable Bloom filter, Almeida et al.
  * 2007): new keys go into the newest layer, a key may be present if any
- * layer says so, and once the newest layer holds as many new keys as it was
- * sized for, a layer twice its size goes on top. Each full layer adds about
- * 0.1% of false positives (20 bits a key, not 10, for that: at 10 bits
- * four full layers let 4% through, and with a dataset larger than memory
- * each costs a read from disk: bench/large.sh's last 10% of the load ran
- * at 66% of the first's rate, against 79% with rebuilds); doubling keeps
- * them few (4 layers, 60 MiB, for 20 Mi keys). Deleted keys stay in the
- * filter (it has no deletion), so when the layers could hold 4 times the
- * live keys or more (a keyspace that churns), or there are more than 8, it
- * is rebuilt from a scan after all.
+ * layer says so (keys it already has, written again, are not added), and
+ * once the newest layer holds as many new keys as it was sized for, a layer
+ * twice its size goes on top. Each full layer adds about 0.1% of false
+ * positives (20 bits a key, not 10, for that: at 10 bits four full layers
+ * let 4% through, and with a dataset larger than memory each costs a read
+ * from disk: bench/large.sh's last 10% of the load ran at 66% of the first's
+ * rate, against 79% with rebuilds); doubling keeps them few (4 layers, 60
+ * MiB, for 20 Mi keys). Deleted keys stay in the filter (it has no
+ * deletion), so when the layers could hold 4 times the live keys or more (a
+ * keyspace that churns), or there are more than 8, it is rebuilt from a scan
+ * after all.
  *
  * Blocked: a key's 7 bits all lie in one 64-byte block (one cache line)
  * chosen by one hash, placed in it by the other. A plain Bloom filter of a
@@ -165,17 +166,20 @@ static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
 	return false;
 }
 
-/* Adds key to the filter in use unless some layer already has it (present,
- * or a false positive that stays one: bits are never cleared), counting the
- * keys new to it. */
-static void bloom_add_new(struct kv_bloom *b, const void *key, size_t klen)
+/* Adds a key the filter in use ruled out to its newest layer b. Only the
+ * node loop writes to the filter in use (the builder that made it has
+ * finished), so plain loads and stores do, not locked read-modify-writes. */
+static void bloom_add_fresh(struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
 	key_hashes(key, klen, &h1, &h2);
-	for (const struct kv_bloom *l = b; l; l = l->older)
-		if (layer_has(l, h1, h2))
-			return;
-	layer_add(b, h1, h2);
+	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
+		unsigned bit = h2 & (BLOCK_BITS - 1);
+		uint64_t *w = &blk[bit >> 6];
+		__atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | 1ull << (bit & 63),
+				 __ATOMIC_RELAXED);
+	}
 	b->added++;
 }
 
@@ -315,10 +319,14 @@ bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
 	return !kv->bloom || bloom_has(kv->bloom, key, klen);
 }
 
-void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, size_t n)
+void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, const bool *fresh,
+		    size_t n)
 {
+	/* The others are in some layer already: bits are never cleared. */
 	for (size_t i = 0; kv->bloom && i < n; i++) {
-		bloom_add_new(kv->bloom, keys[i], lens[i]);
+		if (!fresh[i])
+			continue;
+		bloom_add_fresh(kv->bloom, keys[i], lens[i]);
 		if (kv->bloom->added >= kv->bloom->capacity)
 			grow(kv);
 	}

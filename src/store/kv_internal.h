@@ -76,7 +76,10 @@ void kv_bloom_start(struct kv *kv);
 void kv_bloom_stop(struct kv *kv);
 void kv_bloom_before_apply(struct kv *kv);
 bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen);
-void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, size_t n);
+/* keys[0..n) were written; fresh[i]: kv_bloom_may_have said no to keys[i]
+ * during this batch (the others the filter in use already holds). */
+void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, const bool *fresh,
+		    size_t n);
 void kv_bloom_invalidate(struct kv *kv);
 bool kv_bloom_ready(struct kv *kv);
 /* Waits for a build in progress to end, then kv_bloom_ready (for tests). */
