@@ -20,7 +20,8 @@
 # BATCH_CONNS (connections of the batch workloads, default 8), KVFS_BIN
 # (directory of kvfsd and kvfs, default build/), ETCD (etcd binary),
 # LARGE_WAIT (seconds to wait for a running bench/large.sh, default 1500;
-# 0 to not wait).
+# 0 to not wait), KEEP_LOGS (a directory to copy the servers' logs to at
+# the end).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +59,7 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null; fi
 	rm -rf "$tmp"
 	exit "$rc"
 }

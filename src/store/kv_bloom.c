@@ -232,7 +232,7 @@ static void *build_main(void *arg)
 		log_warn("kv", "key filter not built (%s): lookups read the database", e);
 		leveldb_free(e);
 	} else if (keep) {
-		log_debug("kv", "key filter built over %llu keys", (unsigned long long)n);
+		log_info("kv", "key filter built from a scan of %llu keys", (unsigned long long)n);
 	}
 	if (!keep)
 		bloom_free(bd->b);
@@ -310,7 +310,7 @@ static void grow(struct kv *kv)
 	top->layers = b->layers + 1;
 	top->total_capacity = top->capacity + b->total_capacity;
 	kv->bloom = top;
-	log_debug("kv", "key filter: layer %d for %llu more keys", top->layers,
+	log_info("kv", "key filter: layer %d for %llu more keys", top->layers,
 		  (unsigned long long)top->capacity);
 }
 
