@@ -14,6 +14,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -63,6 +65,17 @@ static void fx_reopen(struct fx *f)
 {
 	kv_close(f->kv);
 	f->kv = NULL;
+	fx_open(f);
+}
+
+/* Reopens without the key filter saved at close: it is built from a scan. */
+static void fx_reopen_scan(struct fx *f)
+{
+	char path[4096];
+	kv_close(f->kv);
+	f->kv = NULL;
+	if (unlink(path_join(path, sizeof path, f->dir, "kv.filter")) < 0)
+		assert_int_equal(errno, ENOENT); /* none in use at close */
 	fx_open(f);
 }
 
@@ -861,7 +874,7 @@ static void test_filter_knows_keys_written_before_open(void **state)
 	struct fx *f = *state;
 	put_many(f, 150, "1");
 	uint64_t created = meta_of(f, "k7").create_rev;
-	fx_reopen(f);
+	fx_reopen_scan(f);
 	filter_in_use(f);
 	put_many(f, 150, "2");
 	assert_versions(f, 150, 2);
@@ -959,7 +972,7 @@ static void test_filter_says_no_to_absent_keys(void **state)
 	 * boundaries.) */
 	struct fx *f = *state;
 	put_many(f, 1000, "1");
-	fx_reopen(f);
+	fx_reopen_scan(f);
 	filter_in_use(f);
 	assert_int_equal(kv_bloom_layers(f->kv), 1);
 	char key[32];
@@ -979,6 +992,79 @@ static void test_filter_says_no_to_absent_keys(void **state)
 	maybe = false_positives(f);
 	if (maybe > 15)
 		fail_msg("full: %d of 10000 absent keys passed the filter", maybe);
+}
+
+static void test_filter_kept_across_clean_restart(void **state)
+{
+	/* Saved at close and loaded at open: in use at once, with its layers,
+	 * no scan; the file is gone once loaded. */
+	struct fx *f = *state;
+	char path[4096], key[32];
+	path_join(path, sizeof path, f->dir, "kv.filter");
+	filter_in_use(f);
+	put_many(f, 1500, "1");
+	int layers = kv_bloom_layers(f->kv);
+	assert_true(layers > 1);
+	fx_reopen(f);
+	assert_int_equal(kv_bloom_layers(f->kv), layers); /* no build: loaded in kv_open */
+	assert_int_equal(access(path, F_OK), -1);
+	for (int i = 0; i < 1500; i++) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+	if (false_positives(f) > 15 * layers)
+		fail_msg("the loaded filter lets %d of 10000 absent keys through", false_positives(f));
+	put_many(f, 1500, "2");
+	assert_versions(f, 1500, 2);
+	assert_int_equal(kv_key_count(f->kv), 1500);
+}
+
+static void test_filter_saved_at_another_state_is_not_used(void **state)
+{
+	/* A filter file that does not match the database (older state, damaged)
+	 * is ignored and removed, and the filter is built from a scan. */
+	struct fx *f = *state;
+	char path[4096], old[4096];
+	path_join(path, sizeof path, f->dir, "kv.filter");
+	path_join(old, sizeof old, f->dir, "old.filter");
+	put_many(f, 100, "1");
+	fx_reopen(f);
+	filter_in_use(f);
+	kv_close(f->kv);
+	f->kv = NULL;
+	assert_int_equal(rename(path, old), 0); /* saved at 100 keys */
+	fx_open(f);
+	filter_in_use(f);
+	put_many(f, 300, "2"); /* k100..k299 are new */
+	kv_close(f->kv);
+	f->kv = NULL;
+	assert_int_equal(rename(old, path), 0); /* the stale one back */
+	fx_open(f);
+	assert_int_equal(access(path, F_OK), -1);
+	filter_in_use(f);
+	assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
+	assert_true(kv_bloom_may_have(f->kv, "k250", 4));
+	assert_int_equal(put(f, "k250", "3"), 0);
+	assert_int_equal(meta_of(f, "k250").version, 2);
+
+	/* damaged: one bit flipped in the bits of a current one */
+	put_many(f, 1500, "4");
+	assert_true(kv_bloom_layers(f->kv) > 1);
+	kv_close(f->kv);
+	f->kv = NULL;
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 60, SEEK_SET), 0);
+	int c = fgetc(fp);
+	assert_int_equal(fseek(fp, 60, SEEK_SET), 0);
+	fputc(c ^ 1, fp);
+	assert_int_equal(fclose(fp), 0);
+	fx_open(f);
+	assert_int_equal(access(path, F_OK), -1);
+	filter_in_use(f);
+	assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
+	assert_true(kv_bloom_may_have(f->kv, "k1499", 5));
+	assert_int_equal(kv_key_count(f->kv), 1500);
 }
 
 static void test_filter_follows_snapshot_install(void **state)
@@ -1137,6 +1223,8 @@ int main(void)
 		T(test_filter_knows_keys_written_before_open),
 		T(test_filter_grows_when_outgrown),
 		T(test_filter_rebuilt_after_churn),
+		T(test_filter_kept_across_clean_restart),
+		T(test_filter_saved_at_another_state_is_not_used),
 		T(test_filter_says_no_to_absent_keys),
 		T(test_filter_follows_snapshot_install),
 		T(test_large_batch),
