@@ -690,8 +690,12 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	}
 	leveldb_writebatch_destroy(wb);
 	free(sorted);
-	if (rc == 0)
-		rc = note_written(&c);
+	if (rc == 0 && note_written(&c) < 0) {
+		/* The batch is written; a filter that missed its keys must go
+		 * (and a build running now with it): rebuilt from a scan. */
+		log_warn("kv", "key filter dropped (out of memory): rebuilding it");
+		kv_bloom_invalidate(kv);
+	}
 	ctx_free(&c);
 	if (rc)
 		return KVFS_ESTORAGE;

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/bytes.h"
@@ -63,7 +64,8 @@
 #define BLOOM_PROBES	   7
 #define BLOCK_BITS	   512 /* one cache line */
 #define MAX_LAYERS	   8
-#define MAX_SLACK	   4 /* rebuild when the layers could hold 4x the live keys */
+#define MAX_BITS	   (1ull << 38) /* 32 GiB, 13 billion keys, in one layer */
+#define MAX_SLACK	   4		/* rebuild when the layers could hold 4x the live keys */
 
 /* One layer; the filter in use is the newest, older layers hang below it. */
 struct kv_bloom {
@@ -120,7 +122,11 @@ static struct kv_bloom *layer_new(uint64_t nbits)
 
 static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 {
-	uint64_t want = (keys < min_keys ? min_keys : keys) * BLOOM_BITS_PER_KEY;
+	if (keys < min_keys)
+		keys = min_keys;
+	if (keys > MAX_BITS / BLOOM_BITS_PER_KEY)
+		keys = MAX_BITS / BLOOM_BITS_PER_KEY; /* a damaged count must not loop */
+	uint64_t want = keys * BLOOM_BITS_PER_KEY;
 	uint64_t nbits = BLOCK_BITS;
 	while (nbits < want)
 		nbits <<= 1;
@@ -312,7 +318,7 @@ void kv_bloom_before_apply(struct kv *kv)
 static void grow(struct kv *kv)
 {
 	struct kv_bloom *b = kv->bloom;
-	struct kv_bloom *top = bloom_new(2 * b->capacity, 1);
+	struct kv_bloom *top = b->layers < 64 ? bloom_new(2 * b->capacity, 1) : NULL;
 	if (!top)
 		return; /* the full layer stays in use, with more false positives */
 	top->older = b;
@@ -346,8 +352,13 @@ void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, 
 	struct kv_bloom *later = kv->bloom_next ? kv->bloom_next : kv->bloom_done;
 	for (size_t i = 0; later && i < n; i++)
 		bloom_add(later, keys[i], lens[i]);
-	if (later)
-		later->added += n;
+	if (later) {
+		/* new keys only, as far as the filter in use can tell */
+		size_t fresh_n = 0;
+		for (size_t i = 0; i < n; i++)
+			fresh_n += fresh[i];
+		later->added += kv->bloom ? fresh_n : n;
+	}
 	pthread_mutex_unlock(&kv->bloom_lock);
 }
 
@@ -364,29 +375,56 @@ void kv_bloom_invalidate(struct kv *kv)
 
 /* ---- kept across a clean restart ----
  *
- * At close the filter in use is written beside the database (path.filter,
- * through a temporary file and a rename, not synced), and read back at the
- * next open if it was saved at exactly the state the database opens with
- * (applied index, generation, key count) and its checksum holds; the file is
+ * At close the filter in use is written into the database directory
+ * (kvfs.filter: LevelDB leaves files it does not know alone), through a
+ * temporary file and a rename, not synced, and read back at the next open
+ * if it was saved at exactly the state the database opens with (applied
+ * index, generation, key count), by this filter's parameters (probes, block
+ * size, bits a key, hash, byte order), and its checksum holds; the file is
  * removed either way. A filter of the same applied index holds every key of
- * that state: Raft gives one state per index. After a crash, or when the file
- * is unusable, the filter is built from a scan as before. So a restart does
- * not read the whole database back (4.2 million keys: 1.5 s, and 684 MiB of
- * table pages left mapped; a dataset larger than RAM reads all of it).
+ * that state: Raft gives one state per index, and a database directory
+ * copied elsewhere takes its own filter with it. After a crash, or when the
+ * file is unusable, the filter is built from a scan as before. So a restart
+ * does not read the whole database back (4.2 million keys: 1.5 s, and 684
+ * MiB of table pages left mapped; a dataset larger than RAM reads all of
+ * it).
  *
- * Format (little-endian): "KVFSKF01", applied u64, key count u64,
- * generation u8, layers u8, 6 zero bytes; per layer, oldest first: bits u64,
- * added u64, then the bits; CRC-32C of all that, u32. */
+ * Format: "KVFSKF01"; applied index u64 and key count u64, little-endian;
+ * generation u8, layers u8, probes u8, log2 of the block bits u8, bits a
+ * key u8, hash version u8, byte-order mark u16 (0x0102 as the host stores
+ * it: the bits are host-order words); per layer, oldest first: bits u64 and
+ * keys added u64, little-endian, then the bits; CRC-32C of all that, u32
+ * little-endian. */
 
-#define SAVE_MAGIC  "KVFSKF01"
-#define SAVE_HEADER 32
+#define SAVE_MAGIC	  "KVFSKF01"
+#define SAVE_HEADER	  32
+#define SAVE_HASH_VERSION 1 /* bump when key_hashes or the bit placement changes */
+#define SAVE_MAX_LAYERS	  64
+#define SAVE_NAME	  "kvfs.filter"
 
 static char *saved_path(const struct kv *kv, const char *suffix)
 {
 	char *p = NULL;
-	if (asprintf(&p, "%s.filter%s", kv->path, suffix) < 0)
+	if (asprintf(&p, "%s/" SAVE_NAME "%s", kv->path, suffix) < 0)
 		return NULL;
 	return p;
+}
+
+static void save_header(uint8_t h[SAVE_HEADER], uint64_t applied, uint64_t count, int gen,
+			int layers)
+{
+	uint16_t bom = 0x0102;
+	memset(h, 0, SAVE_HEADER);
+	memcpy(h, SAVE_MAGIC, 8);
+	put_le64(h + 8, applied);
+	put_le64(h + 16, count);
+	h[24] = (uint8_t)gen;
+	h[25] = (uint8_t)layers;
+	h[26] = BLOOM_PROBES;
+	h[27] = (uint8_t)__builtin_ctz(BLOCK_BITS);
+	h[28] = BLOOM_BITS_PER_KEY;
+	h[29] = SAVE_HASH_VERSION;
+	memcpy(h + 30, &bom, 2);
 }
 
 static bool put_all(FILE *f, const void *buf, size_t len, uint32_t *crc)
@@ -397,23 +435,22 @@ static bool put_all(FILE *f, const void *buf, size_t len, uint32_t *crc)
 
 static void bloom_save(struct kv *kv)
 {
-	struct kv_bloom *b = kv->bloom, *layer[MAX_LAYERS + 1];
+	struct kv_bloom *b = kv->bloom, *layer[SAVE_MAX_LAYERS];
 	char *path = saved_path(kv, ""), *tmp = saved_path(kv, ".tmp");
+	const char *why = NULL;
 	FILE *f = NULL;
 	int n = 0;
-	if (!b || !path || !tmp || b->layers > MAX_LAYERS + 1)
+	if (!b || !path || !tmp || b->layers > SAVE_MAX_LAYERS)
 		goto out;
 	for (struct kv_bloom *l = b; l; l = l->older)
 		layer[n++] = l;
-	if (!(f = fopen(tmp, "wbe")))
-		goto fail;
-	uint8_t h[SAVE_HEADER] = {0};
+	if (!(f = fopen(tmp, "wbe"))) {
+		why = strerror(errno);
+		goto out;
+	}
+	uint8_t h[SAVE_HEADER], c[4];
 	uint32_t crc = 0;
-	memcpy(h, SAVE_MAGIC, 8);
-	put_le64(h + 8, kv->applied);
-	put_le64(h + 16, kv_key_count(kv));
-	h[24] = (uint8_t)kv->gen;
-	h[25] = (uint8_t)n;
+	save_header(h, kv->applied, kv_key_count(kv), kv->gen, n);
 	bool ok = put_all(f, h, sizeof h, &crc);
 	for (int i = n - 1; ok && i >= 0; i--) {
 		uint8_t lh[16];
@@ -423,20 +460,22 @@ static void bloom_save(struct kv *kv)
 		ok =
 		    put_all(f, lh, sizeof lh, &crc) && put_all(f, layer[i]->words, nbits / 8, &crc);
 	}
-	uint8_t c[4];
 	put_le32(c, crc);
 	ok = ok && fwrite(c, 1, 4, f) == 4;
-	ok = fclose(f) == 0 && ok;
-	if (ok && rename(tmp, path) == 0) {
+	if (!ok)
+		why = strerror(errno);
+	if (fclose(f) != 0 && ok)
+		why = strerror(errno);
+	if (!why && rename(tmp, path) != 0)
+		why = strerror(errno);
+	if (!why)
 		log_info("kv", "key filter saved for the next start (%d layer(s), applied %llu)", n,
 			 (unsigned long long)kv->applied);
-		goto out;
-	}
-fail:
-	log_warn("kv", "key filter not saved (%s): the next start scans the database",
-		 strerror(errno));
-	unlink(tmp);
 out:
+	if (why) {
+		log_warn("kv", "key filter not saved (%s): the next start scans the database", why);
+		unlink(tmp);
+	}
 	free(path);
 	free(tmp);
 }
@@ -450,33 +489,44 @@ static bool get_all(FILE *f, void *buf, size_t len, uint32_t *crc)
 }
 
 /* The filter saved at the last clean close, if it fits the database as
- * opened; NULL otherwise. Removes the file. */
+ * opened; NULL otherwise. Removes the file. Sizes are checked against the
+ * file's before anything is allocated. */
 static struct kv_bloom *bloom_load(struct kv *kv)
 {
 	char *path = saved_path(kv, "");
 	FILE *f = path ? fopen(path, "rbe") : NULL;
 	struct kv_bloom *top = NULL;
 	const char *why = "unreadable";
+	struct stat st;
 	if (!f) {
 		free(path);
 		return NULL;
 	}
-	uint8_t h[SAVE_HEADER];
+	uint8_t h[SAVE_HEADER], want[SAVE_HEADER];
 	uint32_t crc = 0;
-	if (!get_all(f, h, sizeof h, &crc) || memcmp(h, SAVE_MAGIC, 8) != 0)
+	if (fstat(fileno(f), &st) != 0 || !get_all(f, h, sizeof h, &crc))
+		goto bad;
+	uint64_t left = (uint64_t)st.st_size - SAVE_HEADER;
+	save_header(want, kv->applied, kv_key_count(kv), kv->gen, h[25]);
+	why = "of another format";
+	if (memcmp(h, want, 8) != 0 || memcmp(h + 26, want + 26, SAVE_HEADER - 26) != 0)
 		goto bad;
 	why = "saved at another state";
-	if (get_le64(h + 8) != kv->applied || get_le64(h + 16) != kv_key_count(kv) ||
-	    h[24] != (uint8_t)kv->gen || h[25] == 0 || h[25] > MAX_LAYERS + 1)
+	if (memcmp(h + 8, want + 8, 17) != 0) /* applied index, key count, generation */
 		goto bad;
 	why = "damaged";
+	if (h[25] == 0 || h[25] > SAVE_MAX_LAYERS)
+		goto bad;
 	for (int i = 0; i < h[25]; i++) {
 		uint8_t lh[16];
-		if (!get_all(f, lh, sizeof lh, &crc))
+		if (left < sizeof lh || !get_all(f, lh, sizeof lh, &crc))
 			goto bad;
+		left -= sizeof lh;
 		uint64_t nbits = get_le64(lh);
-		if (nbits < BLOCK_BITS || (nbits & (nbits - 1)) || nbits > (1ull << 40))
+		if (nbits < BLOCK_BITS || (nbits & (nbits - 1)) || nbits > MAX_BITS ||
+		    nbits / 8 > left)
 			goto bad;
+		left -= nbits / 8;
 		struct kv_bloom *l = layer_new(nbits);
 		if (!l) {
 			why = "out of memory";
@@ -493,7 +543,7 @@ static struct kv_bloom *bloom_load(struct kv *kv)
 			goto bad;
 	}
 	uint8_t c[4];
-	if (fread(c, 1, 4, f) != 4 || get_le32(c) != crc || fgetc(f) != EOF)
+	if (left != 4 || fread(c, 1, 4, f) != 4 || get_le32(c) != crc || fgetc(f) != EOF)
 		goto bad;
 	fclose(f);
 	unlink(path);
@@ -501,7 +551,7 @@ static struct kv_bloom *bloom_load(struct kv *kv)
 	log_info("kv", "key filter loaded from the last clean stop (%d layer(s))", top->layers);
 	return top;
 bad:
-	log_warn("kv", "saved key filter %s (%s): building it from the database", path, why);
+	log_warn("kv", "saved key filter %s %s: building it from the database", path, why);
 	fclose(f);
 	unlink(path);
 	free(path);
@@ -522,6 +572,11 @@ void kv_bloom_stop(struct kv *kv)
 	if (kv->bloom_thread_started)
 		pthread_join(kv->bloom_thread, NULL);
 	kv->bloom_thread_started = false;
+	if (kv->bloom_done) { /* a finished build, not adopted yet: complete */
+		bloom_free(kv->bloom);
+		kv->bloom = kv->bloom_done;
+		kv->bloom_done = NULL;
+	}
 	bloom_save(kv);
 	bloom_free(kv->bloom);
 	bloom_free(kv->bloom_done);

@@ -74,7 +74,7 @@ static void fx_reopen_scan(struct fx *f)
 	char path[4096];
 	kv_close(f->kv);
 	f->kv = NULL;
-	if (unlink(path_join(path, sizeof path, f->dir, "kv.filter")) < 0)
+	if (unlink(path_join(path, sizeof path, f->dir, "kv/kvfs.filter")) < 0)
 		assert_int_equal(errno, ENOENT); /* none in use at close */
 	fx_open(f);
 }
@@ -1000,7 +1000,7 @@ static void test_filter_kept_across_clean_restart(void **state)
 	 * no scan; the file is gone once loaded. */
 	struct fx *f = *state;
 	char path[4096], key[32];
-	path_join(path, sizeof path, f->dir, "kv.filter");
+	path_join(path, sizeof path, f->dir, "kv/kvfs.filter");
 	filter_in_use(f);
 	put_many(f, 1500, "1");
 	int layers = kv_bloom_layers(f->kv);
@@ -1025,7 +1025,7 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 	 * is ignored and removed, and the filter is built from a scan. */
 	struct fx *f = *state;
 	char path[4096], old[4096];
-	path_join(path, sizeof path, f->dir, "kv.filter");
+	path_join(path, sizeof path, f->dir, "kv/kvfs.filter");
 	path_join(old, sizeof old, f->dir, "old.filter");
 	put_many(f, 100, "1");
 	fx_reopen(f);
@@ -1047,24 +1047,43 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 	assert_int_equal(put(f, "k250", "3"), 0);
 	assert_int_equal(meta_of(f, "k250").version, 2);
 
-	/* damaged: one bit flipped in the bits of a current one */
-	put_many(f, 1500, "4");
-	assert_true(kv_bloom_layers(f->kv) > 1);
-	kv_close(f->kv);
-	f->kv = NULL;
-	FILE *fp = fopen(path, "r+b");
-	assert_non_null(fp);
-	assert_int_equal(fseek(fp, 60, SEEK_SET), 0);
-	int c = fgetc(fp);
-	assert_int_equal(fseek(fp, 60, SEEK_SET), 0);
-	fputc(c ^ 1, fp);
-	assert_int_equal(fclose(fp), 0);
-	fx_open(f);
-	assert_int_equal(access(path, F_OK), -1);
-	filter_in_use(f);
-	assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
-	assert_true(kv_bloom_may_have(f->kv, "k1499", 5));
-	assert_int_equal(kv_key_count(f->kv), 1500);
+	/* damaged: one bit flipped in the bits; another format: the probe
+	 * count in the header changed; a layer claiming more bits than the
+	 * file holds (2^38, rejected before anything is allocated) */
+	static const struct {
+		long off;
+		uint8_t byte[8];
+		int n;
+	} hurt[] = {{60, {0}, -1}, {26, {0}, -1}, {32, {0, 0, 0, 0, 0x40, 0, 0, 0}, 8}};
+	int keys = 300;
+	for (size_t i = 0; i < sizeof hurt / sizeof hurt[0]; i++) {
+		while (kv_bloom_layers(f->kv) < 2) { /* so that a build shows */
+			keys += 1000;
+			put_many(f, keys, "4");
+		}
+		char last[32];
+		int ll = snprintf(last, sizeof last, "k%d", keys - 1);
+		kv_close(f->kv);
+		f->kv = NULL;
+		FILE *fp = fopen(path, "r+b");
+		assert_non_null(fp);
+		assert_int_equal(fseek(fp, hurt[i].off, SEEK_SET), 0);
+		if (hurt[i].n < 0) { /* flip the lowest bit */
+			int c = fgetc(fp);
+			assert_int_equal(fseek(fp, hurt[i].off, SEEK_SET), 0);
+			fputc(c ^ 1, fp);
+		} else {
+			assert_int_equal(fwrite(hurt[i].byte, 1, (size_t)hurt[i].n, fp),
+					 (size_t)hurt[i].n);
+		}
+		assert_int_equal(fclose(fp), 0);
+		fx_open(f);
+		assert_int_equal(access(path, F_OK), -1);
+		filter_in_use(f);
+		assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
+		assert_true(kv_bloom_may_have(f->kv, last, (size_t)ll));
+		assert_int_equal(kv_key_count(f->kv), keys);
+	}
 }
 
 static void test_filter_follows_snapshot_install(void **state)
