@@ -329,6 +329,16 @@ static void grow(struct kv *kv)
 		 (unsigned long long)top->capacity);
 }
 
+void kv_bloom_prefetch(const struct kv *kv, const void *key, size_t klen)
+{
+	if (!kv->bloom)
+		return;
+	uint64_t h1, h2;
+	key_hashes(key, klen, &h1, &h2);
+	for (const struct kv_bloom *b = kv->bloom; b; b = b->older)
+		__builtin_prefetch(b->words + (h1 & b->mask) * (BLOCK_BITS / 64));
+}
+
 bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
 {
 	return !kv->bloom || bloom_has(kv->bloom, key, klen);

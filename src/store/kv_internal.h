@@ -76,6 +76,8 @@ void kv_bloom_start(struct kv *kv);
 void kv_bloom_stop(struct kv *kv);
 void kv_bloom_before_apply(struct kv *kv);
 bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen);
+/* Starts loading the cache lines kv_bloom_may_have will read for key. */
+void kv_bloom_prefetch(const struct kv *kv, const void *key, size_t klen);
 /* keys[0..n) were written; fresh[i]: kv_bloom_may_have said no to keys[i]
  * during this batch (the others the filter in use already holds). */
 void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, const bool *fresh,
