@@ -419,7 +419,10 @@ p("- kvfsd resident memory is sampled (VmRSS, and RssAnon: memory of the process
   "stacks) right after each run, all runs included; VmHWM is each node's peak. The difference "
   "(RssFile) is LevelDB's table files, which LevelDB reads through read-only memory maps: those "
   "pages are the kernel's page cache, shared and dropped under memory pressure (a memory cgroup "
-  "reclaims them, `bench/large.sh`), yet they count in VmRSS while mapped.")
+  "reclaims them, `bench/large.sh`), yet they count in VmRSS while mapped. The GET runs read the "
+  "10,000 keys written first, by now spread through every table: each read maps the 64 KiB "
+  "around the page it needs (the kernel's fault-around; `madvise(MADV_RANDOM)` does not change "
+  "that on this kernel, measured), so a few seconds of random GETs leave every table mapped.")
 p("- Both servers fsync every commit: kvfs by design (group commit), etcd by default (not changed).")
 p("")
 p("## Machine and versions")
