@@ -39,8 +39,8 @@
  * rate, against 79% with rebuilds); doubling keeps them few (4 layers, 60
  * MiB, for 20 Mi keys). Deleted keys stay in the filter (it has no
  * deletion), so when the layers could hold 4 times the live keys or more (a
- * keyspace that churns), or there are more than 8, it is rebuilt from a scan
- * after all.
+ * keyspace that churns), or there are 8, it is rebuilt from a scan after
+ * all.
  *
  * Blocked: a key's 7 bits all lie in one 64-byte block (one cache line)
  * chosen by one hash, placed in it by the other. A plain Bloom filter of a
@@ -62,14 +62,15 @@
 
 #define BLOOM_BITS_PER_KEY 20
 #define BLOOM_PROBES	   7
-#define BLOCK_BITS	   512 /* one cache line */
-#define MAX_LAYERS	   8
+#define BLOCK_BITS	   512		/* one cache line */
+#define MAX_LAYERS	   8		/* rebuilt from a scan at this many */
+#define MAX_GROWN	   64		/* never more, even while that rebuild runs */
 #define MAX_BITS	   (1ull << 38) /* 32 GiB, 13 billion keys, in one layer */
 #define MAX_SLACK	   4		/* rebuild when the layers could hold 4x the live keys */
 
 /* One layer; the filter in use is the newest, older layers hang below it. */
 struct kv_bloom {
-	uint64_t *words; /* bits, set with atomic OR; 64-byte aligned in mem */
+	uint64_t *words; /* bits (layer_add); 64-byte aligned in mem */
 	void *mem;	 /* the allocation */
 	uint64_t mask;	 /* number of blocks - 1 (a power of two) */
 	uint64_t capacity;
@@ -143,12 +144,21 @@ static void bloom_free(struct kv_bloom *b)
 	}
 }
 
-static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2)
+/* Sets key's bits in layer b. shared: another thread may set bits in it at
+ * the same time (a build), so each is a locked OR; otherwise only the node
+ * loop writes to it (the filter in use: the builder that made it has
+ * finished), and plain loads and stores do. */
+static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2, bool shared)
 {
 	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
-		__atomic_fetch_or(&blk[bit >> 6], 1ull << (bit & 63), __ATOMIC_RELAXED);
+		uint64_t *w = &blk[bit >> 6], m = 1ull << (bit & 63);
+		if (shared)
+			__atomic_fetch_or(w, m, __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | m,
+					 __ATOMIC_RELAXED);
 	}
 }
 
@@ -163,12 +173,12 @@ static bool layer_has(const struct kv_bloom *b, uint64_t h1, uint64_t h2)
 	return true;
 }
 
-/* Into the newest layer (b itself). */
+/* Into the newest layer (b itself) of a filter being built. */
 static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
 	key_hashes(key, klen, &h1, &h2);
-	layer_add(b, h1, h2);
+	layer_add(b, h1, h2, true);
 }
 
 static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
@@ -181,20 +191,12 @@ static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
 	return false;
 }
 
-/* Adds a key the filter in use ruled out to its newest layer b. Only the
- * node loop writes to the filter in use (the builder that made it has
- * finished), so plain loads and stores do, not locked read-modify-writes. */
+/* Adds a key the filter in use ruled out to its newest layer b. */
 static void bloom_add_fresh(struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
 	key_hashes(key, klen, &h1, &h2);
-	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
-	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
-		unsigned bit = h2 & (BLOCK_BITS - 1);
-		uint64_t *w = &blk[bit >> 6];
-		__atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | 1ull << (bit & 63),
-				 __ATOMIC_RELAXED);
-	}
+	layer_add(b, h1, h2, false);
 	b->added++;
 }
 
@@ -318,7 +320,7 @@ void kv_bloom_before_apply(struct kv *kv)
 static void grow(struct kv *kv)
 {
 	struct kv_bloom *b = kv->bloom;
-	struct kv_bloom *top = b->layers < 64 ? bloom_new(2 * b->capacity, 1) : NULL;
+	struct kv_bloom *top = b->layers < MAX_GROWN ? bloom_new(2 * b->capacity, 1) : NULL;
 	if (!top)
 		return; /* the full layer stays in use, with more false positives */
 	top->older = b;
@@ -409,7 +411,6 @@ void kv_bloom_invalidate(struct kv *kv)
 #define SAVE_MAGIC	  "KVFSKF01"
 #define SAVE_HEADER	  32
 #define SAVE_HASH_VERSION 1 /* bump when key_hashes or the bit placement changes */
-#define SAVE_MAX_LAYERS	  64
 #define SAVE_NAME	  "kvfs.filter"
 
 static char *saved_path(const struct kv *kv, const char *suffix)
@@ -445,12 +446,12 @@ static bool put_all(FILE *f, const void *buf, size_t len, uint32_t *crc)
 
 static void bloom_save(struct kv *kv)
 {
-	struct kv_bloom *b = kv->bloom, *layer[SAVE_MAX_LAYERS];
+	struct kv_bloom *b = kv->bloom, *layer[MAX_GROWN];
 	char *path = saved_path(kv, ""), *tmp = saved_path(kv, ".tmp");
 	const char *why = NULL;
 	FILE *f = NULL;
 	int n = 0;
-	if (!b || !path || !tmp || b->layers > SAVE_MAX_LAYERS)
+	if (!b || !path || !tmp || b->layers > MAX_GROWN)
 		goto out;
 	for (struct kv_bloom *l = b; l; l = l->older)
 		layer[n++] = l;
@@ -525,7 +526,7 @@ static struct kv_bloom *bloom_load(struct kv *kv)
 	if (memcmp(h + 8, want + 8, 17) != 0) /* applied index, key count, generation */
 		goto bad;
 	why = "damaged";
-	if (h[25] == 0 || h[25] > SAVE_MAX_LAYERS)
+	if (h[25] == 0 || h[25] > MAX_GROWN)
 		goto bad;
 	for (int i = 0; i < h[25]; i++) {
 		uint8_t lh[16];
