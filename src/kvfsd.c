@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"  --http-threads N        HTTP worker threads (default 2)\n"
 		"  --request-timeout MS    fail a request not committed by then (default 5000)\n"
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
+		"  --flush-ms MS           write the applied state to LevelDB at most every MS\n"
+		"                          (default 50; 0: after every apply batch)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
@@ -86,6 +88,7 @@ enum {
 	OPT_HTTP_THREADS,
 	OPT_REQ_TIMEOUT,
 	OPT_SNAP_ENTRIES,
+	OPT_FLUSH_MS,
 	OPT_CACHE,
 	OPT_READY_FILE,
 	OPT_PEER,
@@ -119,6 +122,7 @@ static const struct option options[] = {
 	{"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
 	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
+	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"peer", required_argument, NULL, OPT_PEER},
@@ -275,6 +279,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SNAP_ENTRIES:
 			ncfg.snapshot_entries = num_arg("snapshot-entries", optarg, 10, 1u << 30);
+			break;
+		case OPT_FLUSH_MS:
+			ncfg.flush_ms = (int)num_arg("flush-ms", optarg, 0, 10000);
 			break;
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;

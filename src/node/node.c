@@ -42,6 +42,8 @@ void node_config_default(struct node_config *c)
 	c->snapshot_bytes = 16u << 20;
 	c->heartbeat_ms = 100;
 	c->election_ms = 1000;
+	c->flush_ms = 50;
+	c->flush_max_bytes = 64u << 20;
 	kv_options_default(&c->kv);
 }
 
@@ -95,7 +97,11 @@ int node_create(const struct node_config *cfg, struct node **out)
 	pthread_mutex_init(&n->slock, NULL);
 	pthread_mutex_init(&n->hook_lock, NULL);
 	pthread_mutex_init(&n->sync_lock, NULL);
-	pthread_cond_init(&n->sync_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sync_loop's deadlines */
+	pthread_cond_init(&n->sync_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	idmap_init(&n->reads);
 	idmap_init(&n->forwarded);
 	bb_init(&n->wbuf);
@@ -205,7 +211,15 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
 	return h;
 }
 
-/* ---- the state machine's sync thread ---- */
+/* ---- the state machine's sync thread ----
+ *
+ * Applied batches live in memory until kv_sync writes them to LevelDB
+ * (kv_pending.c). The thread flushes what was asked for at most every
+ * cfg.flush_ms: the log's fsyncs then have the disk to themselves, and the
+ * state machine is never more than a flush behind the log. It flushes at
+ * once when someone waits for it (node_wait_synced: a log compaction, a
+ * snapshot install, the stop) or when the pending state outgrows
+ * cfg.flush_max_bytes (node_sync_busy holds the apply meanwhile). */
 
 static void *sync_loop(void *arg)
 {
@@ -213,22 +227,36 @@ static void *sync_loop(void *arg)
 	pthread_setname_np(pthread_self(), "kvfs-sync");
 	pthread_mutex_lock(&n->sync_lock);
 	for (;;) {
-		while (n->sync_requested <= n->sync_done && !n->sync_stop && !n->sync_error)
-			pthread_cond_wait(&n->sync_cond, &n->sync_lock);
+		while (!n->sync_error && !(n->sync_stop && n->sync_requested <= n->sync_done)) {
+			if (n->sync_requested > n->sync_done) {
+				int64_t due = n->sync_last_ns + (int64_t)n->cfg.flush_ms * 1000000;
+				if (n->sync_hurry || n->sync_full || n->sync_stop ||
+				    clock_mono_ns() >= due)
+					break;
+				struct timespec ts = {.tv_sec = due / 1000000000,
+						      .tv_nsec = due % 1000000000};
+				pthread_cond_timedwait(&n->sync_cond, &n->sync_lock, &ts);
+			} else {
+				pthread_cond_wait(&n->sync_cond, &n->sync_lock);
+			}
+		}
 		if (n->sync_error || (n->sync_stop && n->sync_requested <= n->sync_done))
 			break;
 		uint64_t target = n->sync_requested;
 		pthread_mutex_unlock(&n->sync_lock);
 		int64_t t0 = clock_mono_ns();
 		int rc = kv_sync(n->kv, target);
-		metric_observe(&n->kvsync_hist, (double)(clock_mono_ns() - t0) / 1e9);
+		int64_t t1 = clock_mono_ns();
+		metric_observe(&n->kvsync_hist, (double)(t1 - t0) / 1e9);
 		pthread_mutex_lock(&n->sync_lock);
+		n->sync_last_ns = t0;
+		n->sync_full = false;
 		if (rc)
 			n->sync_error = rc;
 		else
 			n->sync_done = target;
 		pthread_cond_broadcast(&n->sync_cond);
-		if (n->sync_wake && (rc || n->sync_done >= n->sync_requested)) {
+		if (n->sync_wake) {
 			n->sync_wake = false;
 			node_wake(n);
 		}
@@ -251,8 +279,11 @@ int node_sync_busy(struct node *n)
 {
 	pthread_mutex_lock(&n->sync_lock);
 	int rc = n->sync_error;
-	if (!rc && n->sync_started && n->sync_done < n->sync_requested) {
+	if (!rc && n->sync_started && kv_pending_bytes(n->kv) > n->cfg.flush_max_bytes) {
+		/* Too much in memory: flush now, apply again once it is done. */
 		n->sync_wake = true;
+		n->sync_full = true;
+		pthread_cond_broadcast(&n->sync_cond);
 		rc = 1;
 	}
 	pthread_mutex_unlock(&n->sync_lock);
@@ -272,8 +303,11 @@ int node_wait_synced(struct node *n)
 		if (rc == 0 && target > n->sync_done)
 			n->sync_done = target;
 	} else {
+		n->sync_hurry++;
+		pthread_cond_broadcast(&n->sync_cond);
 		while (n->sync_done < n->sync_requested && !n->sync_error)
 			pthread_cond_wait(&n->sync_cond, &n->sync_lock);
+		n->sync_hurry--;
 		rc = n->sync_error;
 	}
 	pthread_mutex_unlock(&n->sync_lock);
@@ -494,6 +528,10 @@ static double m_applied_total(void *ud)
 {
 	return (double)metric_get(&((struct node *)ud)->entries_applied);
 }
+static double m_kv_pending(void *ud)
+{
+	return (double)kv_pending_bytes(((struct node *)ud)->kv);
+}
 static double m_pending(void *ud)
 {
 	return (double)__atomic_load_n(&((struct node *)ud)->inflight, __ATOMIC_RELAXED);
@@ -568,12 +606,15 @@ int node_register_metrics(struct node *n)
 				"Latency of synced Raft log writes (one per node loop turn).", NULL,
 				&n->fsync_hist);
 	rc |= metrics_histogram("kvfs_disk_backend_commit_duration_seconds",
-				"Latency of state-machine apply batches (written unsynced).", NULL,
+				"Latency of state-machine apply batches (in memory).", NULL,
 				&n->apply_hist);
 	rc |= metrics_histogram("kvfs_disk_backend_fsync_duration_seconds",
-				"Latency of the state machine's durability barrier (one per "
-				"apply batch, off the reply path).",
+				"Latency of the applied state's synced writes to LevelDB (at "
+				"most one per --flush-ms, off the reply path).",
 				NULL, &n->kvsync_hist);
+	rc |= metrics_gauge_fn("kvfs_disk_backend_pending_bytes",
+			       "Applied state in memory waiting for its write to LevelDB.", NULL,
+			       m_kv_pending, n);
 	rc |= metrics_counter_fn("kvfs_disk_wal_fsync_total", "Synced Raft log writes.", NULL,
 				 m_fsyncs, n);
 	rc |= metrics_counter("kvfs_server_proposals_committed_total",

@@ -7,7 +7,8 @@
  *
  * Write path: node_submit(WRITE) -> loop turn: proposals of the turn appended
  * to the log in one synced batch (group commit) -> committed -> applied in one
- * synced state-machine batch -> req->done() with the result.
+ * state-machine batch (in memory; flushed to LevelDB by the sync thread every
+ * few tens of ms) -> req->done() with the result.
  *
  * Read path: node_submit(READ) -> the loop obtains a read index from the Raft
  * core (the leader confirms its leadership with a heartbeat round shared by
@@ -52,6 +53,10 @@ struct node_config {
 	uint64_t snapshot_entries; /* compact the log after this many applied entries */
 	uint64_t snapshot_bytes;   /* ... or after this many bytes of entries (default 16 MiB):
 				      bounds the memory the in-memory log may take */
+	int flush_ms;              /* write the applied state to LevelDB at most this often
+				      (default 50; kv_sync) */
+	uint64_t flush_max_bytes;  /* ... or at once past this much of it in memory
+				      (default 64 MiB; the apply waits meanwhile) */
 	struct kv_options kv;
 };
 
@@ -146,7 +151,7 @@ struct node_status {
 	uint64_t snapshots_sent, snapshots_received;
 	uint64_t wire_rejected;
 	uint64_t fsyncs_log;     /* synced log writes */
-	uint64_t applies;        /* synced state-machine batches */
+	uint64_t applies;        /* state-machine apply batches */
 	uint64_t entries_applied;
 	uint64_t pending;
 };

@@ -82,19 +82,19 @@ struct node {
 	void (*fatal_cb)(void *);
 	void *fatal_ud;
 
-	/* The state machine's durability barrier (kv_sync) runs on its own
-	 * thread, off the reply path: the loop asks for a sync after each apply
-	 * batch; while it runs, newly committed entries wait in the core
-	 * (raft_hold_apply) and the loop goes on with the network and new
-	 * proposals; the sync thread wakes the loop (sync_wake) when it is done
-	 * and everything committed meanwhile is applied as one batch. Protected
-	 * by sync_lock. */
+	/* The state machine's flush to LevelDB (kv_sync) runs on its own
+	 * thread, off the reply path, at most every cfg.flush_ms (node.c): the
+	 * loop asks for one after each apply batch. sync_hurry counts waiters
+	 * (node_wait_synced), sync_full says the pending state outgrew its
+	 * bound (the apply is held meanwhile), both flush at once; the thread
+	 * wakes the loop (sync_wake) when it is done. Protected by sync_lock. */
 	pthread_t sync_thread;
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_cond;
 	uint64_t sync_requested, sync_done;
-	int sync_error;
-	bool sync_stop, sync_started, sync_wake;
+	int64_t sync_last_ns; /* start of the last flush, monotonic */
+	int sync_error, sync_hurry;
+	bool sync_stop, sync_started, sync_wake, sync_full;
 
 	/* Status snapshot: protected by slock. */
 	pthread_mutex_t slock;
@@ -113,12 +113,13 @@ void node_fail(struct node *n, int rc);
 void list_push(struct req_list *l, struct node_req *r);
 struct node_req *list_take(struct req_list *l);
 
-/* Waits until every apply batch written so far is durable (node loop).
- * Returns 0 or KVFS_ESTORAGE. */
+/* Waits until every batch applied so far is in LevelDB and durable (node
+ * loop). Returns 0 or KVFS_ESTORAGE. */
 int node_wait_synced(struct node *n);
-/* Without waiting: 1 while the last apply batch is still being synced (the
- * sync thread wakes the loop when it is done), 0 when the next batch may be
- * written, KVFS_ESTORAGE when the sync failed. */
+/* Without waiting: 1 while the applied state waiting for its flush is over
+ * cfg.flush_max_bytes (the sync thread wakes the loop when the flush is
+ * done), 0 when the next batch may be applied, KVFS_ESTORAGE when a flush
+ * failed. */
 int node_sync_busy(struct node *n);
 void node_request_sync(struct node *n, uint64_t upto);
 

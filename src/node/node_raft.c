@@ -18,8 +18,8 @@
  * Each output record is carried out in the contract's order: the leader's
  * AppendEntries go out first, then the turn's entries and hard state are
  * persisted in one synced batch, then the other messages leave, then the
- * committed entries are applied in one batch (made durable by the sync thread
- * before the next one, node.c) and their waiters completed. Recovery is
+ * committed entries are applied in one batch (written to LevelDB by the sync
+ * thread, a few times a second, node.c) and their waiters completed. Recovery is
  * node_recover.c, peer traffic node_net.c, status node_status.c.
  */
 #include <errno.h>
@@ -250,16 +250,9 @@ static int apply(struct node *n, const struct raft_entry *ents, size_t count)
 					  .data = normal ? e->data : NULL,
 					  .len = normal ? e->len : 0};
 	}
-	/* The previous batch must be durable before this one is written: then a
-	 * power loss can only cost the last batch, never leave a hole (kv.h).
-	 * drain() holds committed entries back while a sync runs, so this
-	 * waits only for the second part of a record whose committed entries
-	 * were split around its fsync (a follower catching up), and before the
-	 * sync thread starts or after it stops. */
+	/* Into memory: the sync thread writes it to LevelDB (node.c). */
 	int64_t t0 = clock_mono_ns();
-	int rc = node_wait_synced(n);
-	if (rc == 0)
-		rc = kv_apply(n->kv, ke, count, NULL, 0);
+	int rc = kv_apply(n->kv, ke, count, NULL, 0);
 	if (rc == 0)
 		node_request_sync(n, kv_applied_index(n->kv));
 	metric_observe(&n->apply_hist, (double)(clock_mono_ns() - t0) / 1e9);
@@ -330,7 +323,8 @@ static int install(struct node *n, const struct raft_install *in)
 			  (unsigned long long)in->snap.index);
 		return KVFS_ECORRUPT;
 	}
-	if ((rc = kv_snap_commit(n->snap_in)) < 0)
+	/* No flush may run across the flip, and what is applied is older. */
+	if ((rc = node_wait_synced(n)) < 0 || (rc = kv_snap_commit(n->snap_in)) < 0)
 		return rc;
 	kv_snap_writer_destroy(n->snap_in);
 	n->snap_in = NULL;
@@ -352,8 +346,9 @@ static void drain(struct node *n)
 {
 	struct raft_update u;
 	for (;;) {
-		/* While the last apply batch is being synced, committed entries
-		 * wait in the core; the sync thread wakes the loop when done. */
+		/* While the applied state waiting for its flush is over its
+		 * bound, committed entries wait in the core; the sync thread
+		 * wakes the loop when the flush is done. */
 		int rc = node_sync_busy(n);
 		if (rc < 0) {
 			node_fail(n, rc);

@@ -3,7 +3,6 @@
  * bounded whatever the dataset size (block cache, memtable, open files),
  * point reads, iterators and the metadata kept beside the data.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/inotify.h>
@@ -21,7 +20,6 @@ void kv_options_default(struct kv_options *o)
 	o->cache_bytes = 32u << 20;
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
-	o->sync = false;
 	o->filter_min_keys = 1u << 20;
 }
 
@@ -48,7 +46,7 @@ static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *
 /* Frees the LevelDB option objects and kv itself. */
 static void free_options(struct kv *kv)
 {
-	leveldb_writeoptions_destroy(kv->wopts);
+	leveldb_writeoptions_destroy(kv->sync_wopts);
 	leveldb_readoptions_destroy(kv->ropts);
 	leveldb_options_destroy(kv->opts);
 	leveldb_filterpolicy_destroy(kv->filter);
@@ -76,9 +74,8 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
 	kv->ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
-	kv->wopts = leveldb_writeoptions_create();
-	leveldb_writeoptions_set_sync(kv->wopts, o->sync);
-	kv->sync_writes = o->sync;
+	kv->sync_wopts = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(kv->sync_wopts, 1);
 	kv->bloom_min_keys = o->filter_min_keys ? o->filter_min_keys : 1;
 
 	kv->db = leveldb_open(kv->opts, path, &e);
@@ -105,7 +102,10 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 		leveldb_free(g);
 	}
 	pthread_rwlock_init(&kv->gen_lock, NULL);
-	kv->durable = kv->applied; /* whatever survived a crash is on disk now */
+	pthread_rwlock_init(&kv->ov_lock, NULL);
+	pthread_mutex_init(&kv->flush_lock, NULL);
+	kv->active = &kv->tables[0];
+	kv->durable = kv->applied; /* every write of the live state was synced */
 	if (!(kv->path = strdup(path))) {
 		rc = -ENOMEM;
 		goto err_after_open;
@@ -143,11 +143,18 @@ void kv_close(struct kv *kv)
 {
 	if (!kv)
 		return;
+	/* What was applied goes to LevelDB (then the saved key filter matches
+	 * it); a failed flush leaves it to the log replay of the next start. */
+	if (!kv->flush_failed && kv_sync(kv, kv_applied_index(kv)) != 0)
+		log_warn("kv", "applied state not flushed at close: the next start replays the log");
 	kv_bloom_stop(kv);
 	pthread_rwlock_destroy(&kv->gen_lock);
-	for (size_t i = 0; i < kv->n_log_fds; i++)
-		close(kv->log_fds[i]);
-	free(kv->log_fds);
+	ov_clear(&kv->tables[0]);
+	ov_clear(&kv->tables[1]);
+	free(kv->pend_members);
+	free(kv->flush_members);
+	pthread_rwlock_destroy(&kv->ov_lock);
+	pthread_mutex_destroy(&kv->flush_lock);
 	if (kv->notify_fd >= 0)
 		close(kv->notify_fd);
 	if (kv->dir_fd >= 0)
@@ -165,85 +172,6 @@ uint64_t kv_applied_index(struct kv *kv)
 uint64_t kv_durable_index(struct kv *kv)
 {
 	return __atomic_load_n(&kv->durable, __ATOMIC_ACQUIRE);
-}
-
-/* Whether the directory may have changed since the last listing (always,
- * without inotify): reads every queued event. */
-static bool dir_changed(struct kv *kv)
-{
-	if (kv->notify_fd < 0 || !kv->listed)
-		return true;
-	bool changed = false;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-	while ((n = read(kv->notify_fd, buf, sizeof buf)) > 0)
-		changed = true; /* any create, delete or rename (or an overflow) */
-	return changed;
-}
-
-/* Opens every LevelDB log file (*.log) of the directory, replacing the kept
- * set. Returns 0 or -errno. */
-static int list_logs(struct kv *kv)
-{
-	for (size_t i = 0; i < kv->n_log_fds; i++)
-		close(kv->log_fds[i]);
-	kv->n_log_fds = 0;
-	kv->listed = false;
-	int dfd = openat(kv->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return -errno;
-	}
-	int rc = 0;
-	struct dirent *de;
-	while (rc == 0 && (de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len <= 4 || strcmp(de->d_name + len - 4, ".log") != 0)
-			continue;
-		int fd = openat(kv->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno != ENOENT) /* deleted meanwhile: its memtable is in a table */
-				rc = -errno;
-			continue;
-		}
-		if (array_grow(&kv->log_fds, &kv->cap_log_fds, kv->n_log_fds, sizeof *kv->log_fds,
-			       4) < 0) {
-			close(fd);
-			rc = -ENOMEM;
-			break;
-		}
-		kv->log_fds[kv->n_log_fds++] = fd;
-	}
-	closedir(d);
-	kv->listed = rc == 0;
-	return rc;
-}
-
-int kv_sync(struct kv *kv, uint64_t upto)
-{
-	/* LevelDB creates a new log file inside a write, so one the batches
-	 * being made durable went to is already listed or already announced
-	 * by inotify. A new listing means new names: sync the directory too. */
-	bool relist = dir_changed(kv);
-	int rc = relist ? list_logs(kv) : 0;
-	for (size_t i = 0; rc == 0 && i < kv->n_log_fds; i++)
-		if (fdatasync(kv->log_fds[i]) < 0)
-			rc = -errno;
-	if (rc == 0 && relist && fsync(kv->dir_fd) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		kv->listed = false;
-		log_error("kv", "syncing %s failed: %s", kv->path, strerror(-rc));
-		return KVFS_ESTORAGE;
-	}
-	uint64_t cur = kv_durable_index(kv);
-	while (cur < upto &&
-	       !__atomic_compare_exchange_n(&kv->durable, &cur, upto, false, __ATOMIC_RELEASE,
-					    __ATOMIC_ACQUIRE))
-		;
-	return 0;
 }
 
 uint64_t kv_key_count(struct kv *kv)
@@ -282,7 +210,9 @@ int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key,
 int kv_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len)
 {
 	pthread_rwlock_rdlock(&kv->gen_lock);
-	int rc = kv_read_raw(kv, kv->ropts, key, klen, rec, rec_len);
+	int rc = kv_pending_get(kv, key, klen, rec, rec_len);
+	if (rc == 1)
+		rc = kv_read_raw(kv, kv->ropts, key, klen, rec, rec_len);
 	pthread_rwlock_unlock(&kv->gen_lock);
 	return rc;
 }
@@ -294,6 +224,9 @@ void kv_free(void *p)
 
 int kv_get_membership(struct kv *kv, char **blob, size_t *len)
 {
+	int rc = kv_pending_membership(kv, blob, len);
+	if (rc != 1)
+		return rc;
 	char *e = NULL;
 	*blob = leveldb_get(kv->db, kv->ropts, KV_META_MEMBERS, sizeof KV_META_MEMBERS - 1, len, &e);
 	if (e) {
@@ -304,12 +237,19 @@ int kv_get_membership(struct kv *kv, char **blob, size_t *len)
 	return *blob ? 0 : KVFS_ENOTFOUND;
 }
 
+/* An iterator merges two sorted sources taken at the same moment: a copy of
+ * the pending state (kv_pending.c), which wins on equal keys and whose
+ * deletions hide keys, and a LevelDB snapshot. */
 struct kv_iter {
 	leveldb_iterator_t *it;
 	leveldb_readoptions_t *ro;
 	const leveldb_snapshot_t *snap;
 	struct kv *kv;
 	char prefix;
+	struct ov_copy *ov;
+	size_t n_ov, oi;
+	int cur; /* where the current key is: 0 LevelDB, 1 ov[oi], -1 nowhere */
+	int err;
 };
 
 struct kv_iter *kv_iter_create(struct kv *kv)
@@ -318,9 +258,14 @@ struct kv_iter *kv_iter_create(struct kv *kv)
 	if (!it)
 		return NULL;
 	it->kv = kv;
+	it->cur = -1;
 	pthread_rwlock_rdlock(&kv->gen_lock);
+	pthread_rwlock_rdlock(&kv->ov_lock);
 	it->prefix = KV_GEN_PREFIX(kv->gen);
 	it->snap = leveldb_create_snapshot(kv->db);
+	if (kv_pending_copy(kv, &it->ov, &it->n_ov) < 0)
+		it->err = -ENOMEM;
+	pthread_rwlock_unlock(&kv->ov_lock);
 	pthread_rwlock_unlock(&kv->gen_lock);
 	it->ro = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(it->ro, 1);
@@ -330,22 +275,15 @@ struct kv_iter *kv_iter_create(struct kv *kv)
 	return it;
 }
 
-void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-	char stackbuf[512], *k = stackbuf;
-	if (slen + 1 > sizeof stackbuf && !(k = malloc(slen + 1))) {
-		leveldb_iter_seek_to_last(it->it); /* degrade: end the scan */
-		leveldb_iter_next(it->it);
-		return;
-	}
-	k[0] = it->prefix;
-	memcpy(k + 1, start, slen);
-	leveldb_iter_seek(it->it, k, slen + 1);
-	if (k != stackbuf)
-		free(k);
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	return c ? c : (al > bl) - (al < bl);
 }
 
-bool kv_iter_valid(struct kv_iter *it)
+/* Whether LevelDB's iterator is on a user key of the live generation. */
+static bool db_valid(struct kv_iter *it)
 {
 	if (!leveldb_iter_valid(it->it))
 		return false;
@@ -354,13 +292,80 @@ bool kv_iter_valid(struct kv_iter *it)
 	return len >= 1 && k[0] == it->prefix;
 }
 
+/* Picks the current key from the two sources' positions. */
+static void settle(struct kv_iter *it)
+{
+	for (;;) {
+		bool dv = !it->err && db_valid(it), ov = !it->err && it->oi < it->n_ov;
+		if (!dv && !ov) {
+			it->cur = -1;
+			return;
+		}
+		int c = dv ? 1 : -1; /* with one source left, that one */
+		if (dv && ov) {
+			size_t kl;
+			const uint8_t *k = (const uint8_t *)leveldb_iter_key(it->it, &kl);
+			c = key_cmp(it->ov[it->oi].key, it->ov[it->oi].klen, k + 1, kl - 1);
+			if (c == 0) /* the pending state is newer */
+				leveldb_iter_next(it->it);
+		}
+		if (!ov || c > 0) {
+			it->cur = 0;
+			return;
+		}
+		if (it->ov[it->oi].rec) {
+			it->cur = 1;
+			return;
+		}
+		it->oi++; /* deleted: hidden */
+	}
+}
+
+void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
+{
+	char stackbuf[512], *k = stackbuf;
+	if (slen + 1 > sizeof stackbuf && !(k = malloc(slen + 1))) {
+		it->err = -ENOMEM; /* degrade: end the scan, with an error */
+		it->cur = -1;
+		return;
+	}
+	k[0] = it->prefix;
+	memcpy(k + 1, start, slen);
+	leveldb_iter_seek(it->it, k, slen + 1);
+	if (k != stackbuf)
+		free(k);
+	size_t lo = 0, hi = it->n_ov; /* first pending key >= start */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(it->ov[mid].key, it->ov[mid].klen, start, slen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	it->oi = lo;
+	settle(it);
+}
+
+bool kv_iter_valid(struct kv_iter *it)
+{
+	return it->cur >= 0;
+}
+
 void kv_iter_next(struct kv_iter *it)
 {
-	leveldb_iter_next(it->it);
+	if (it->cur == 1)
+		it->oi++;
+	else if (it->cur == 0)
+		leveldb_iter_next(it->it);
+	settle(it);
 }
 
 const uint8_t *kv_iter_key(struct kv_iter *it, size_t *klen)
 {
+	if (it->cur == 1) {
+		*klen = it->ov[it->oi].klen;
+		return it->ov[it->oi].key;
+	}
 	size_t len;
 	const char *k = leveldb_iter_key(it->it, &len);
 	*klen = len - 1;
@@ -369,11 +374,19 @@ const uint8_t *kv_iter_key(struct kv_iter *it, size_t *klen)
 
 const uint8_t *kv_iter_record(struct kv_iter *it, size_t *len)
 {
+	if (it->cur == 1) {
+		*len = it->ov[it->oi].rlen;
+		return it->ov[it->oi].rec;
+	}
 	return (const uint8_t *)leveldb_iter_value(it->it, len);
 }
 
 int kv_iter_status(struct kv_iter *it)
 {
+	if (it->err) {
+		log_error("kv", "iteration failed: %s", kvfs_strerror(it->err));
+		return KVFS_ESTORAGE;
+	}
 	char *e = NULL;
 	leveldb_iter_get_error(it->it, &e);
 	if (e) {
@@ -391,5 +404,6 @@ void kv_iter_destroy(struct kv_iter *it)
 	leveldb_iter_destroy(it->it);
 	leveldb_readoptions_destroy(it->ro);
 	leveldb_release_snapshot(it->kv->db, it->snap);
+	free(it->ov);
 	free(it);
 }

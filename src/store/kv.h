@@ -3,10 +3,14 @@
  * plus the applied index, the key count and the cluster membership, always
  * written in the same synced LevelDB batch as the data they describe.
  *
- * Threads: kv_apply(), kv_set_meta() and snapshot installation are called by
- * the node loop only. kv_get(), the iterators and the counters may be called
- * from any thread at any time (LevelDB is thread-safe; readers see whole
- * apply batches only, since each batch is one atomic LevelDB write).
+ * An applied batch is visible to readers at once but reaches LevelDB only
+ * at the next kv_sync (kv_pending.c): LevelDB always holds the state of
+ * some applied index, at most a flush behind.
+ *
+ * Threads: kv_apply() and snapshot installation are called by
+ * the node loop only, kv_sync() by one thread at a time (any). kv_get(), the
+ * iterators and the counters may be called from any thread at any time;
+ * readers see whole apply batches only.
  */
 #ifndef KVFS_STORE_KV_H
 #define KVFS_STORE_KV_H
@@ -23,9 +27,6 @@ struct kv_options {
 	size_t cache_bytes;   /* LevelDB block cache (default 32 MiB) */
 	size_t write_buffer;  /* LevelDB memtable size (default 16 MiB) */
 	int max_open_files;   /* default 500 */
-	bool sync;            /* fsync inside every apply batch (default false: the
-				 node makes batches durable with kv_sync, off the
-				 reply path; see kv_sync) */
 	uint64_t filter_min_keys; /* the key filter is sized for at least this
 				     many keys (default 1 Mi; kv_bloom.c) */
 };
@@ -64,34 +65,31 @@ struct kv_entry {
 	uint64_t deleted; /* keys removed by the entry, for replies */
 };
 
-/* Applies entries (in index order, each > the applied index) in one atomic,
- * synced LevelDB write that also records the new applied index and, when
- * membership is non-NULL, the membership blob. Returns 0, or KVFS_ESTORAGE
- * when the write failed: the caller must stop the node. */
+/* Applies entries (in index order; those at or below the applied index are
+ * skipped) as one atomic change of the applied state, which also records
+ * the new applied index and, when membership is non-NULL, the membership
+ * blob. It is visible to readers on return and durable after the next
+ * kv_sync. Returns 0, or KVFS_ESTORAGE when it failed (out of memory, or a
+ * database read): the caller must stop the node. */
 int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
 	     size_t membership_len);
 
 /*
- * Durability barrier for apply batches written without sync.
+ * Durability: writes everything applied so far to LevelDB in one synced
+ * write (with the applied index, the key count and any new membership) and
+ * syncs the directory when LevelDB created a file since the last time.
+ * Every write of the live state goes this way, one after another, so after
+ * a power loss the database is the state of exactly one applied index,
+ * never a later batch without an earlier one, and the Raft log replays the
+ * rest (DESIGN.md §2). Batches applied meanwhile go on in memory.
  *
- * LevelDB appends every write batch to its current log file with write(2)
- * before returning (one checksummed record each), so after kv_apply the batch
- * is in the kernel but possibly not on disk. kv_sync makes everything written
- * so far durable: it fdatasyncs every LevelDB log file of the database (the
- * current one and any older one whose memtable is not yet in a table file)
- * and the directory. After a power loss the database is then exactly the
- * batches up to some point: batches are applied one after another and a new
- * one is written only after the previous one's kv_sync returned (the caller's
- * rule), so a lost batch can only be the last one, never a hole before a
- * surviving later batch. With the applied index inside every batch, the state
- * machine stays a consistent prefix of the log (DESIGN.md §2), while replies
- * do not wait for this fsync.
- *
- * Thread: any one thread at a time, concurrently with readers; never
- * concurrently with kv_apply. Returns 0 or KVFS_ESTORAGE. On success
- * kv_durable_index() is at least upto.
+ * Thread: one at a time, concurrently with kv_apply and readers. Returns 0
+ * or KVFS_ESTORAGE; after a failure nothing more is written (the node must
+ * stop). On success kv_durable_index() is at least upto.
  */
 int kv_sync(struct kv *kv, uint64_t upto);
+/* Bytes of applied state waiting for kv_sync (the node bounds them). */
+uint64_t kv_pending_bytes(struct kv *kv);
 /* The applied index known to be on disk. */
 uint64_t kv_durable_index(struct kv *kv);
 

@@ -8,10 +8,10 @@
  * precondition must leave no trace of its transaction, so every overlay change
  * made by the current transaction is recorded in an undo list and rolled back
  * if a later op of the same transaction fails. At the end, the overlay's final
- * state of each key, the applied index, the key count and (if given) the
- * membership go into one WriteBatch: the database is always a consistent
- * prefix of the log (DESIGN.md §2), made durable either by sync=1 on the
- * write or by kv_sync() before the next batch (kv.h).
+ * state of each key joins the store's pending state with the applied index,
+ * the key count and (if given) the membership, in one step readers see
+ * whole; kv_sync() writes it to LevelDB (kv_pending.c): the database is
+ * always a consistent prefix of the log (DESIGN.md §2).
  *
  * Determinism: results depend only on the database state and the entries
  * (mtime comes from the transaction, never from this node's clock), so every
@@ -28,18 +28,6 @@
 #include "store/kv_internal.h"
 #include "store/txn.h"
 
-enum ov_state { OV_DB = 0, OV_PRESENT, OV_ABSENT };
-
-struct ov_ent {
-	uint8_t *key; /* owned; NULL = empty slot */
-	uint32_t klen;
-	uint32_t hash;
-	uint8_t state;
-	bool fresh;   /* the key filter ruled the key out when it was looked up */
-	uint8_t *rec; /* owned when OV_PRESENT */
-	size_t rlen;
-};
-
 struct undo {
 	const uint8_t *key; /* owned by the overlay entry */
 	uint32_t klen, hash;
@@ -50,68 +38,11 @@ struct undo {
 
 struct apply_ctx {
 	struct kv *kv;
-	struct ov_ent *tab;
-	size_t cap, used;
+	struct ov_table ov;
 	struct undo *undo;
 	size_t n_undo, cap_undo;
 	int64_t count_delta, txn_count_delta;
 };
-
-static uint32_t hash_key(const uint8_t *k, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ k[i]) * 16777619u;
-	return h;
-}
-
-static struct ov_ent *ov_find(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32_t h)
-{
-	if (!c->cap)
-		return NULL;
-	for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
-		struct ov_ent *e = &c->tab[i];
-		if (!e->key)
-			return e;
-		if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
-			return e;
-	}
-}
-
-static int ov_grow(struct apply_ctx *c)
-{
-	size_t ncap = c->cap ? c->cap * 2 : 64;
-	struct ov_ent *old = c->tab, *nt = calloc(ncap, sizeof *nt);
-	size_t ocap = c->cap;
-	if (!nt)
-		return -ENOMEM;
-	c->tab = nt;
-	c->cap = ncap;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].key)
-			*ov_find(c, old[i].key, old[i].klen, old[i].hash) = old[i];
-	free(old);
-	return 0;
-}
-
-/* Returns the overlay slot for key, inserting it in state OV_DB if new. */
-static struct ov_ent *ov_slot(struct apply_ctx *c, const uint8_t *key, size_t klen)
-{
-	uint32_t h = hash_key(key, klen);
-	if ((c->used + 1) * 2 > c->cap && ov_grow(c) < 0)
-		return NULL;
-	struct ov_ent *e = ov_find(c, key, klen, h);
-	if (!e->key) {
-		if (!(e->key = malloc(klen ? klen : 1)))
-			return NULL;
-		memcpy(e->key, key, klen);
-		e->klen = (uint32_t)klen;
-		e->hash = h;
-		e->state = OV_DB;
-		c->used++;
-	}
-	return e;
-}
 
 /* Current record of key as the running batch sees it. *owned tells whether the
  * caller must kv_free() *rec (database read) or not (borrowed from overlay). */
@@ -119,7 +50,7 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		  size_t *rlen, bool *owned)
 {
 	*owned = false;
-	struct ov_ent *e = c->cap ? ov_find(c, key, klen, hash_key(key, klen)) : NULL;
+	struct ov_ent *e = ov_find(&c->ov, key, klen, ov_hash(key, klen));
 	if (e && e->key && e->state != OV_DB) {
 		if (e->state == OV_ABSENT)
 			return KVFS_ENOTFOUND;
@@ -127,18 +58,27 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		*rlen = e->rlen;
 		return 0;
 	}
+	/* Applied by an earlier batch, not in the database yet. */
+	char *v;
+	int rc = kv_pending_get(c->kv, key, klen, &v, rlen);
+	if (rc != 1) {
+		if (rc == 0) {
+			*rec = (const uint8_t *)v;
+			*owned = true;
+		}
+		return rc;
+	}
 	if (!kv_bloom_may_have(c->kv, key, klen)) {
 		/* Certainly absent: no database read. Marked, so that the filter
 		 * is told of the key if it is written (note_written). */
 		if (!e || !e->key) {
-			if (!(e = ov_slot(c, key, klen)))
+			if (!(e = ov_slot(&c->ov, key, klen)))
 				return -ENOMEM;
 		}
 		e->fresh = true;
 		return KVFS_ENOTFOUND;
 	}
-	char *v;
-	int rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
+	rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
 	if (rc == 0) {
 		*rec = (const uint8_t *)v;
 		*owned = true;
@@ -149,7 +89,7 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 /* Sets key to rec (taking ownership) or, with rec NULL, to deleted. */
 static int stage(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t *rec, size_t rlen)
 {
-	struct ov_ent *e = ov_slot(c, key, klen);
+	struct ov_ent *e = ov_slot(&c->ov, key, klen);
 	if (e && c->n_undo == c->cap_undo) {
 		size_t nc = c->cap_undo ? c->cap_undo * 2 : 16;
 		struct undo *u = realloc(c->undo, nc * sizeof *u);
@@ -184,7 +124,7 @@ static void txn_rollback(struct apply_ctx *c)
 {
 	while (c->n_undo > 0) {
 		struct undo *u = &c->undo[--c->n_undo];
-		struct ov_ent *e = ov_find(c, u->key, u->klen, u->hash);
+		struct ov_ent *e = ov_find(&c->ov, u->key, u->klen, u->hash);
 		free(e->rec);
 		e->state = u->state;
 		e->rec = u->rec;
@@ -342,7 +282,7 @@ static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t ple
 		const uint8_t *k = kv_iter_key(it, &klen);
 		if (klen < plen || memcmp(k, prefix, plen) != 0)
 			break;
-		struct ov_ent *e = c->cap ? ov_find(c, k, klen, hash_key(k, klen)) : NULL;
+		struct ov_ent *e = ov_find(&c->ov, k, klen, ov_hash(k, klen));
 		if (e && e->key && e->state != OV_DB)
 			continue; /* the overlay pass below decides */
 		if ((rc = keylist_add(out, k, klen)) < 0)
@@ -355,8 +295,8 @@ static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t ple
 	if (rc == 0)
 		rc = kv_iter_status(it);
 	kv_iter_destroy(it);
-	for (size_t i = 0; rc == 0 && i < c->cap; i++) {
-		struct ov_ent *e = &c->tab[i];
+	for (size_t i = 0; rc == 0 && i < c->ov.cap; i++) {
+		struct ov_ent *e = &c->ov.tab[i];
 		if (!e->key || e->state != OV_PRESENT || e->klen < plen ||
 		    memcmp(e->key, prefix, plen) != 0)
 			continue;
@@ -565,11 +505,7 @@ static int apply_entry(struct apply_ctx *c, struct kv_entry *ent)
 
 static void ctx_free(struct apply_ctx *c)
 {
-	for (size_t i = 0; i < c->cap; i++) {
-		free(c->tab[i].key);
-		free(c->tab[i].rec);
-	}
-	free(c->tab);
+	ov_clear(&c->ov);
 	free(c->undo);
 }
 
@@ -577,13 +513,13 @@ static void ctx_free(struct apply_ctx *c)
  * fresh[i] says which ones it ruled out before. */
 static int note_written(struct apply_ctx *c)
 {
-	const void *stackkeys[64], **keys = stackkeys;
-	size_t stacklens[64], *lens = stacklens, n = 0;
-	bool stackfresh[64], *fresh = stackfresh;
-	if (c->used > 64) {
-		keys = malloc(c->used * sizeof *keys);
-		lens = malloc(c->used * sizeof *lens);
-		fresh = malloc(c->used * sizeof *fresh);
+	const void *stackkeys[64] = {0}, **keys = stackkeys;
+	size_t stacklens[64] = {0}, *lens = stacklens, n = 0;
+	bool stackfresh[64] = {0}, *fresh = stackfresh;
+	if (c->ov.used > 64) {
+		keys = calloc(c->ov.used, sizeof *keys);
+		lens = calloc(c->ov.used, sizeof *lens);
+		fresh = calloc(c->ov.used, sizeof *fresh);
 		if (!keys || !lens || !fresh) {
 			if (keys != stackkeys)
 				free(keys);
@@ -594,8 +530,8 @@ static int note_written(struct apply_ctx *c)
 			return -ENOMEM;
 		}
 	}
-	for (size_t i = 0; i < c->cap; i++) {
-		const struct ov_ent *oe = &c->tab[i];
+	for (size_t i = 0; i < c->ov.cap; i++) {
+		const struct ov_ent *oe = &c->ov.tab[i];
 		if (oe->key && oe->state == OV_PRESENT) {
 			keys[n] = oe->key;
 			fresh[n] = oe->fresh;
@@ -611,21 +547,11 @@ static int note_written(struct apply_ctx *c)
 	return 0;
 }
 
-/* qsort order of overlay entries: LevelDB's bytewise key order. */
-static int ov_cmp(const void *a, const void *b)
-{
-	const struct ov_ent *x = *(struct ov_ent *const *)a, *y = *(struct ov_ent *const *)b;
-	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->key, y->key, n);
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
 int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *membership,
 	     size_t membership_len)
 {
 	struct apply_ctx c = {.kv = kv};
 	uint64_t applied = kv_applied_index(kv);
-	char *e = NULL;
 	int rc = 0;
 
 	kv_bloom_before_apply(kv);
@@ -647,70 +573,18 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 		return KVFS_ESTORAGE;
 	}
 
-	/* The overlay's changes go into the batch in key order: LevelDB inserts
-	 * them into its memtable (a skip list) one by one, and consecutive
-	 * inserts of sorted keys walk mostly the same, cached, nodes; in hash
-	 * order every insert is a fresh chain of cache misses. Each key occurs
-	 * once in the overlay, so the order changes nothing else. */
-	struct ov_ent **sorted = c.used ? malloc(c.used * sizeof *sorted) : NULL;
-	size_t ns = 0;
-	if (c.used && !sorted) {
-		ctx_free(&c);
-		return KVFS_ESTORAGE;
-	}
-	for (size_t i = 0; i < c.cap; i++)
-		if (c.tab[i].key && c.tab[i].state != OV_DB)
-			sorted[ns++] = &c.tab[i];
-	if (ns > 1)
-		qsort(sorted, ns, sizeof *sorted, ov_cmp);
-	leveldb_writebatch_t *wb = leveldb_writebatch_create();
-	for (size_t i = 0; i < ns; i++) {
-		struct ov_ent *oe = sorted[i];
-		char stackbuf[512], *k = stackbuf;
-		if (oe->klen + 1 > sizeof stackbuf && !(k = malloc(oe->klen + 1))) {
-			rc = -ENOMEM;
-			break;
-		}
-		k[0] = KV_GEN_PREFIX(kv->gen);
-		memcpy(k + 1, oe->key, oe->klen);
-		if (oe->state == OV_PRESENT)
-			leveldb_writebatch_put(wb, k, oe->klen + 1, (char *)oe->rec, oe->rlen);
-		else
-			leveldb_writebatch_delete(wb, k, oe->klen + 1);
-		if (k != stackbuf)
-			free(k);
-	}
-	uint8_t a[8], cnt[8];
 	uint64_t count = (uint64_t)((int64_t)kv_key_count(kv) + c.count_delta);
-	put_le64(a, applied);
-	put_le64(cnt, count);
-	leveldb_writebatch_put(wb, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, (char *)a, 8);
-	leveldb_writebatch_put(wb, KV_META_COUNT, sizeof KV_META_COUNT - 1, (char *)cnt, 8);
-	if (membership)
-		leveldb_writebatch_put(wb, KV_META_MEMBERS, sizeof KV_META_MEMBERS - 1,
-				       membership, membership_len);
-	if (rc == 0) {
-		leveldb_write(kv->db, kv->wopts, wb, &e);
-		if (e) {
-			log_error("kv", "write of apply batch failed: %s", e);
-			leveldb_free(e);
-			rc = KVFS_ESTORAGE;
-		}
-	}
-	leveldb_writebatch_destroy(wb);
-	free(sorted);
-	if (rc == 0 && note_written(&c) < 0) {
-		/* The batch is written; a filter that missed its keys must go
-		 * (and a build running now with it): rebuilt from a scan. */
+	if (note_written(&c) < 0) {
+		/* A filter that misses some of the batch's keys must go (and a
+		 * build running now with it): rebuilt from a scan. */
 		log_warn("kv", "key filter dropped (out of memory): rebuilding it");
 		kv_bloom_invalidate(kv);
 	}
+	rc = kv_pending_merge(kv, &c.ov, applied, count, membership, membership_len);
 	ctx_free(&c);
-	if (rc)
+	if (rc) {
+		log_error("kv", "apply failed: %s", kvfs_strerror(rc));
 		return KVFS_ESTORAGE;
-	__atomic_store_n(&kv->count, count, __ATOMIC_RELAXED);
-	__atomic_store_n(&kv->applied, applied, __ATOMIC_RELEASE);
-	if (kv->sync_writes)
-		__atomic_store_n(&kv->durable, applied, __ATOMIC_RELEASE);
+	}
 	return 0;
 }

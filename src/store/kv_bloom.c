@@ -257,6 +257,13 @@ static void *build_main(void *arg)
 	return NULL;
 }
 
+static void add_pending(void *ud, const uint8_t *k, size_t klen)
+{
+	struct kv_bloom *b = ud;
+	bloom_add(b, k, klen);
+	b->added++;
+}
+
 /* Starts a build sized for keys (caller: the node loop, or kv_open). */
 static void start_build(struct kv *kv, uint64_t keys)
 {
@@ -271,16 +278,21 @@ static void start_build(struct kv *kv, uint64_t keys)
 		kv->bloom_thread_started = false;
 	}
 	/* The snapshot and generation are taken together, under the lock the
-	 * generation flip takes, so the build sees exactly one generation. */
+	 * generation flip takes, so the build sees exactly one generation; and
+	 * with the keys applied but not in the database yet, which the scan
+	 * cannot see (the lock the flush takes to drop them). */
 	pthread_rwlock_rdlock(&kv->gen_lock);
+	pthread_rwlock_rdlock(&kv->ov_lock);
 	pthread_mutex_lock(&kv->bloom_lock);
 	*bd = (struct build){.kv = kv,
 			     .b = b,
 			     .epoch = kv->bloom_epoch,
 			     .gen = kv->gen,
 			     .snap = leveldb_create_snapshot(kv->db)};
+	kv_pending_each_present(kv, add_pending, b);
 	kv->bloom_next = b;
 	pthread_mutex_unlock(&kv->bloom_lock);
+	pthread_rwlock_unlock(&kv->ov_lock);
 	pthread_rwlock_unlock(&kv->gen_lock);
 	if (pthread_create(&kv->bloom_thread, NULL, build_main, bd) != 0) {
 		pthread_mutex_lock(&kv->bloom_lock);

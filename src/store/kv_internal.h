@@ -30,13 +30,43 @@
 #define KV_META_MEMBERS "\0members"
 #define KV_META_GEN "\0gen"
 
+/* A hash map user key -> record | deleted (kv_pending.c). The apply stage
+ * stages each batch in one (state OV_DB: looked up, not changed); the store
+ * keeps what was applied but is not in LevelDB yet in two more (kv.pending). */
+enum ov_state { OV_DB = 0, OV_PRESENT, OV_ABSENT };
+
+struct ov_ent {
+	uint8_t *key; /* owned; NULL = empty slot */
+	uint32_t klen;
+	uint32_t hash;
+	uint8_t state;
+	bool fresh;   /* the key filter ruled the key out when it was looked up */
+	uint8_t *rec; /* owned when OV_PRESENT */
+	size_t rlen;
+};
+
+struct ov_table {
+	struct ov_ent *tab;
+	size_t cap, used;
+	size_t bytes; /* keys, records and slots, for the memory bound */
+};
+
+uint32_t ov_hash(const uint8_t *k, size_t n);
+/* The slot of key: its entry, or the empty slot where it would go (NULL for
+ * a table never grown). */
+struct ov_ent *ov_find(const struct ov_table *t, const uint8_t *key, size_t klen, uint32_t h);
+/* The entry of key, inserted in state OV_DB (key copied) if new; NULL when
+ * out of memory. */
+struct ov_ent *ov_slot(struct ov_table *t, const uint8_t *key, size_t klen);
+/* Frees every entry and the slots; t is empty and usable afterwards. */
+void ov_clear(struct ov_table *t);
+
 struct kv {
 	leveldb_t *db;
 	leveldb_options_t *opts;
 	leveldb_cache_t *cache;
 	leveldb_filterpolicy_t *filter;
 	leveldb_readoptions_t *ropts;
-	leveldb_writeoptions_t *wopts;
 	/* Written by the node loop, read by any thread. */
 	uint64_t applied; /* atomic */
 	uint64_t count;   /* atomic */
@@ -44,16 +74,28 @@ struct kv {
 	 * and using it, so a flip never lands in the middle of a read. */
 	pthread_rwlock_t gen_lock;
 	int gen;
-	char *path;        /* database directory, for kv_sync */
-	/* kv_sync's view of the directory (kv_sync's thread only): the
-	 * LevelDB log files kept open, and an inotify watch that says when
-	 * the set may have changed (then it is listed again and the directory
-	 * synced too). notify_fd < 0: list and sync the directory every time. */
+	char *path;        /* database directory */
+	/* Applied, not yet written to LevelDB (kv_pending.c): the batches
+	 * applied since the last flush (active) and the ones being flushed
+	 * (frozen, NULL when no flush runs), each key's newest state, under
+	 * ov_lock; readers look here before LevelDB. applied and count above
+	 * change with active, under the same lock. pend_members: a membership
+	 * applied with them, flush_members: with frozen. Lock order: gen_lock, then
+ * ov_lock. */
+	pthread_rwlock_t ov_lock;
+	struct ov_table tables[2];
+	struct ov_table *active, *frozen;
+	uint8_t *pend_members, *flush_members; /* in active, in frozen */
+	size_t pend_members_len, flush_members_len;
+	uint64_t pend_bytes; /* atomic: bytes held by active and frozen */
+	/* kv_sync: one at a time (flush_lock); sync=1 writes; an inotify watch
+	 * on the directory says when LevelDB created or removed a file since
+	 * the last flush, then the directory is synced too (notify_fd < 0:
+	 * every time). flush_failed: a flush failed, nothing more is written. */
+	pthread_mutex_t flush_lock;
+	leveldb_writeoptions_t *sync_wopts;
 	int notify_fd, dir_fd;
-	int *log_fds;
-	size_t n_log_fds, cap_log_fds;
-	bool listed;
-	bool sync_writes;  /* apply batches written with sync=1 */
+	bool dir_synced, flush_failed;
 	uint64_t durable;  /* atomic: applied index known to be on disk */
 	/* Old-generation cleanup still to do (node loop only). */
 	int cleanup_pending;
@@ -88,6 +130,38 @@ bool kv_bloom_ready(struct kv *kv);
 bool kv_bloom_wait(struct kv *kv);
 /* Layers of the filter in use, 0 without one (for tests). */
 int kv_bloom_layers(const struct kv *kv);
+
+/* ---- kv_pending.c ---- */
+
+/* The newest applied state of key if it is not in LevelDB yet: 0 with a
+ * malloc'd copy in *rec (kv_free), KVFS_ENOTFOUND when it was deleted, 1
+ * when the database holds its state, -ENOMEM. */
+int kv_pending_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len);
+/* Makes the changes staged in batch (entries not in state OV_DB; their keys
+ * and records are taken, batch is left to be cleared) part of the applied
+ * state, with the new applied index, key count and membership. Node loop.
+ * Returns 0 or -ENOMEM (nothing changed). */
+int kv_pending_merge(struct kv *kv, struct ov_table *batch, uint64_t applied, uint64_t count,
+		     const void *membership, size_t membership_len);
+/* The newest membership applied but not in LevelDB yet: 0 with a malloc'd
+ * copy, 1 when there is none, -ENOMEM. */
+int kv_pending_membership(struct kv *kv, char **blob, size_t *len);
+/* Drops every pending change (a snapshot replaces them); caller holds
+ * gen_lock for writing, so no flush runs. */
+void kv_pending_discard(struct kv *kv);
+/* Calls fn for every key pending as present (caller holds ov_lock). */
+void kv_pending_each_present(struct kv *kv, void (*fn)(void *ud, const uint8_t *k, size_t klen),
+			     void *ud);
+
+/* A copy of the pending changes in key order, for an iterator. */
+struct ov_copy {
+	const uint8_t *key, *rec; /* rec NULL: deleted */
+	size_t klen, rlen;
+};
+/* Copies the pending state (caller holds ov_lock): *out (sorted) and the
+ * bytes it points into, both one malloc'd block freed with free(*out).
+ * Returns 0 or -ENOMEM. */
+int kv_pending_copy(struct kv *kv, struct ov_copy **out, size_t *n);
 
 /* Reads prefix+key (caller holds gen_lock) into a malloc'd record. Returns 0, KVFS_ENOTFOUND, KVFS_ESTORAGE. */
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,

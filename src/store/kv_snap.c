@@ -2,9 +2,10 @@
  * Snapshots of the state machine as a byte stream, for followers that fell
  * behind the compacted log.
  *
- * The state machine database is itself the durable snapshot (every apply
- * batch is synced), so a snapshot is just a consistent read of it: a LevelDB
- * snapshot iterated in key order and serialised as
+ * The state machine database is itself the durable snapshot (it holds the
+ * state of the applied index it records, kv_pending.c), so a snapshot is
+ * just a consistent read of it: a LevelDB snapshot iterated in key order
+ * and serialised as
  *
  *   record: 4 key length K (LE) | K key bytes | 4 value length V | V bytes
  *   end:    4 bytes 0xFFFFFFFF
@@ -385,6 +386,9 @@ int kv_snap_commit(struct kv_snap_writer *w)
 	pthread_rwlock_wrlock(&kv->gen_lock);
 	rc = write_batch(kv, w->wb, true);
 	if (rc == 0) {
+		/* What was applied before and not flushed is older than the
+		 * snapshot; no flush runs (it holds gen_lock). */
+		kv_pending_discard(kv);
 		kv->gen = g;
 		kv_bloom_invalidate(kv); /* it knew the other generation's keys */
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);

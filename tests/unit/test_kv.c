@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -54,7 +56,6 @@ static void fx_open(struct fx *f)
 	struct kv_options o;
 	char path[4096];
 	kv_options_default(&o);
-	o.sync = false; /* durability is LevelDB's business; keep the tests fast */
 	o.cache_bytes = 1u << 20;
 	o.write_buffer = 1u << 20;
 	o.filter_min_keys = 64; /* small key filters, outgrown by a few hundred keys */
@@ -1099,6 +1100,8 @@ static void test_filter_follows_snapshot_install(void **state)
 	src.index = f->index;
 	put_all(&src, (const char *const[]){"k3=a", "other=b", NULL});
 	assert_int_equal(put(&src, "k3", "again"), 0); /* version 2 there */
+	/* A snapshot is what the database holds: the applied state once flushed. */
+	assert_int_equal(kv_sync(src.kv, kv_applied_index(src.kv)), 0);
 
 	struct kv_snap_reader *r = kv_snap_reader_create(src.kv);
 	struct kv_snap_writer *w;
@@ -1162,6 +1165,196 @@ static void test_iterator_order_and_snapshot(void **state)
 	size_t klen;
 	assert_memory_equal(kv_iter_key(it, &klen), "a", 1);
 	kv_iter_destroy(it);
+}
+
+/* --- the applied state before and after its flush (kv_pending.c) --------- */
+
+static void test_pending_state_merges_with_database(void **state)
+{
+	/* Batches not flushed yet are what readers see: newer values and
+	 * deletions win over the database, in gets, iteration order and the key
+	 * count, before and after the flush and after a reopen; an iterator keeps
+	 * the state it was created on. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"a=1", "b=2", "c=3", "d=4", NULL});
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	assert_int_equal(kv_pending_bytes(f->kv), 0);
+
+	put_all(f, (const char *const[]){"b=20", "e=5", "bb=7", NULL});
+	assert_int_equal(del(f, "c", 0), 0);
+	assert_true(kv_pending_bytes(f->kv) > 0);
+	assert_int_equal(kv_durable_index(f->kv) + 4, kv_applied_index(f->kv));
+	assert_absent(f, "c");
+	assert_value(f, "b", "20");
+	assert_int_equal(meta_of(f, "b").version, 2);
+	assert_int_equal(kv_key_count(f->kv), 5);
+	assert_dump(f, "a=1;b=20;bb=7;d=4;e=5;");
+	struct kv_iter *it = kv_iter_create(f->kv);
+	assert_non_null(it);
+
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	assert_int_equal(kv_pending_bytes(f->kv), 0);
+	assert_int_equal(kv_durable_index(f->kv), kv_applied_index(f->kv));
+	assert_int_equal(del(f, "a", 0), 0);
+	assert_int_equal(put(f, "c", "33"), 0);
+	assert_int_equal(meta_of(f, "c").version, 1); /* deleted, then created again */
+	assert_dump(f, "b=20;bb=7;c=33;d=4;e=5;");
+
+	const char *want[] = {"a", "b", "bb", "d", "e"};
+	size_t i = 0;
+	for (kv_iter_seek(it, "", 0); kv_iter_valid(it); kv_iter_next(it), i++) {
+		size_t klen;
+		const uint8_t *k = kv_iter_key(it, &klen);
+		assert_true(i < 5);
+		assert_int_equal(klen, strlen(want[i]));
+		assert_memory_equal(k, want[i], klen);
+	}
+	assert_int_equal(i, 5);
+	kv_iter_seek(it, "bc", 2); /* a seek lands between pending and stored keys */
+	assert_true(kv_iter_valid(it));
+	size_t klen;
+	assert_memory_equal(kv_iter_key(it, &klen), "d", 1);
+	kv_iter_destroy(it);
+
+	uint64_t applied = kv_applied_index(f->kv);
+	fx_reopen(f); /* the close flushes */
+	assert_int_equal(kv_applied_index(f->kv), applied);
+	assert_int_equal(kv_key_count(f->kv), 5);
+	assert_dump(f, "b=20;bb=7;c=33;d=4;e=5;");
+}
+
+static void test_crash_keeps_the_last_flushed_state(void **state)
+{
+	/* A process killed after a flush and more batches comes back with
+	 * exactly the flushed state: its data, applied index and count, none of
+	 * the later batches (the Raft log replays them), whole batches only. */
+	struct fx *f = *state;
+	kv_close(f->kv);
+	f->kv = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fx_open(f);
+		put_all(f, (const char *const[]){"a=1", "b=2", NULL});
+		if (kv_sync(f->kv, f->index) != 0)
+			_exit(2);
+		put_all(f, (const char *const[]){"b=3", "c=4", NULL});
+		if (del(f, "a", 0) != 0 || kv_key_count(f->kv) != 2)
+			_exit(3);
+		_exit(0); /* no close: as kill -9 */
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	fx_open(f);
+	assert_int_equal(kv_applied_index(f->kv), 2);
+	assert_int_equal(kv_durable_index(f->kv), 2);
+	assert_int_equal(kv_key_count(f->kv), 2);
+	assert_dump(f, "a=1;b=2;");
+}
+
+/* test_readers_during_flushes: one thread applies, one flushes, one reads. */
+enum { RACE_BATCHES = 400 };
+
+struct race {
+	struct kv *kv;
+	int done; /* atomic */
+	int bad;
+};
+
+static void *race_flusher(void *arg)
+{
+	struct race *r = arg;
+	while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+		if (kv_sync(r->kv, kv_applied_index(r->kv)) != 0)
+			r->bad = 1;
+	return NULL;
+}
+
+/* The value of key as a number, -1 when absent. */
+static long race_get(struct kv *kv, const char *key)
+{
+	char *rec;
+	size_t rlen, vlen;
+	const uint8_t *v;
+	struct record_meta m;
+	if (kv_get(kv, key, strlen(key), &rec, &rlen) != 0)
+		return -1;
+	long x = -2;
+	if (record_decode(rec, rlen, &m, &v, &vlen) == 0 && vlen < 16) {
+		char buf[16];
+		memcpy(buf, v, vlen);
+		buf[vlen] = '\0';
+		x = strtol(buf, NULL, 10);
+	}
+	kv_free(rec);
+	return x;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	long last = -1;
+	while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && !r->bad) {
+		/* Batch i sets n=i, k<i>=i and deletes k<i-1>: whatever a flush
+		 * is doing, n never goes back, and k<n> is there. */
+		long n = race_get(r->kv, "n");
+		char key[32];
+		if (n < last) {
+			r->bad = 2;
+			break;
+		}
+		last = n;
+		if (n < 0)
+			continue;
+		snprintf(key, sizeof key, "k%ld", n);
+		if (race_get(r->kv, key) < n) /* a later batch may have moved on */
+			if (race_get(r->kv, "n") == n)
+				r->bad = 3;
+		struct kv_iter *it = kv_iter_create(r->kv);
+		size_t keys = 0;
+		for (kv_iter_seek(it, "k", 1); kv_iter_valid(it); kv_iter_next(it)) {
+			size_t kl;
+			if (kv_iter_key(it, &kl)[0] != 'k')
+				break;
+			keys++;
+		}
+		if (kv_iter_status(it) != 0 || keys != 1)
+			r->bad = 4;
+		kv_iter_destroy(it);
+	}
+	return NULL;
+}
+
+static void test_readers_during_flushes(void **state)
+{
+	/* Readers on other threads see whole batches, in order, while flushes
+	 * move the applied state to the database underneath them. */
+	struct fx *f = *state;
+	struct race r = {.kv = f->kv};
+	pthread_t fl, rd;
+	char key[32], prev[32], val[32];
+	assert_int_equal(pthread_create(&fl, NULL, race_flusher, &r), 0);
+	assert_int_equal(pthread_create(&rd, NULL, race_reader, &r), 0);
+	for (int i = 0; i < RACE_BATCHES; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(prev, sizeof prev, "k%d", i - 1);
+		snprintf(val, sizeof val, "%d", i);
+		txn_new(f);
+		txn_add_put(&f->txn, "n", 1, RECORD_RAW, 0644, 0, val, strlen(val));
+		txn_add_put(&f->txn, key, strlen(key), RECORD_RAW, 0644, 0, val, strlen(val));
+		if (i > 0)
+			txn_add_delete(&f->txn, prev, strlen(prev), TXN_F_MUST_EXIST);
+		assert_int_equal(run(f), 0);
+	}
+	__atomic_store_n(&r.done, 1, __ATOMIC_RELEASE);
+	pthread_join(fl, NULL);
+	pthread_join(rd, NULL);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(kv_key_count(f->kv), 2);
+	snprintf(val, sizeof val, "%d", RACE_BATCHES - 1);
+	assert_value(f, "n", val);
 }
 
 #define BIG 10000
@@ -1239,6 +1432,9 @@ int main(void)
 		T(test_touch),
 		T(test_touch_missing),
 		T(test_iterator_order_and_snapshot),
+		T(test_pending_state_merges_with_database),
+		T(test_crash_keeps_the_last_flushed_state),
+		T(test_readers_during_flushes),
 		T(test_filter_knows_keys_written_before_open),
 		T(test_filter_grows_when_outgrown),
 		T(test_filter_rebuilt_after_churn),
