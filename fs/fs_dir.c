@@ -131,8 +131,9 @@ static void reset(struct fs *fs, struct fs_dirh *dh)
 		kv_iter_destroy(dh->it);
 	if (dh->probe)
 		kv_iter_destroy(dh->probe);
-	dh->it = kv_iter_create(fs->kv);
-	dh->probe = kv_iter_create(fs->kv);
+	const uint8_t *pfx = dh->prefix.data ? dh->prefix.data : (const uint8_t *)"";
+	dh->it = kv_iter_create_prefix(fs->kv, pfx, dh->prefix.len);
+	dh->probe = kv_iter_create_prefix(fs->kv, pfx, dh->prefix.len);
 	if (dh->it)
 		kv_iter_seek(dh->it, dh->prefix.data ? dh->prefix.data : (const uint8_t *)"",
 			     dh->prefix.len);
@@ -437,7 +438,7 @@ static void remove_cont(struct fs_op *op, int rc)
 /* Counts keys under prefix (stops at 3): 0 absent, 1 marker only ... */
 static int count_under(struct fs *fs, const uint8_t *prefix, size_t plen, bool *marker)
 {
-	struct kv_iter *it = kv_iter_create(fs->kv);
+	struct kv_iter *it = kv_iter_create_prefix(fs->kv, prefix, plen);
 	int n = 0;
 	*marker = false;
 	if (!it)

@@ -44,7 +44,7 @@ int fs_resolve(struct fs *fs, const uint8_t *key, size_t klen, struct fs_stat *s
 		return -ENOMEM;
 	memcpy(dk, key, klen);
 	dk[klen] = '/';
-	struct kv_iter *it = kv_iter_create(fs->kv);
+	struct kv_iter *it = kv_iter_create_prefix(fs->kv, dk, klen + 1);
 	int rc = 0;
 	if (!it) {
 		rc = -ENOMEM;

@@ -245,9 +245,10 @@ static void *sync_loop(void *arg)
 		uint64_t target = n->sync_requested;
 		pthread_mutex_unlock(&n->sync_lock);
 		int64_t t0 = clock_mono_ns();
+		uint64_t before = kv_durable_index(n->kv);
 		int rc = kv_sync(n->kv, target);
-		int64_t t1 = clock_mono_ns();
-		metric_observe(&n->kvsync_hist, (double)(t1 - t0) / 1e9);
+		if (kv_durable_index(n->kv) != before) /* a write, not a no-op */
+			metric_observe(&n->kvsync_hist, (double)(clock_mono_ns() - t0) / 1e9);
 		pthread_mutex_lock(&n->sync_lock);
 		n->sync_last_ns = t0;
 		n->sync_full = false;

@@ -245,34 +245,45 @@ struct kv_iter {
 	leveldb_readoptions_t *ro;
 	const leveldb_snapshot_t *snap;
 	struct kv *kv;
-	char prefix;
+	uint8_t *prefix; /* generation byte + the user prefix keys must have */
+	size_t plen;
 	struct ov_copy *ov;
 	size_t n_ov, oi;
 	int cur; /* where the current key is: 0 LevelDB, 1 ov[oi], -1 nowhere */
 	int err;
 };
 
-struct kv_iter *kv_iter_create(struct kv *kv)
+struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t plen)
 {
 	struct kv_iter *it = calloc(1, sizeof *it);
-	if (!it)
+	if (!it || !(it->prefix = malloc(plen + 1))) {
+		free(it);
 		return NULL;
+	}
+	memcpy(it->prefix + 1, prefix, plen);
+	it->plen = plen + 1;
 	it->kv = kv;
 	it->cur = -1;
 	pthread_rwlock_rdlock(&kv->gen_lock);
 	pthread_rwlock_rdlock(&kv->ov_lock);
-	it->prefix = KV_GEN_PREFIX(kv->gen);
+	it->prefix[0] = (uint8_t)KV_GEN_PREFIX(kv->gen);
 	it->snap = leveldb_create_snapshot(kv->db);
-	if (kv_pending_copy(kv, &it->ov, &it->n_ov) < 0)
+	if (kv_pending_copy(kv, prefix, plen, &it->ov, &it->n_ov) < 0)
 		it->err = -ENOMEM;
 	pthread_rwlock_unlock(&kv->ov_lock);
 	pthread_rwlock_unlock(&kv->gen_lock);
+	kv_pending_sort(it->ov, it->n_ov);
 	it->ro = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(it->ro, 1);
 	leveldb_readoptions_set_fill_cache(it->ro, 0); /* scans must not evict hot keys */
 	leveldb_readoptions_set_snapshot(it->ro, it->snap);
 	it->it = leveldb_create_iterator(kv->db, it->ro);
 	return it;
+}
+
+struct kv_iter *kv_iter_create(struct kv *kv)
+{
+	return kv_iter_create_prefix(kv, "", 0);
 }
 
 static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -282,14 +293,15 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-/* Whether LevelDB's iterator is on a user key of the live generation. */
+/* Whether LevelDB's iterator is on a user key of the live generation
+ * under the iterator's prefix. */
 static bool db_valid(struct kv_iter *it)
 {
 	if (!leveldb_iter_valid(it->it))
 		return false;
 	size_t len;
 	const char *k = leveldb_iter_key(it->it, &len);
-	return len >= 1 && k[0] == it->prefix;
+	return len >= it->plen && memcmp(k, it->prefix, it->plen) == 0;
 }
 
 /* Picks the current key from the two sources' positions. */
@@ -323,13 +335,19 @@ static void settle(struct kv_iter *it)
 
 void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 {
+	/* Not before the prefix: LevelDB would show keys the copy lacks. */
+	size_t up = it->plen - 1;
+	if (key_cmp(start, slen, it->prefix + 1, up) < 0) {
+		start = it->prefix + 1;
+		slen = up;
+	}
 	char stackbuf[512], *k = stackbuf;
 	if (slen + 1 > sizeof stackbuf && !(k = malloc(slen + 1))) {
 		it->err = -ENOMEM; /* degrade: end the scan, with an error */
 		it->cur = -1;
 		return;
 	}
-	k[0] = it->prefix;
+	k[0] = (char)it->prefix[0];
 	memcpy(k + 1, start, slen);
 	leveldb_iter_seek(it->it, k, slen + 1);
 	if (k != stackbuf)
@@ -405,5 +423,6 @@ void kv_iter_destroy(struct kv_iter *it)
 	leveldb_readoptions_destroy(it->ro);
 	leveldb_release_snapshot(it->kv->db, it->snap);
 	free(it->ov);
+	free(it->prefix);
 	free(it);
 }

@@ -101,6 +101,10 @@ int kv_get_membership(struct kv *kv, char **blob, size_t *len);
  * one consistent state of the database. */
 struct kv_iter;
 struct kv_iter *kv_iter_create(struct kv *kv);
+/* The same, limited to the keys that start with prefix (kv_iter_valid is
+ * false past them): cheaper while much applied state waits for its flush,
+ * since only its keys under prefix are copied. */
+struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t plen);
 void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen);
 bool kv_iter_valid(struct kv_iter *it);
 void kv_iter_next(struct kv_iter *it);

@@ -61,13 +61,15 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 	/* Applied by an earlier batch, not in the database yet. */
 	char *v;
 	int rc = kv_pending_get(c->kv, key, klen, &v, rlen);
-	if (rc != 1) {
-		if (rc == 0) {
-			*rec = (const uint8_t *)v;
-			*owned = true;
-		}
-		return rc;
+	if (rc == 0) {
+		*rec = (const uint8_t *)v;
+		*owned = true;
+		return 0;
 	}
+	if (rc != 1 && rc != KVFS_ENOTFOUND)
+		return rc;
+	/* Asked even for a key whose deletion is pending: the filter must
+	 * learn of it when it is written again (note_written). */
 	if (!kv_bloom_may_have(c->kv, key, klen)) {
 		/* Certainly absent: no database read. Marked, so that the filter
 		 * is told of the key if it is written (note_written). */
@@ -78,6 +80,8 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		e->fresh = true;
 		return KVFS_ENOTFOUND;
 	}
+	if (rc == KVFS_ENOTFOUND)
+		return rc;
 	rc = kv_read_raw(c->kv, c->kv->ropts, key, klen, &v, rlen);
 	if (rc == 0) {
 		*rec = (const uint8_t *)v;
@@ -273,7 +277,7 @@ static int keylist_add(struct keylist *l, const uint8_t *k, size_t len)
 static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t plen,
 			  uint32_t max_keys, struct keylist *out)
 {
-	struct kv_iter *it = kv_iter_create(c->kv);
+	struct kv_iter *it = kv_iter_create_prefix(c->kv, prefix, plen);
 	int rc = 0;
 	if (!it)
 		return -ENOMEM;

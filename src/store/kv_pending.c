@@ -110,7 +110,7 @@ void ov_clear(struct ov_table *t)
 
 static uint64_t table_bytes(const struct ov_table *t)
 {
-	return t ? t->bytes + t->cap * sizeof(struct ov_ent) : 0;
+	return t && t->used ? t->bytes + t->cap * sizeof(struct ov_ent) : 0;
 }
 
 /* Caller holds ov_lock for writing. */
@@ -201,7 +201,16 @@ static int copy_cmp(const void *a, const void *b)
 	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-int kv_pending_copy(struct kv *kv, struct ov_copy **out, size_t *count)
+/* Whether e is copied: a change, under prefix, not hidden by a newer one. */
+static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen, const uint8_t *prefix,
+		   size_t plen)
+{
+	return e->key && e->state != OV_DB && e->klen >= plen &&
+	       (!plen || memcmp(e->key, prefix, plen) == 0) && !(frozen && shadowed(kv, e));
+}
+
+int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov_copy **out,
+		    size_t *count)
 {
 	const struct ov_table *ts[2] = {kv->active, kv->frozen};
 	size_t n = 0, bytes = 0;
@@ -210,7 +219,7 @@ int kv_pending_copy(struct kv *kv, struct ov_copy **out, size_t *count)
 	for (int j = 0; j < 2; j++)
 		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
 			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!e->key || e->state == OV_DB || (j == 1 && shadowed(kv, e)))
+			if (!copied(kv, e, j == 1, prefix, plen))
 				continue;
 			n++;
 			bytes += e->klen + (e->state == OV_PRESENT ? e->rlen : 0);
@@ -225,7 +234,7 @@ int kv_pending_copy(struct kv *kv, struct ov_copy **out, size_t *count)
 	for (int j = 0; j < 2; j++)
 		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
 			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!e->key || e->state == OV_DB || (j == 1 && shadowed(kv, e)))
+			if (!copied(kv, e, j == 1, prefix, plen))
 				continue;
 			c[k] = (struct ov_copy){.key = p, .klen = e->klen};
 			memcpy(p, e->key, e->klen);
@@ -238,10 +247,15 @@ int kv_pending_copy(struct kv *kv, struct ov_copy **out, size_t *count)
 			}
 			k++;
 		}
-	qsort(c, n, sizeof *c, copy_cmp);
 	*out = c;
 	*count = n;
 	return 0;
+}
+
+void kv_pending_sort(struct ov_copy *c, size_t n)
+{
+	if (n > 1)
+		qsort(c, n, sizeof *c, copy_cmp);
 }
 
 /* ---- the apply stage ---- */
@@ -307,6 +321,9 @@ void kv_pending_discard(struct kv *kv)
 
 /* ---- the flush ---- */
 
+/* Slots a flushed table keeps for the next window (about 3 MiB). */
+#define KEEP_SLOTS (64u * 1024)
+
 /* Whether the directory may have changed since it was last synced (always,
  * without inotify): reads every queued event. */
 static bool dir_changed(struct kv *kv)
@@ -316,6 +333,17 @@ static bool dir_changed(struct kv *kv)
 	while (kv->notify_fd >= 0 && read(kv->notify_fd, buf, sizeof buf) > 0)
 		changed = true; /* any create, delete or rename (or an overflow) */
 	return changed;
+}
+
+int kv_sync_dir(struct kv *kv)
+{
+	if (!dir_changed(kv))
+		return 0;
+	kv->dir_synced = fsync(kv->dir_fd) == 0;
+	if (kv->dir_synced)
+		return 0;
+	log_error("kv", "syncing %s failed: %s", kv->path, strerror(errno));
+	return KVFS_ESTORAGE;
 }
 
 /* qsort order of entries: LevelDB's bytewise key order. */
@@ -383,13 +411,8 @@ static int flush(struct kv *kv, const struct ov_table *t, uint64_t applied, uint
 	free(sorted);
 	/* LevelDB may have started a new log file in this write: its name
 	 * must be on disk too, or the synced records in it are not. */
-	if (rc == 0 && dir_changed(kv)) {
-		kv->dir_synced = fsync(kv->dir_fd) == 0;
-		if (!kv->dir_synced) {
-			log_error("kv", "syncing %s failed: %s", kv->path, strerror(errno));
-			rc = KVFS_ESTORAGE;
-		}
-	}
+	if (rc == 0)
+		rc = kv_sync_dir(kv);
 	return rc;
 }
 
@@ -421,16 +444,28 @@ int kv_sync(struct kv *kv, uint64_t upto)
 	pthread_rwlock_unlock(&kv->ov_lock);
 	if (todo)
 		rc = flush(kv, fz, applied, count, members, mlen);
-	pthread_rwlock_unlock(&kv->gen_lock);
 	if (rc == 0 && todo) {
-		/* In LevelDB now: readers may stop looking here. */
+		/* In LevelDB now: readers may stop looking here. The slots stay
+		 * for the next window unless a burst made them big. */
 		pthread_rwlock_wrlock(&kv->ov_lock);
 		struct ov_table done = *fz;
 		*fz = (struct ov_table){0};
+		if (done.cap <= KEEP_SLOTS) {
+			fz->tab = done.tab;
+			fz->cap = done.cap;
+			done.tab = NULL;
+			done.cap = 0;
+		}
 		kv->frozen = NULL;
 		kv->flush_members = NULL;
 		note_bytes(kv);
 		pthread_rwlock_unlock(&kv->ov_lock);
+		pthread_rwlock_unlock(&kv->gen_lock);
+		for (size_t i = 0; i < fz->cap; i++) { /* no reader looks at fz now */
+			free(fz->tab[i].key);
+			free(fz->tab[i].rec);
+			fz->tab[i] = (struct ov_ent){0};
+		}
 		ov_clear(&done);
 		free(members);
 		uint64_t cur = kv_durable_index(kv);
@@ -438,7 +473,10 @@ int kv_sync(struct kv *kv, uint64_t upto)
 		       !__atomic_compare_exchange_n(&kv->durable, &cur, applied, false,
 						    __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
 			;
-	} else if (rc) {
+	} else {
+		pthread_rwlock_unlock(&kv->gen_lock);
+	}
+	if (rc) {
 		/* The frozen state stays readable; nothing more is written:
 		 * the node stops and replays its log at the next start. */
 		kv->flush_failed = true;

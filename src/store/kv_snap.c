@@ -385,9 +385,12 @@ int kv_snap_commit(struct kv_snap_writer *w)
 	int rc;
 	pthread_rwlock_wrlock(&kv->gen_lock);
 	rc = write_batch(kv, w->wb, true);
+	if (rc == 0) /* the new state may be in a new LevelDB log file */
+		rc = kv_sync_dir(kv);
 	if (rc == 0) {
 		/* What was applied before and not flushed is older than the
-		 * snapshot; no flush runs (it holds gen_lock). */
+		 * snapshot; no flush runs (it holds gen_lock until it has
+		 * dropped what it wrote). */
 		kv_pending_discard(kv);
 		kv->gen = g;
 		kv_bloom_invalidate(kv); /* it knew the other generation's keys */
