@@ -58,6 +58,7 @@ static void usage(FILE *f)
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
 		"  --flush-ms MS           write the applied state to LevelDB at most every MS\n"
 		"                          (default 50; 0: after every apply batch)\n"
+		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 64)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
@@ -89,6 +90,7 @@ enum {
 	OPT_REQ_TIMEOUT,
 	OPT_SNAP_ENTRIES,
 	OPT_FLUSH_MS,
+	OPT_FLUSH_MAX,
 	OPT_CACHE,
 	OPT_READY_FILE,
 	OPT_PEER,
@@ -123,6 +125,7 @@ static const struct option options[] = {
 	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
 	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
+	{"flush-max", required_argument, NULL, OPT_FLUSH_MAX},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"peer", required_argument, NULL, OPT_PEER},
@@ -281,7 +284,10 @@ int main(int argc, char **argv)
 			ncfg.snapshot_entries = num_arg("snapshot-entries", optarg, 10, 1u << 30);
 			break;
 		case OPT_FLUSH_MS:
-			ncfg.flush_ms = (int)num_arg("flush-ms", optarg, 0, 10000);
+			ncfg.flush_ms = (int)num_arg("flush-ms", optarg, 0, 60000);
+			break;
+		case OPT_FLUSH_MAX:
+			ncfg.flush_max_bytes = num_arg("flush-max", optarg, 1, 4096) << 20;
 			break;
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;

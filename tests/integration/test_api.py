@@ -361,6 +361,56 @@ def test_kill9_keeps_every_acknowledged_write():
     assert n.stop() == 0
 
 
+def metric(cl, name):
+    """The value of an unlabelled sample on /metrics."""
+    for line in cl.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s on /metrics" % name)
+
+
+def test_kill9_replays_the_applied_state_not_yet_flushed():
+    """With the applied state's flush a minute away, everything lives in memory
+    and the log: kill -9, and the restart replays it, values, deletions,
+    revisions and the key count."""
+    n = Node(name="unflushed", extra=["--flush-ms", "60000"]).start()
+    cl = n.client()
+    for i in range(100):
+        assert cl.put("uf%d" % i, i).status == 200
+    assert cl.put("uf7", "again").status == 200
+    assert cl.delete("uf8").status == 200
+    etag = cl.get("uf9").headers["etag"]
+    assert cl.get("uf7").json() == {"value": "again"}
+    assert metric(cl, "kvfs_disk_backend_pending_bytes") > 0
+    n.kill()
+    n.start()
+    cl = n.client()
+    assert cl.get("uf7").json() == {"value": "again"}
+    assert cl.get("uf8").status == 404
+    assert cl.get("uf99").json() == {"value": 99}
+    assert cl.get("uf9").headers["etag"] == etag
+    assert cl.request("GET", "/debug/replication").json()["data_size"] == 99
+    assert n.stop() == 0
+
+
+def test_applied_state_over_its_bound_is_flushed_at_once():
+    """--flush-max bounds the applied state waiting in memory: past it the node
+    flushes at once and applies again afterwards, long before --flush-ms, and
+    no write waits for the interval."""
+    n = Node(name="bounded", extra=["--flush-ms", "60000", "--flush-max", "1"]).start()
+    cl = n.client()
+    value = "x" * 1000
+    for b in range(30):  # about 3 MiB in all
+        items = [{"key": "fb/%d/%d" % (b, j), "value": value} for j in range(100)]
+        assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+    flushes = metric(cl, "kvfs_disk_backend_fsync_duration_seconds_count")
+    assert flushes >= 2, flushes
+    assert metric(cl, "kvfs_disk_backend_pending_bytes") < 2 * 1024 * 1024
+    assert cl.get("fb/29/99").json() == {"value": value}
+    assert cl.request("GET", "/debug/replication").json()["data_size"] == 3000
+    assert n.stop() == 0
+
+
 def test_restart_replays_and_keeps_revisions():
     """A clean restart keeps data, revisions and the key count."""
     n = Node(name="restart", extra=["--snapshot-entries", "50"]).start()
