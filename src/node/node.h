@@ -56,7 +56,7 @@ struct node_config {
 	int flush_ms;              /* write the applied state to LevelDB at most this often
 				      (default 50; kv_sync) */
 	uint64_t flush_max_bytes;  /* ... or at once past this much of it in memory
-				      (default 64 MiB; the apply waits meanwhile) */
+				      (default 32 MiB; the apply waits meanwhile) */
 	struct kv_options kv;
 };
 
