@@ -8,6 +8,8 @@
 # state-machine sizes. Needs root (cgroups). Stops everything it started.
 #
 #   bench/large.sh [KEYS [MEM]]
+#
+# KEEP_LOGS=DIR keeps the three nodes' logs there (log1..log3).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${KVFS_BIN:-$top/build}
@@ -19,6 +21,7 @@ mkdir -p "$tmp"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/log? "$KEEP_LOGS"/ 2>/dev/null || true; fi
 	for i in 1 2 3; do rmdir "$CG/n$i" 2>/dev/null || true; done
 	rmdir "$CG" 2>/dev/null || true
 	rm -rf "$tmp"

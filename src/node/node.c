@@ -217,9 +217,10 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
  * (kv_pending.c). The thread flushes what was asked for at most every
  * cfg.flush_ms: the log's fsyncs then have the disk to themselves, and the
  * state machine is never more than a flush behind the log. It flushes at
- * once when someone waits for it (node_wait_synced: a log compaction, a
- * snapshot install, the stop) or when the pending state outgrows
- * cfg.flush_max_bytes (node_sync_busy holds the apply meanwhile). */
+ * once when someone waits for it (node_wait_synced: a snapshot install,
+ * the stop) or when the pending state outgrows cfg.flush_max_bytes
+ * (node_sync_busy holds the apply meanwhile). The log compaction does not
+ * wait: it goes up to the durable index (node_raft.c). */
 
 static void *sync_loop(void *arg)
 {

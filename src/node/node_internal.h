@@ -57,6 +57,7 @@ struct node {
 	struct remote_write *remote, *remote_tail;
 	uint64_t next_id;
 	struct raft_conf applied_conf; /* membership in effect at the applied index */
+	uint64_t applied_conf_index;   /* ... and the index of the entry that made it */
 	struct kv_snap_writer *snap_in;
 	struct snap_out snap_out[NODE_MAX_MEMBERS];
 	struct byte_buf wbuf; /* wire encoding scratch */

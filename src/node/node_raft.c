@@ -262,6 +262,7 @@ static int apply(struct node *n, const struct raft_entry *ents, size_t count)
 			const struct raft_entry *e = &ents[i];
 			if (e->type == RAFT_ENTRY_CONF) {
 				raft_conf_decode(&n->applied_conf, e->data, e->len);
+				n->applied_conf_index = e->index;
 				log_info("node", "membership change applied at index %llu (%u members)",
 					 (unsigned long long)e->index, n->applied_conf.n);
 				/* Whoever is told the change is done must see it in
@@ -336,6 +337,7 @@ static int install(struct node *n, const struct raft_install *in)
 	if ((rc = rlog_compact(n->log, &meta, in->discard_log ? UINT64_MAX : in->snap.index)) < 0)
 		return rc;
 	n->applied_conf = in->snap.conf;
+	n->applied_conf_index = in->snap.index;
 	metric_inc(&n->snapshots_received);
 	log_info("node", "installed snapshot %llu (state machine at %llu, %llu keys)",
 		 (unsigned long long)in->snap.index, (unsigned long long)kv_applied_index(n->kv),
@@ -409,24 +411,28 @@ static void maybe_compact(struct node *n)
 	if (applied != st.applied || applied <= st.snap_index ||
 	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes))
 		return;
-	/* The state machine is the snapshot: it must be on disk before the log
-	 * entries it replaces go. */
-	if (node_wait_synced(n) < 0) {
-		node_fail(n, KVFS_ESTORAGE);
+	/* The state machine is the snapshot, as far as it is on disk: the log
+	 * is compacted up to the durable index, which trails the applied one
+	 * by at most a flush (node.c), and, with the membership stored with
+	 * it, not past a membership change that is not durable yet. The loop
+	 * never waits for the flush here: a node stuck behind a LevelDB stall
+	 * sends no heartbeats (a leader) or falls behind the leader's kept
+	 * tail (a follower, which then needs the whole state machine). */
+	uint64_t upto = kv_durable_index(n->kv);
+	if (upto <= st.snap_index || n->applied_conf_index > upto)
 		return;
-	}
 	uint64_t keep = n->cfg.snapshot_entries / 2 < 5000 ? n->cfg.snapshot_entries / 2 : 5000;
 	/* The kept tail must not hold the memory the byte limit frees. */
 	if (n->log_bytes >= n->cfg.snapshot_bytes)
 		keep = keep < 100 ? keep : 100;
-	uint64_t term = raft_term_at(n->raft, applied);
-	if (!term || raft_compact(n->raft, applied, keep) < 0)
+	uint64_t term = raft_term_at(n->raft, upto);
+	if (!term || raft_compact(n->raft, upto, keep) < 0)
 		return;
 	uint8_t conf[RAFT_CONF_ENCODED_MAX];
 	int clen = raft_conf_encode(&n->applied_conf, conf, sizeof conf);
-	struct rlog_snapshot_meta meta = {.index = applied, .term = term, .membership = conf,
+	struct rlog_snapshot_meta meta = {.index = upto, .term = term, .membership = conf,
 					  .membership_len = clen > 0 ? (size_t)clen : 0};
-	int rc = rlog_compact(n->log, &meta, applied > keep ? applied - keep : 0);
+	int rc = rlog_compact(n->log, &meta, upto > keep ? upto - keep : 0);
 	if (rc == KVFS_ESTORAGE)
 		node_fail(n, rc);
 	else if (rc < 0)
@@ -437,7 +443,7 @@ static void maybe_compact(struct node *n)
 		 * give the memory back instead of keeping it in malloc's arenas. */
 		malloc_trim(0);
 		log_debug("node", "log compacted: snapshot at %llu, kept %llu entries",
-			  (unsigned long long)applied, (unsigned long long)keep);
+			  (unsigned long long)upto, (unsigned long long)keep);
 	}
 }
 static bool expired(const struct node_req *r, int64_t now)

@@ -141,7 +141,8 @@ int node_raft_open(struct node *n)
 	uint64_t applied = kv_applied_index(n->kv);
 	for (size_t i = 0; i < lc.n && lc.ents[i].index <= applied; i++)
 		if (lc.ents[i].type == RAFT_ENTRY_CONF)
-			raft_conf_decode(&n->applied_conf, lc.ents[i].data, lc.ents[i].len);
+			if (raft_conf_decode(&n->applied_conf, lc.ents[i].data, lc.ents[i].len) == 0)
+				n->applied_conf_index = lc.ents[i].index;
 
 	int tick_ms = n->cfg.heartbeat_ms / 2 > 0 ? n->cfg.heartbeat_ms / 2 : 1;
 	struct raft_config rc_cfg = {
