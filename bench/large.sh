@@ -31,17 +31,25 @@ trap cleanup EXIT
 mkdir -p "$CG"
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 cl=
-for i in 1 2 3; do peer[$i]=$(port); http[$i]=$(port); cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
+for i in 1 2 3; do peer[$i]=$(port); cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
 for i in 1 2 3; do
 	mkdir -p "$CG/n$i"
 	echo "$MEM" >"$CG/n$i/memory.limit_in_bytes"
 	# Start inside the cgroup: the shell moves itself in, then execs kvfsd.
 	sh -c "echo \$\$ > $CG/n$i/cgroup.procs && exec $B/kvfsd --id $i --cluster $cl \
-		--http 127.0.0.1:${http[$i]} --data $tmp/n$i" 2>"$tmp/log$i" &
+		--http 127.0.0.1:0 --ready-file $tmp/ready$i --data $tmp/n$i" 2>"$tmp/log$i" &
 	pids+=($!)
 done
-EP="http://127.0.0.1:${http[1]},http://127.0.0.1:${http[2]},http://127.0.0.1:${http[3]}"
-for _ in $(seq 400); do curl -sf "http://127.0.0.1:${http[1]}/readyz" >/dev/null && break; sleep 0.05; done
+# REST on a port each node picks itself (a port chosen free here could be
+# taken meanwhile, e.g. as the source port of a peer connection): its URL
+# comes back through --ready-file.
+for i in 1 2 3; do
+	for _ in $(seq 400); do [ -s "$tmp/ready$i" ] && break; sleep 0.05; done
+	[ -s "$tmp/ready$i" ] || { echo "large: node $i did not start:" >&2; cat "$tmp/log$i" >&2; exit 1; }
+	url[$i]=$(cat "$tmp/ready$i")
+done
+EP="${url[1]},${url[2]},${url[3]}"
+for _ in $(seq 400); do curl -sf "${url[1]}/readyz" >/dev/null && break; sleep 0.05; done
 echo "== $KEYS keys of 100 bytes into 3 nodes, each limited to $MEM of memory; data in $tmp"
 per=$((KEYS / 10 / 1000))
 for c in $(seq 0 9); do
@@ -53,7 +61,7 @@ for c in 0 5 9; do
 		python3 -c 'import sys,json; d=json.load(sys.stdin); print("random GET over chunk %s: %8.0f/s  errors %s  p50 %.2f ms p99 %.2f ms" % (sys.argv[1], d["ops_per_s"], d["errors"]["total"], d["latency_ms"].get("p50",0), d["latency_ms"].get("p99",0)))' "$c"
 done
 for i in 1 2 3; do
-	m=$(curl -s "http://127.0.0.1:${http[$i]}/metrics")
+	m=$(curl -s "${url[$i]}/metrics")
 	printf 'node %s: peak memory %s MiB, OOM kills %s, state machine %s MiB, Raft log %s MiB, keys %s\n' "$i" \
 		$(( $(cat "$CG/n$i/memory.max_usage_in_bytes") >> 20 )) \
 		"$(grep -c . <(grep -E '^oom_kill [1-9]' "$CG/n$i/memory.oom_control") || true)" \
