@@ -20,7 +20,8 @@ tmp=${KVFS_LARGE_DIR:-$(mktemp -d /var/tmp/kvfs-large.XXXXXX)}
 mkdir -p "$tmp"
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	# Under set -e: a node that already died must not end the cleanup.
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/log? "$KEEP_LOGS"/ 2>/dev/null || true; fi
 	for i in 1 2 3; do rmdir "$CG/n$i" 2>/dev/null || true; done
 	rmdir "$CG" 2>/dev/null || true
