@@ -286,13 +286,6 @@ struct kv_iter *kv_iter_create(struct kv *kv)
 	return kv_iter_create_prefix(kv, "", 0);
 }
 
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	return c ? c : (al > bl) - (al < bl);
-}
-
 /* Whether LevelDB's iterator is on a user key of the live generation
  * under the iterator's prefix. */
 static bool db_valid(struct kv_iter *it)
@@ -317,7 +310,7 @@ static void settle(struct kv_iter *it)
 		if (dv && ov) {
 			size_t kl;
 			const uint8_t *k = (const uint8_t *)leveldb_iter_key(it->it, &kl);
-			c = key_cmp(it->ov[it->oi].key, it->ov[it->oi].klen, k + 1, kl - 1);
+			c = kv_key_cmp(it->ov[it->oi].key, it->ov[it->oi].klen, k + 1, kl - 1);
 			if (c == 0) /* the pending state is newer */
 				leveldb_iter_next(it->it);
 		}
@@ -337,7 +330,7 @@ void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 {
 	/* Not before the prefix: LevelDB would show keys the copy lacks. */
 	size_t up = it->plen - 1;
-	if (key_cmp(start, slen, it->prefix + 1, up) < 0) {
+	if (kv_key_cmp(start, slen, it->prefix + 1, up) < 0) {
 		start = it->prefix + 1;
 		slen = up;
 	}
@@ -355,7 +348,7 @@ void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 	size_t lo = 0, hi = it->n_ov; /* first pending key >= start */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (key_cmp(it->ov[mid].key, it->ov[mid].klen, start, slen) < 0)
+		if (kv_key_cmp(it->ov[mid].key, it->ov[mid].klen, start, slen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;

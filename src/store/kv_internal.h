@@ -52,6 +52,8 @@ struct ov_table {
 };
 
 uint32_t ov_hash(const uint8_t *k, size_t n);
+/* LevelDB's bytewise order of user keys (<0, 0, >0). */
+int kv_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 /* The slot of key: its entry, or the empty slot where it would go (NULL for
  * a table never grown). */
 struct ov_ent *ov_find(const struct ov_table *t, const uint8_t *key, size_t klen, uint32_t h);

@@ -37,6 +37,13 @@
 
 /* ---- the hash map ---- */
 
+int kv_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	return c ? c : (al > bl) - (al < bl);
+}
+
 uint32_t ov_hash(const uint8_t *k, size_t n)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -196,9 +203,7 @@ static bool shadowed(const struct kv *kv, const struct ov_ent *e)
 static int copy_cmp(const void *a, const void *b)
 {
 	const struct ov_copy *x = a, *y = b;
-	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = n ? memcmp(x->key, y->key, n) : 0;
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+	return kv_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 /* Whether e is copied: a change, under prefix, not hidden by a newer one. */
@@ -350,9 +355,7 @@ int kv_sync_dir(struct kv *kv)
 static int ent_cmp(const void *a, const void *b)
 {
 	const struct ov_ent *x = *(struct ov_ent *const *)a, *y = *(struct ov_ent *const *)b;
-	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = n ? memcmp(x->key, y->key, n) : 0;
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+	return kv_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 /* Writes t and the metadata in one synced LevelDB write (caller holds

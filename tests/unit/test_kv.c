@@ -268,6 +268,24 @@ static void dump(struct fx *f, char *out, size_t cap)
 	kv_iter_destroy(it);
 }
 
+/* Seeks it to start and checks that it then yields exactly the keys of
+ * want (NULL-terminated), in order. */
+static void assert_keys_from(struct kv_iter *it, const char *start, const char *const *want)
+{
+	size_t i = 0, n = 0;
+	while (want[n])
+		n++;
+	for (kv_iter_seek(it, start, strlen(start)); kv_iter_valid(it); kv_iter_next(it), i++) {
+		size_t klen;
+		const uint8_t *k = kv_iter_key(it, &klen);
+		assert_true(i < n);
+		assert_int_equal(klen, strlen(want[i]));
+		assert_memory_equal(k, want[i], klen);
+	}
+	assert_int_equal(i, n);
+	assert_int_equal(kv_iter_status(it), 0);
+}
+
 static void assert_dump(struct fx *f, const char *want)
 {
 	char got[4096];
@@ -1148,17 +1166,7 @@ static void test_iterator_order_and_snapshot(void **state)
 	assert_non_null(it);
 	assert_int_equal(put(f, "bb", "late"), 0);
 
-	const char *want[] = {"b", "b/2", "c", "\xff"};
-	size_t i = 0;
-	for (kv_iter_seek(it, "b", 1); kv_iter_valid(it); kv_iter_next(it), i++) {
-		size_t klen;
-		const uint8_t *k = kv_iter_key(it, &klen);
-		assert_true(i < 4);
-		assert_int_equal(klen, strlen(want[i]));
-		assert_memory_equal(k, want[i], klen);
-	}
-	assert_int_equal(i, 4);
-	assert_int_equal(kv_iter_status(it), 0);
+	assert_keys_from(it, "b", (const char *const[]){"b", "b/2", "c", "\xff", NULL});
 
 	kv_iter_seek(it, "", 0); /* seeking again restarts from the first user key */
 	assert_true(kv_iter_valid(it));
@@ -1200,16 +1208,7 @@ static void test_pending_state_merges_with_database(void **state)
 	assert_int_equal(meta_of(f, "c").version, 1); /* deleted, then created again */
 	assert_dump(f, "b=20;bb=7;c=33;d=4;e=5;");
 
-	const char *want[] = {"a", "b", "bb", "d", "e"};
-	size_t i = 0;
-	for (kv_iter_seek(it, "", 0); kv_iter_valid(it); kv_iter_next(it), i++) {
-		size_t klen;
-		const uint8_t *k = kv_iter_key(it, &klen);
-		assert_true(i < 5);
-		assert_int_equal(klen, strlen(want[i]));
-		assert_memory_equal(k, want[i], klen);
-	}
-	assert_int_equal(i, 5);
+	assert_keys_from(it, "", (const char *const[]){"a", "b", "bb", "d", "e", NULL});
 	kv_iter_seek(it, "bc", 2); /* a seek lands between pending and stored keys */
 	assert_true(kv_iter_valid(it));
 	size_t klen;
@@ -1219,15 +1218,7 @@ static void test_pending_state_merges_with_database(void **state)
 	/* Limited to a prefix: only its keys, from either source, and a seek
 	 * before the prefix starts at it. */
 	assert_non_null(it = kv_iter_create_prefix(f->kv, "b", 1));
-	const char *wantb[] = {"b", "bb"};
-	i = 0;
-	for (kv_iter_seek(it, "a", 1); kv_iter_valid(it); kv_iter_next(it), i++) {
-		const uint8_t *k = kv_iter_key(it, &klen);
-		assert_true(i < 2);
-		assert_int_equal(klen, strlen(wantb[i]));
-		assert_memory_equal(k, wantb[i], klen);
-	}
-	assert_int_equal(i, 2);
+	assert_keys_from(it, "a", (const char *const[]){"b", "bb", NULL});
 	kv_iter_destroy(it);
 
 	uint64_t applied = kv_applied_index(f->kv);
