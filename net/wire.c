@@ -31,7 +31,10 @@
 #define WIRE_RESULT_SIZE (WIRE_HEADER_SIZE + 8 + 4 + 3 * 8 + WIRE_CRC_SIZE)
 
 static_assert(WIRE_RAFT_FIXED + WIRE_CRC_SIZE == 126, "wire.h table: empty Raft message");
+#define WIRE_ACCEPT_SIZE (WIRE_HEADER_SIZE + 3 * 8 + WIRE_CRC_SIZE)
+
 static_assert(WIRE_RESULT_SIZE == 66, "wire.h table: forward result");
+static_assert(WIRE_ACCEPT_SIZE == 54, "wire.h table: forward accept");
 
 static int flag_ok(uint8_t v)
 {
@@ -206,6 +209,24 @@ int wire_encode_forward_result(struct byte_buf *out, uint64_t from, uint64_t to,
 	return 0;
 }
 
+int wire_encode_forward_accept(struct byte_buf *out, uint64_t from, uint64_t to,
+			       const struct wire_forward_accept *a)
+{
+	size_t start = out->len;
+	if (from == 0 || to == 0)
+		return -EINVAL;
+	if (bb_reserve(out, WIRE_ACCEPT_SIZE) < 0)
+		return -ENOMEM;
+	put_header(out, WIRE_FORWARD_ACCEPT, from, to, 0);
+	bb_le64(out, a->req_id);
+	bb_le64(out, a->index);
+	bb_le64(out, a->term);
+	put_crc(out, start);
+	if (out->err || out->len - start != WIRE_ACCEPT_SIZE)
+		return -ENOMEM;
+	return 0;
+}
+
 /* Reads a u32 length and returns that many bytes (pointer into the buffer;
  * never NULL on success, even for length 0). */
 static const uint8_t *read_blob(struct byte_reader *r, size_t *len)
@@ -305,6 +326,12 @@ int wire_decode(const void *buf, size_t len, struct wire_msg *out)
 		out->result.deleted = br_le64(&r);
 		out->result.leader_hint = br_le64(&r);
 		rv = out->result.result > 0 ? KVFS_EPROTO : 0;
+		break;
+	case WIRE_FORWARD_ACCEPT:
+		out->accept.req_id = br_le64(&r);
+		out->accept.index = br_le64(&r);
+		out->accept.term = br_le64(&r);
+		rv = 0;
 		break;
 	default:
 		rv = KVFS_EPROTO;

@@ -68,6 +68,14 @@
  *   54     8     leader hint
  *   62     4     CRC-32C of bytes [0, 62)
  *
+ * WIRE_FORWARD_ACCEPT body (the leader proposed a forwarded write; the
+ * follower then answers it from its own apply of that entry), 54 bytes:
+ *
+ *   26     8     req_id
+ *   34     8     index given to the entry
+ *   42     8     term given to the entry
+ *   50     4     CRC-32C of bytes [0, 50)
+ *
  * The encoding is canonical: the decoder accepts exactly the byte strings the
  * encoders produce (no unused bits, no padding, no trailing bytes), so
  * anything that decodes re-encodes to the same bytes.
@@ -87,7 +95,7 @@
 #define WIRE_HEADER_SIZE 26
 #define WIRE_CRC_SIZE 4
 
-enum wire_kind { WIRE_RAFT = 1, WIRE_FORWARD = 2, WIRE_FORWARD_RESULT = 3 };
+enum wire_kind { WIRE_RAFT = 1, WIRE_FORWARD = 2, WIRE_FORWARD_RESULT = 3, WIRE_FORWARD_ACCEPT = 4 };
 
 /* A forwarded client write. data is borrowed (see each function). */
 struct wire_forward {
@@ -102,6 +110,10 @@ struct wire_forward_result {
 	uint64_t index, deleted, leader_hint;
 };
 
+struct wire_forward_accept {
+	uint64_t req_id, index, term;
+};
+
 /* One decoded message. Filled by wire_decode, released by wire_msg_free.
  * Only the member matching kind is meaningful; the others are zero. */
 struct wire_msg {
@@ -110,6 +122,7 @@ struct wire_msg {
 	struct raft_msg raft;              /* kind == WIRE_RAFT */
 	struct wire_forward fwd;           /* kind == WIRE_FORWARD */
 	struct wire_forward_result result; /* kind == WIRE_FORWARD_RESULT */
+	struct wire_forward_accept accept; /* kind == WIRE_FORWARD_ACCEPT */
 	struct raft_entry *entries_owned;  /* decoder-allocated array behind raft.entries */
 };
 
@@ -131,6 +144,8 @@ int wire_encode_forward(struct byte_buf *out, uint64_t from, uint64_t to,
 			const struct wire_forward *f);
 int wire_encode_forward_result(struct byte_buf *out, uint64_t from, uint64_t to,
 			       const struct wire_forward_result *r);
+int wire_encode_forward_accept(struct byte_buf *out, uint64_t from, uint64_t to,
+			       const struct wire_forward_accept *a);
 
 /*
  * Decodes one frame buf[0..len) into *out (overwritten; caller-allocated).

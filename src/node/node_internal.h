@@ -145,6 +145,8 @@ void node_flush(struct node *n);
 void node_send_result(struct node *n, uint64_t to, uint64_t req_id, int result, uint64_t index,
 		      uint64_t deleted);
 void node_forward(struct node *n, struct node_req *r, uint64_t leader);
+/* Adds r (index and term set) to the writes settled by the apply. */
+void node_writes_insert(struct node *n, struct node_req *r);
 void node_on_leader_change(struct node *n, uint64_t leader);
 void node_receive(struct node *n);
 

@@ -214,6 +214,12 @@ static void on_forward(struct node *n, const struct wire_msg *m)
 		return; /* the follower times out: outcome unknown, as it must say */
 	*w = (struct remote_write){.from = m->from, .req_id = m->fwd.req_id, .index = index,
 				   .term = term};
+	/* Held, so it leaves with (and before) the AppendEntries carrying the
+	 * entry: the follower knows what to wait for before it can apply it. */
+	struct wire_forward_accept a = {.req_id = m->fwd.req_id, .index = index, .term = term};
+	n->wbuf.len = 0;
+	if (wire_encode_forward_accept(&n->wbuf, n->cfg.id, m->from, &a) == 0)
+		send_buf(n, m->from);
 	if (n->remote_tail)
 		n->remote_tail->next = w;
 	else
@@ -238,6 +244,20 @@ static void on_forward_result(struct node *n, const struct wire_msg *m)
 	}
 	r->result = 0;
 	list_push(&n->apply_wait, r);
+}
+/* The leader proposed our forwarded write at index/term: from now on our own
+ * apply of that index decides it (settle, node_raft.c), as for a write we
+ * proposed ourselves. Should that index be applied already (the accept came
+ * late), the leader's result decides it, as before. */
+static void on_forward_accept(struct node *n, const struct wire_msg *m)
+{
+	struct node_req *r = idmap_get(&n->forwarded, m->accept.req_id);
+	if (!r || m->accept.index <= kv_applied_index(n->kv))
+		return;
+	idmap_del(&n->forwarded, m->accept.req_id);
+	r->index = m->accept.index;
+	r->term = m->accept.term;
+	node_writes_insert(n, r);
 }
 void node_receive(struct node *n)
 {
@@ -264,6 +284,9 @@ void node_receive(struct node *n)
 			break;
 		case WIRE_FORWARD_RESULT:
 			on_forward_result(n, &m);
+			break;
+		case WIRE_FORWARD_ACCEPT:
+			on_forward_accept(n, &m);
 			break;
 		}
 		wire_msg_free(&m);

@@ -4,8 +4,11 @@
  *
  * Requests: a write on the leader becomes a proposal (all writes of a turn in
  * one batch); on a follower it is forwarded to the leader over the peer
- * socket and answered when the leader's result arrives and the entry is
- * applied here. A linearizable read asks the core for a read index (the core
+ * socket. The leader tells the follower the index and term it gave the
+ * entry (an accept), and the follower then answers it like its own
+ * proposal, from its own apply of that index: with commit inference
+ * (raft.h) that is two hops sooner than the leader's result, which still
+ * follows and answers the write if the accept was lost. A linearizable read asks the core for a read index (the core
  * batches them into one heartbeat round, and followers ask the leader) and
  * completes once the applied index reaches it. Requests that find no leader
  * are parked and retried every turn until their deadline, so a node without
@@ -36,7 +39,7 @@
 #include "node/node_internal.h"
 
 /* Inserts r into the local writes list, ordered by index. */
-static void writes_insert(struct node *n, struct node_req *r)
+void node_writes_insert(struct node *n, struct node_req *r)
 {
 	struct req_list *l = &n->writes;
 	if (!l->tail || l->tail->index < r->index) {
@@ -114,7 +117,7 @@ static void process_parked(struct node *n)
 			if (rc == 0) {
 				r->index = idx;
 				r->term = st.term;
-				writes_insert(n, r);
+				node_writes_insert(n, r);
 				node_sync_peers(n);
 			} else if (rc == KVFS_EBUSY) {
 				node_park(n, r);
@@ -141,7 +144,7 @@ static void process_parked(struct node *n)
 			if (rc == 0) {
 				wr[i]->index = first + i;
 				wr[i]->term = term;
-				writes_insert(n, wr[i]);
+				node_writes_insert(n, wr[i]);
 			} else if (rc == KVFS_ENOTLEADER || rc == KVFS_EBUSY) {
 				node_park(n, wr[i]);
 			} else {
@@ -387,6 +390,15 @@ static void drain(struct node *n)
 				return;
 			}
 			installed = u.install.snap.index;
+			/* Their entries will never be handed out here (raft.h,
+			 * LOST PROPOSALS): the outcome is unknown. */
+			struct req_list *l = &n->writes;
+			while (l->head && l->head->index <= installed) {
+				struct node_req *r = l->head;
+				if (!(l->head = r->next))
+					l->tail = NULL;
+				node_complete(n, r, KVFS_EUNKNOWN);
+			}
 		}
 		if ((rc = apply(n, u.committed + early, u.n_committed - early)) < 0) {
 			node_fail(n, rc);
@@ -521,10 +533,11 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 		}
 		return;
 	}
-	if (n->net) {
+	/* What this holds for the peers (accepts and refusals of forwarded
+	 * writes) leaves with the turn's AppendEntries, in one message per
+	 * peer (node_send_msgs), or at the end of the turn. */
+	if (n->net)
 		node_receive(n);
-		node_flush(n); /* refusals of forwarded writes */
-	}
 	/* A node removed from the membership stops taking part: it must not
 	 * campaign in the configuration it was removed from (raft.h). */
 	if (!n->removed && n->applied_conf.n && !raft_conf_find(&n->applied_conf, n->cfg.id) &&

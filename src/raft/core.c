@@ -192,7 +192,8 @@ void raft_tick(struct raft_core *c)
 
 static bool from_leader(uint8_t t)
 {
-	return t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT || t == RAFT_MSG_SNAPSHOT;
+	return t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT || t == RAFT_MSG_SNAPSHOT ||
+	       t == RAFT_MSG_DURABLE;
 }
 
 int raft_step(struct raft_core *c, const struct raft_msg *m)
@@ -284,6 +285,9 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 		return raft_step_append(c, m);
 	case RAFT_MSG_HEARTBEAT:
 		raft_step_heartbeat(c, m);
+		return 0;
+	case RAFT_MSG_DURABLE:
+		raft_step_durable(c, m);
 		return 0;
 	case RAFT_MSG_SNAPSHOT:
 		return raft_step_snapshot(c, m);
@@ -424,6 +428,7 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	if (u->has_hard_state)
 		c->hs_saved = u->hs;
 	c->truncate_from = 0;
+	bool persisted_now = c->ready_has_entries;
 	if (c->ready_has_entries)
 		c->persisted = c->ready_last_entry;
 	if (c->ready_has_committed)
@@ -437,8 +442,12 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	c->conf_changed = false;
 	memset(u, 0, sizeof(*u));
 	/* Thesis §10.2.1: the leader's own persist counts only now. */
+	if (c->state == RAFT_LEADER && persisted_now)
+		raft_bcast_durable(c);
 	if (c->state == RAFT_LEADER && raft_maybe_commit(c))
 		raft_bcast_append(c);
+	if (c->state == RAFT_FOLLOWER && persisted_now)
+		raft_infer_commit(c);
 }
 
 void raft_status(const struct raft_core *c, struct raft_status *st)
@@ -511,6 +520,6 @@ const char *raft_msg_name(uint8_t type)
 	static const char *const names[] = {
 	    "?",	 "append",	"append-resp", "heartbeat",	 "heartbeat-resp",
 	    "vote",	 "vote-resp",	"prevote",     "prevote-resp",	 "snapshot",
-	    "snap-resp", "timeout-now", "read-index",  "read-index-resp"};
+	    "snap-resp", "timeout-now", "read-index",  "read-index-resp", "durable"};
 	return type < RAFT_MSG_TYPE_MAX ? names[type] : "?";
 }

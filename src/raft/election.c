@@ -46,6 +46,7 @@ static void become_leader(struct raft_core *c)
 	c->election_elapsed = 0;
 	c->heartbeat_elapsed = 0;
 	c->read_seq = 0;
+	c->durable_sent = 0;
 	raft_progress_reset_all(c);
 	/* §8: a leader commits a blank no-op entry at the start of its term. */
 	if (raft_log_append(&c->log, c->term, RAFT_ENTRY_EMPTY, NULL, 0) != 0) {

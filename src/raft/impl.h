@@ -23,6 +23,9 @@
  *   3 a leader commits an entry of a previous term by counting replicas
  *   4 a follower does not truncate a conflicting suffix
  *   5 ReadIndex is served without confirming leadership
+ *   6 a follower infers commits in any configuration (COMMIT INFERENCE in
+ *     raft.h), not only where it and its leader are a majority
+ *   7 the read index ignores what followers may have committed by inference
  */
 #ifndef RAFT_PLANT_BUG
 #define RAFT_PLANT_BUG 0
@@ -133,6 +136,12 @@ struct raft_core {
 	unsigned transfer_elapsed;
 	uint64_t term_start; /* index of this leader's first entry */
 	size_t uncommitted;  /* bytes of entries after commit (leader) */
+	uint64_t durable_sent; /* highest index announced in RAFT_MSG_DURABLE this term:
+				  followers may have committed (and answered) up to it */
+
+	/* Follower: the leader's persisted index (RAFT_MSG_DURABLE), valid
+	 * while durable_term == term and durable_from == leader. */
+	uint64_t durable_from, durable_term, durable_index;
 
 	/* Reads. */
 	struct pending_read *reads;
@@ -209,13 +218,17 @@ void raft_leader_tick(struct raft_core *c);
 void raft_step_append_response(struct raft_core *c, const struct raft_msg *m);
 void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m);
 void raft_send_timeout_now(struct raft_core *c, uint64_t to);
+void raft_bcast_durable(struct raft_core *c);
 
 /* recv_append.c */
 int raft_step_append(struct raft_core *c, const struct raft_msg *m);
 void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m);
+void raft_step_durable(struct raft_core *c, const struct raft_msg *m);
+void raft_infer_commit(struct raft_core *c);
 int raft_append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n);
 
 /* read.c */
+uint64_t raft_read_floor(const struct raft_core *c);
 int raft_leader_read(struct raft_core *c, uint64_t ctx, uint64_t from);
 void raft_reads_on_commit(struct raft_core *c);
 void raft_reads_start_round(struct raft_core *c);

@@ -54,7 +54,8 @@ test_lincheck_LDADD = libkvfslincheck.a $(CMOCKA_LIBS)
 # shows that each is caught within the CI seed budget.
 RAFT_BUG_SOURCES = tests/sim/kvfs-sim.c $(SIM_SOURCES) $(RAFT_CORE_SOURCES) \
 	tests/lib/lincheck.c tests/lib/lincheck.h
-check_PROGRAMS += kvfs-sim-bug1 kvfs-sim-bug2 kvfs-sim-bug3 kvfs-sim-bug4 kvfs-sim-bug5
+check_PROGRAMS += kvfs-sim-bug1 kvfs-sim-bug2 kvfs-sim-bug3 kvfs-sim-bug4 kvfs-sim-bug5 \
+	kvfs-sim-bug6 kvfs-sim-bug7
 kvfs_sim_bug1_SOURCES = $(RAFT_BUG_SOURCES)
 kvfs_sim_bug1_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=1
 kvfs_sim_bug2_SOURCES = $(RAFT_BUG_SOURCES)
@@ -65,6 +66,10 @@ kvfs_sim_bug4_SOURCES = $(RAFT_BUG_SOURCES)
 kvfs_sim_bug4_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=4
 kvfs_sim_bug5_SOURCES = $(RAFT_BUG_SOURCES)
 kvfs_sim_bug5_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=5
+kvfs_sim_bug6_SOURCES = $(RAFT_BUG_SOURCES)
+kvfs_sim_bug6_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=6
+kvfs_sim_bug7_SOURCES = $(RAFT_BUG_SOURCES)
+kvfs_sim_bug7_CPPFLAGS = $(AM_CPPFLAGS) -DRAFT_PLANT_BUG=7
 
 RAFT_SH_TESTS = tests/sim/sim-check.sh tests/sim/planted.sh tests/sim/lincheck-cli.sh
 TESTS += $(RAFT_UNIT_TESTS) raft-scenarios $(RAFT_SH_TESTS)

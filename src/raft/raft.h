@@ -66,6 +66,20 @@
  * If the node installs a snapshot covering that index instead (u.install),
  * the entry is never handed out: the outcome is unknown to this node
  * (indeterminate, unless the state machine records request ids).
+ *
+ * COMMIT INFERENCE. An entry of the current term that is durable on the
+ * leader and on a majority of the voters is committed, whoever observes it
+ * (Raft §5.4.2). In a configuration of at most three voters a follower and
+ * its leader are such a majority, so a follower that has persisted an entry
+ * of its current term and has heard (RAFT_MSG_DURABLE, sent by the leader
+ * after each persist to followers that have not acknowledged it yet) that
+ * the leader has persisted it too, commits it at once, without waiting for
+ * the leader to count acknowledgements and send the new commit index: two
+ * network hops fewer before a follower can apply and answer a write it
+ * forwarded. Only when the follower's latest configuration is committed as
+ * far as it knows; one-change-at-a-time membership then keeps any quorum of
+ * a configuration the leader may already use (one server more or fewer)
+ * overlapping {leader, follower}.
  */
 #ifndef KVFS_RAFT_RAFT_H
 #define KVFS_RAFT_RAFT_H
@@ -162,6 +176,7 @@ enum raft_msg_type {
 	RAFT_MSG_TIMEOUT_NOW, /* leadership transfer: campaign now */
 	RAFT_MSG_READ_INDEX,  /* follower asks the leader for a read index */
 	RAFT_MSG_READ_INDEX_RESP,
+	RAFT_MSG_DURABLE, /* leader: my log is durable up to index (no answer) */
 	RAFT_MSG_TYPE_MAX
 };
 
@@ -193,6 +208,8 @@ enum raft_msg_type {
  *  TIMEOUT_NOW      -
  *  READ_INDEX       ctx
  *  READ_INDEX_RESP  ctx, index = the read index, reject = 1 on failure
+ *  DURABLE          index = the leader's persisted last index (COMMIT
+ *                   INFERENCE below)
  */
 struct raft_msg {
 	uint8_t type; /* enum raft_msg_type */

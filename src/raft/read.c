@@ -1,7 +1,10 @@
 /*
  * ReadIndex (thesis §6.4): linearizable reads without writing to the log.
  *   1. The leader records its commit index as the read index (once it has
- *      committed an entry of its own term, so that index is up to date).
+ *      committed an entry of its own term, so that index is up to date), or
+ *      the highest index it announced as durable, if higher: a follower may
+ *      already have committed and acknowledged a write up to there (COMMIT
+ *      INFERENCE in raft.h), and a read that comes after must see it.
  *   2. It confirms it is still leader with a heartbeat round: every read
  *      received since the previous record shares one round (seq), so a burst
  *      of reads costs one heartbeat per follower.
@@ -17,6 +20,14 @@
 #include <string.h>
 
 #include "raft/impl.h"
+
+uint64_t raft_read_floor(const struct raft_core *c)
+{
+#if RAFT_PLANT_BUG == 7
+	return c->commit; /* BUG: misses writes followers committed by inference */
+#endif
+	return c->durable_sent > c->commit ? c->durable_sent : c->commit;
+}
 
 static void deliver(struct raft_core *c, const struct pending_read *r, int status)
 {
@@ -36,7 +47,7 @@ int raft_leader_read(struct raft_core *c, uint64_t ctx, uint64_t from)
 	bool ready_term = c->commit >= c->term_start;
 
 	if (ready_term)
-		r.index = c->commit;
+		r.index = raft_read_floor(c);
 #if RAFT_PLANT_BUG == 5
 	/* BUG: answers at once, without confirming leadership. */
 	r.index = c->commit;
@@ -64,7 +75,7 @@ void raft_reads_on_commit(struct raft_core *c)
 {
 	for (size_t i = 0; i < c->n_reads; i++)
 		if (!c->reads[i].index)
-			c->reads[i].index = c->commit;
+			c->reads[i].index = raft_read_floor(c);
 	if (raft_conf_voters(&c->conf) == 1 && raft_is_voter(c, c->id)) {
 		for (size_t i = 0; i < c->n_reads; i++)
 			deliver(c, &c->reads[i], 0);

@@ -169,3 +169,45 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 	struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	r->read_seq = m->read_seq;
 }
+
+/* COMMIT INFERENCE (raft.h): commits what this follower and its leader have
+ * both persisted, when the two are a majority of the voters. */
+void raft_infer_commit(struct raft_core *c)
+{
+	if (c->state != RAFT_FOLLOWER || !c->leader || c->install_pending ||
+	    c->durable_from != c->leader || c->durable_term != c->term)
+		return;
+#if RAFT_PLANT_BUG != 6
+	/* The membership must be committed as far as we know (so the leader
+	 * uses it or one change beyond it), with both of us voters that make
+	 * a quorum by ourselves. */
+	if (c->conf_index > c->commit || raft_quorum(c) > 2 || !raft_is_voter(c, c->id) ||
+	    !raft_is_voter(c, c->leader))
+		return;
+#endif
+	uint64_t idx = raft_log_last_index(&c->log);
+	if (c->persisted < idx)
+		idx = c->persisted;
+	if (c->durable_index < idx)
+		idx = c->durable_index;
+	/* Only an entry of the leader's term is known to be the leader's own
+	 * (earlier ones commit with it). */
+	if (idx <= c->commit || raft_log_term(&c->log, idx) != c->term)
+		return;
+	c->commit = idx;
+	raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu (inferred)", (unsigned long long)idx);
+}
+
+void raft_step_durable(struct raft_core *c, const struct raft_msg *m)
+{
+	c->leader = m->from;
+	c->election_elapsed = 0;
+	if (c->durable_from != m->from || c->durable_term != c->term) {
+		c->durable_from = m->from;
+		c->durable_term = c->term;
+		c->durable_index = 0;
+	}
+	if (m->index > c->durable_index)
+		c->durable_index = m->index;
+	raft_infer_commit(c);
+}

@@ -208,6 +208,30 @@ static int cmp_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* COMMIT INFERENCE (raft.h): tells each voter that has not acknowledged
+ * everything we just persisted how far our log is durable, so that it can
+ * commit without waiting for our commit index. Only useful (and only sent)
+ * where a follower and the leader make a quorum, and when the persisted
+ * entry is of our term. */
+void raft_bcast_durable(struct raft_core *c)
+{
+	uint64_t own = c->persisted < raft_log_last_index(&c->log) ? c->persisted
+								   : raft_log_last_index(&c->log);
+#if RAFT_PLANT_BUG != 6
+	if (raft_quorum(c) > 2)
+		return;
+#endif
+	if (own <= c->commit || raft_log_term(&c->log, own) != c->term)
+		return;
+	for (unsigned i = 0; i < c->n_prs; i++) {
+		struct progress *pr = &c->prs[i];
+		if (!pr->voter || pr->state != PR_REPLICATE || pr->match >= own)
+			continue;
+		raft_send_msg(c, true, RAFT_MSG_DURABLE, pr->id)->index = own;
+		c->durable_sent = own;
+	}
+}
+
 /* Advances the commit index if a majority of voters hold an entry of the
  * current term. Returns true if it moved. */
 bool raft_maybe_commit(struct raft_core *c)

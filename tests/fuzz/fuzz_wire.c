@@ -74,6 +74,9 @@ static void check(const uint8_t *data, size_t size)
 	case WIRE_FORWARD_RESULT:
 		rc = wire_encode_forward_result(&b, m.from, m.to, &m.result);
 		break;
+	case WIRE_FORWARD_ACCEPT:
+		rc = wire_encode_forward_accept(&b, m.from, m.to, &m.accept);
+		break;
 	default:
 		abort(); /* the decoder accepted an unknown kind */
 	}

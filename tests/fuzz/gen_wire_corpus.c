@@ -3,7 +3,7 @@
  * realistic message of every Raft type plus forwarded writes and their
  * results. Rerun after a format change and commit the files:
  *
- *   cc -I src -I . net/wire.c src/common/bytes.c src/common/err.c \
+ *   cc -D_GNU_SOURCE -I src -I . net/wire.c src/common/bytes.c src/common/err.c \
  *       tests/fuzz/gen_wire_corpus.c -o gen_wire_corpus -lpthread
  *   ./gen_wire_corpus tests/fuzz/corpus/wire
  */
@@ -88,6 +88,7 @@ int main(int argc, char **argv)
 	raft(&b, "read-index", (struct raft_msg){.type = RAFT_MSG_READ_INDEX, .ctx = 0x1234});
 	raft(&b, "read-index-resp", (struct raft_msg){.type = RAFT_MSG_READ_INDEX_RESP,
 						      .ctx = 0x1234, .index = 14});
+	raft(&b, "durable", (struct raft_msg){.type = RAFT_MSG_DURABLE, .index = 14});
 
 	struct wire_forward f = {.req_id = 9, .data = "\x01txn", .len = 4};
 	save("forward", &b, wire_encode_forward(&b, 2, 1, &f));
@@ -97,6 +98,8 @@ int main(int argc, char **argv)
 	save("forward-result", &b, wire_encode_forward_result(&b, 1, 2, &r));
 	r = (struct wire_forward_result){.req_id = 10, .result = KVFS_ENOTLEADER, .leader_hint = 3};
 	save("forward-result-error", &b, wire_encode_forward_result(&b, 1, 2, &r));
+	struct wire_forward_accept a = {.req_id = 9, .index = 15, .term = 5};
+	save("forward-accept", &b, wire_encode_forward_accept(&b, 1, 2, &a));
 
 	bb_free(&b);
 	return 0;

@@ -37,6 +37,7 @@ struct sc {
 	uint64_t drop_from, drop_to, drop_index; /* drop appends carrying drop_index */
 	unsigned drop_skip;			 /* ... except the first drop_skip */
 	unsigned drop_snap_nth;			 /* drop the nth snapshot chunk */
+	uint64_t drop_acks_from;		 /* drop its AppendEntries answers */
 };
 
 #define S  (&c->s)
@@ -97,6 +98,8 @@ static bool drop(struct sim *s, const struct raft_msg *m)
 			return true;
 		}
 	}
+	if (c->drop_acks_from && m->type == RAFT_MSG_APPEND_RESP && m->from == c->drop_acks_from)
+		return true;
 	if (c->drop_snap_nth && m->type == RAFT_MSG_SNAPSHOT &&
 	    c->sent[RAFT_MSG_SNAPSHOT] == c->drop_snap_nth) {
 		sim_log(s, "drop snapshot chunk at offset %llu", (unsigned long long)m->offset);
@@ -491,6 +494,53 @@ static void sc_leader_counts_itself_after_persist(struct sc *c)
 	EXPECT(st(c, l).commit < idx);		   /* which it waits for to count itself */
 	run(c, 60);
 	EXPECT(st(c, l).commit >= idx);
+}
+
+/* A follower whose acknowledgements are lost, with the third server down:
+ * the leader cannot count a majority, yet the entry is durable on the two of
+ * them, a majority of 3. n nodes, the others down. Returns the entry's
+ * index; *l and *f are the leader and that follower. */
+static uint64_t inference_setup(struct sc *c, unsigned n, uint64_t *l, uint64_t *f)
+{
+	sc_init(c, n, n, true, true);
+	start_all(c);
+	*l = leader_within(c, 1000);
+	*f = *l % n + 1;
+	run(c, 100);
+	for (uint64_t i = 1; i <= n; i++)
+		if (i != *l && i != *f)
+			sim_crash(S, i);
+	c->drop_acks_from = *f;
+	uint64_t idx = 0;
+	propose(c, *l, "inferred", &idx, NULL);
+	run(c, 20);
+	return idx;
+}
+
+static void sc_follower_infers_commit(struct sc *c)
+{
+	uint64_t l, f;
+	uint64_t idx = inference_setup(c, 3, &l, &f);
+	EXPECT(st(c, l).commit < idx); /* the leader heard no acknowledgement */
+	EXPECT(st(c, f).commit >= idx); /* the follower knows both copies are durable */
+	EXPECT(st(c, f).applied >= idx);
+	/* A read on the leader must not miss what the follower may have
+	 * answered already: its index covers the entry. */
+	EXPECT(read_index(c, l, 7) == 0);
+	run(c, 20);
+	EXPECT(c->n_reads == 1 && c->reads[0].status == 0 && c->reads[0].index >= idx);
+	c->drop_acks_from = 0;
+	run(c, 300);
+	EXPECT(st(c, l).commit >= idx);
+}
+
+static void sc_no_inference_in_five_nodes(struct sc *c)
+{
+	uint64_t l, f;
+	uint64_t idx = inference_setup(c, 5, &l, &f);
+	EXPECT(st(c, f).commit < idx); /* two of five are no majority */
+	EXPECT(st(c, l).commit < idx);
+	EXPECT(c->sent[RAFT_MSG_DURABLE] == 0);
 }
 
 static void sc_read_index_batched(struct sc *c)
@@ -896,6 +946,10 @@ static const struct scenario scenarios[] = {
     {"pipelining_window", sc_pipelining_window,
      "appends are pipelined to a follower up to the in-flight window and no further"},
     {"batching", sc_batching, "appends carry at most max_batch_entries entries"},
+    {"follower_infers_commit", sc_follower_infers_commit,
+     "a follower holding an entry of its leader's term that the leader says is durable commits it (3 voters), and a read on the leader covers it"},
+    {"no_inference_in_five_nodes", sc_no_inference_in_five_nodes,
+     "with 5 voters a follower and its leader are no majority: no inference, no durable announcements"},
     {"leader_counts_itself_after_persist", sc_leader_counts_itself_after_persist,
      "the leader sends before its fsync but counts its own copy only once persisted"},
     {"read_index_batched", sc_read_index_batched,

@@ -200,6 +200,9 @@ static struct raft_msg sample_msg(uint8_t type)
 		m.ctx = 0xdeadbeefcafef00dull;
 		m.index = 105;
 		break;
+	case RAFT_MSG_DURABLE:
+		m.index = 106;
+		break;
 	default:
 		fail();
 	}
@@ -227,6 +230,13 @@ static void encode_result(struct byte_buf *b)
 					.deleted = 3, .leader_hint = 1};
 	bb_init(b);
 	assert_int_equal(wire_encode_forward_result(b, 1, 2, &r), 0);
+}
+
+static void encode_accept(struct byte_buf *b)
+{
+	struct wire_forward_accept a = {.req_id = 78, .index = 1234, .term = 7};
+	bb_init(b);
+	assert_int_equal(wire_encode_forward_accept(b, 1, 2, &a), 0);
 }
 
 static void test_round_trip_every_raft_type(void **state)
@@ -360,6 +370,24 @@ static void test_round_trip_forward_result(void **state)
 	bb_free(&b);
 }
 
+static void test_round_trip_forward_accept(void **state)
+{
+	/* A forward accept keeps its request id and the entry's index and term. */
+	struct byte_buf b;
+	struct wire_msg w;
+	encode_accept(&b);
+	assert_int_equal(b.len, 54);
+	assert_int_equal(wire_decode(b.data, b.len, &w), 0);
+	assert_int_equal(w.kind, WIRE_FORWARD_ACCEPT);
+	assert_int_equal(w.from, 1);
+	assert_int_equal(w.to, 2);
+	assert_int_equal(w.accept.req_id, 78);
+	assert_int_equal(w.accept.index, 1234);
+	assert_int_equal(w.accept.term, 7);
+	wire_msg_free(&w);
+	bb_free(&b);
+}
+
 static void test_appends_to_existing_buffer(void **state)
 {
 	/* Encoders append after what the buffer already holds and the CRC covers only the new message. */
@@ -406,6 +434,9 @@ static void test_every_truncation_rejected(void **state)
 	assert_every_truncation_rejected(b.data, b.len);
 	bb_free(&b);
 	encode_result(&b);
+	assert_every_truncation_rejected(b.data, b.len);
+	bb_free(&b);
+	encode_accept(&b);
 	assert_every_truncation_rejected(b.data, b.len);
 	bb_free(&b);
 }
@@ -462,7 +493,7 @@ static void test_bad_version_kind_type_rejected(void **state)
 	assert_int_equal(decode_with_byte(&b, OFF_VERSION, 0), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_VERSION, 2), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, 0), KVFS_EPROTO);
-	assert_int_equal(decode_with_byte(&b, OFF_KIND, 4), KVFS_EPROTO); /* FORWARD_READ: not in v1 */
+	assert_int_equal(decode_with_byte(&b, OFF_KIND, 5), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, 0xff), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, WIRE_FORWARD), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_RAFT_TYPE, 0), KVFS_EPROTO);
@@ -505,6 +536,10 @@ static void test_bad_version_kind_type_rejected(void **state)
 	encode_result(&b);
 	assert_int_equal(decode_with_byte(&b, OFF_RESULT_RESULT + 3, 0x00), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_TERM + 7, 0x80), KVFS_EPROTO);
+	bb_free(&b);
+	encode_accept(&b);
+	assert_int_equal(decode_with_byte(&b, OFF_TERM, 1), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, OFF_KIND, 5), KVFS_EPROTO);
 	bb_free(&b);
 }
 
@@ -561,13 +596,15 @@ static void test_trailing_bytes_rejected(void **state)
 {
 	/* Bytes after the last field, whether the CRC covers them or not, are refused. */
 	struct byte_buf b;
-	for (int kind = 0; kind < 3; kind++) {
+	for (int kind = 0; kind < 4; kind++) {
 		if (kind == 0)
 			encode_sample(&b, RAFT_MSG_READ_INDEX);
 		else if (kind == 1)
 			encode_forward(&b);
-		else
+		else if (kind == 2)
 			encode_result(&b);
+		else
+			encode_accept(&b);
 		size_t len = b.len;
 		/* One extra byte after the CRC. */
 		bb_u8(&b, 0);
@@ -675,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_empty_raft_message_size),
 		cmocka_unit_test(test_round_trip_forward),
 		cmocka_unit_test(test_round_trip_forward_result),
+		cmocka_unit_test(test_round_trip_forward_accept),
 		cmocka_unit_test(test_appends_to_existing_buffer),
 		cmocka_unit_test(test_every_truncation_rejected),
 		cmocka_unit_test(test_flipped_byte_fails_checksum),
