@@ -144,6 +144,7 @@ static void process_parked(struct node *n)
 			if (rc == 0) {
 				wr[i]->index = first + i;
 				wr[i]->term = term;
+				wr[i]->fwd_id = 0; /* ours now, even if forwarded before */
 				node_writes_insert(n, wr[i]);
 			} else if (rc == KVFS_ENOTLEADER || rc == KVFS_EBUSY) {
 				node_park(n, wr[i]);
@@ -217,10 +218,20 @@ static void settle(struct node *n, const struct raft_entry *e, int result, uint6
 		l->head = r->next;
 		if (!l->head)
 			l->tail = NULL;
+		/* Proposals of this node count in the metrics, not the
+		 * forwarded writes its leader proposed for it (fwd_id). */
+		bool own = !r->fwd_id;
 		if (r->index == e->index && r->term == e->term) {
 			r->deleted = deleted;
-			metric_inc(result ? &n->proposals_failed : &n->proposals_committed);
+			if (own)
+				metric_inc(result ? &n->proposals_failed : &n->proposals_committed);
 			node_complete(n, r, result);
+		} else if (!own) {
+			/* Another leader's entry took the index our leader gave
+			 * this forwarded write: it never applies, so it is
+			 * safe to send it again, to the new leader. */
+			r->fwd_id = 0;
+			node_park(n, r);
 		} else {
 			/* Another leader's entry took this index: ours never applies. */
 			metric_inc(&n->proposals_failed);
@@ -398,6 +409,16 @@ static void drain(struct node *n)
 				if (!(l->head = r->next))
 					l->tail = NULL;
 				node_complete(n, r, KVFS_EUNKNOWN);
+			}
+			/* Nor can a former leader tell the followers whose writes
+			 * it proposed there whether they applied: not "not the
+			 * leader" (they would send them again). */
+			while (n->remote && n->remote->index <= installed) {
+				struct remote_write *w = n->remote;
+				if (!(n->remote = w->next))
+					n->remote_tail = NULL;
+				node_send_result(n, w->from, w->req_id, KVFS_EUNKNOWN, w->index, 0);
+				free(w);
 			}
 		}
 		if ((rc = apply(n, u.committed + early, u.n_committed - early)) < 0) {

@@ -179,6 +179,21 @@ static void terms_grow(struct sim *s, uint64_t term)
 	s->n_terms = nt;
 }
 
+/* Records that n knows commit as committed in term. */
+static void note_commit(struct sim *s, struct sim_node *n, uint64_t term, uint64_t commit)
+{
+	terms_grow(s, term);
+	struct sim_term *t = &s->terms[term];
+	if (commit <= t->commit)
+		return;
+	uint64_t h = disk_hash(&n->disk, commit);
+	if (h) {
+		t->commit = commit;
+		t->commit_hash = h;
+		t->commit_term = raft_term_at(n->core, commit);
+	}
+}
+
 void check_leaders(struct sim *s)
 {
 	for (uint64_t i = 1; i <= s->o.nodes; i++) {
@@ -192,8 +207,13 @@ void check_leaders(struct sim *s)
 				      (unsigned long long)i, (unsigned long long)n->last_commit,
 				      (unsigned long long)st.commit);
 		n->last_commit = st.commit;
-		if (st.state != RAFT_LEADER)
+		if (st.state != RAFT_LEADER) {
+			/* A follower's commit index counts too: it may have
+			 * inferred it (raft.h, COMMIT INFERENCE). */
+			if (st.term)
+				note_commit(s, n, st.term, st.commit);
 			continue;
+		}
 		terms_grow(s, st.term);
 		struct sim_term *t = &s->terms[st.term];
 		if (t->leader == 0) {
@@ -222,14 +242,7 @@ void check_leaders(struct sim *s)
 				      (unsigned long long)t->leader, (unsigned long long)i,
 				      (unsigned long long)st.term);
 		}
-		if (st.commit > t->commit) {
-			uint64_t h = disk_hash(&n->disk, st.commit);
-			if (h) {
-				t->commit = st.commit;
-				t->commit_hash = h;
-				t->commit_term = raft_term_at(n->core, st.commit);
-			}
-		}
+		note_commit(s, n, st.term, st.commit);
 	}
 }
 
