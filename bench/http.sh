@@ -3,8 +3,9 @@
 #   bench/http.sh [NODES]      NODES = 1 (default) or 3
 # Starts the nodes on free ports in a temporary directory, preloads 10,000
 # keys, runs PUT (64 connections), GET (64), 1-connection PUT latency, and
-# for 3 nodes PUT through a follower; prints requests/s, latency percentiles
-# and Raft log fsyncs per write; stops everything it started.
+# for 3 nodes PUT (64 and 1 connections) and GET through a follower; prints
+# requests/s, latency percentiles and Raft log fsyncs per write; stops
+# everything it started.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${KVFS_BIN:-$top/build}
@@ -57,5 +58,6 @@ run "PUT 1 conn (leader)" "$L" 1 wrk_put.lua
 run "GET 64 conns (leader)" "$L" 64 wrk_get.lua
 if [ "$N" -gt 1 ]; then
 	run "PUT 64 conns (follower)" "$F" 64 wrk_put.lua
+	run "PUT 1 conn (follower)" "$F" 1 wrk_put.lua
 	run "GET 64 conns (follower)" "$F" 64 wrk_get.lua
 fi

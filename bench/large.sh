@@ -4,7 +4,7 @@
 # memory cgroup limited to MEM (default 512M), in 10 equal chunks through
 # `kvfs bench -w batch`; reports each chunk's write rate (the first and the
 # last chunk are the first and last 10% of the load), then random GETs over
-# every chunk, the nodes' peak memory, OOM kills, and the Raft log and
+# the first, middle and last chunk (and the first again), the nodes' peak memory, OOM kills, and the Raft log and
 # state-machine sizes. Needs root (cgroups). Stops everything it started.
 #
 #   bench/large.sh [KEYS [MEM]]
@@ -57,9 +57,15 @@ for c in $(seq 0 9); do
 	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --json)
 	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); print("chunk %s: %8.0f keys/s  errors %s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], d["errors"]["total"], d["latency_ms"].get("p99", 0)))' "$c"
 done
-for c in 0 5 9; do
-	"$B/kvfs" -e "$EP" bench -w get -k $((per * 1000)) --no-preload --key-prefix "c$c/" -c 32 --spread -d 10 --json |
-		python3 -c 'import sys,json; d=json.load(sys.stdin); print("random GET over chunk %s: %8.0f/s  errors %s  p50 %.2f ms p99 %.2f ms" % (sys.argv[1], d["ops_per_s"], d["errors"]["total"], d["latency_ms"].get("p50",0), d["latency_ms"].get("p99",0)))' "$c"
+# The nodes' CPU seconds (user + system) so far, all three together: during
+# a GET run, what is not serving GETs is mostly LevelDB compacting.
+cpu() { local t=0 p; for p in "${pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+# Chunk 0 twice: right after the load, and once more at the end, when the
+# compactions the load left behind have had 30 s more.
+for c in 0 5 9 0; do
+	c0=$(cpu)
+	r=$("$B/kvfs" -e "$EP" bench -w get -k $((per * 1000)) --no-preload --key-prefix "c$c/" -c 32 --spread -d 10 --json)
+	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); print("random GET over chunk %s: %8.0f/s  errors %s  p50 %.2f ms p99 %.2f ms  nodes %.1f CPU-s" % (sys.argv[1], d["ops_per_s"], d["errors"]["total"], d["latency_ms"].get("p50",0), d["latency_ms"].get("p99",0), int(sys.argv[2]) / 100))' "$c" $(($(cpu) - c0))
 done
 for i in 1 2 3; do
 	m=$(curl -s "${url[$i]}/metrics")

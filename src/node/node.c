@@ -500,6 +500,7 @@ void node_set_fatal_cb(struct node *n, void (*cb)(void *ud), void *ud)
 	}
 
 STATUS_GAUGE(m_commit, st.commit)
+STATUS_GAUGE(m_inferred, st.inferred_commits)
 STATUS_GAUGE(m_applied, st.applied)
 STATUS_GAUGE(m_term, st.term)
 STATUS_GAUGE(m_is_leader, st.is_leader)
@@ -646,6 +647,10 @@ int node_register_metrics(struct node *n)
 			       n);
 	rc |= metrics_gauge_fn("kvfs_server_applied_index", "Last applied Raft index.", NULL,
 			       m_applied, n);
+	rc |= metrics_counter_fn("kvfs_server_commits_inferred_total",
+				 "Times this follower committed entries itself: it and its leader "
+				 "hold them durably, a majority of at most 3 voters.",
+				 NULL, m_inferred, n);
 	rc |= metrics_gauge_fn("kvfs_network_connected_peers",
 			       "Peers heard from within the last two election timeouts (self included).",
 			       NULL, m_connected, n);

@@ -148,6 +148,7 @@ struct node_status {
 		uint64_t bytes_sent, bytes_received, msgs_dropped;
 	} peers[NODE_MAX_MEMBERS];
 	uint64_t leader_changes;
+	uint64_t inferred_commits; /* commit index advances by inference (raft.h) */
 	uint64_t snapshots_sent, snapshots_received;
 	uint64_t wire_rejected;
 	uint64_t fsyncs_log;     /* synced log writes */

@@ -37,6 +37,7 @@ void node_update_status(struct node *n)
 	st.last_index = rs.last_index;
 	st.first_index = rs.first_index;
 	st.snap_index = rs.snap_index;
+	st.inferred_commits = rs.inferred_commits;
 	st.failed = __atomic_load_n(&n->failed, __ATOMIC_RELAXED);
 	st.voters = (int)raft_conf_voters(c);
 	st.learners = (int)c->n - st.voters;

@@ -461,6 +461,7 @@ void raft_status(const struct raft_core *c, struct raft_status *st)
 	st->commit = c->commit;
 	st->applied = c->applied;
 	st->persisted = c->persisted;
+	st->inferred_commits = c->inferred_commits;
 	st->first_index = c->log.offset + 1;
 	st->last_index = raft_log_last_index(&c->log);
 	st->snap_index = c->snap.index;

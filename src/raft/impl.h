@@ -142,6 +142,7 @@ struct raft_core {
 	/* Follower: the leader's persisted index (RAFT_MSG_DURABLE), valid
 	 * while durable_term == term and durable_from == leader. */
 	uint64_t durable_from, durable_term, durable_index;
+	uint64_t inferred_commits; /* raft_status().inferred_commits */
 
 	/* Reads. */
 	struct pending_read *reads;

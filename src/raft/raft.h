@@ -468,6 +468,9 @@ struct raft_status {
 	/* On a leader: the index of its term's first entry (its no-op). Once
 	 * that is applied, so is every entry logged before this term. */
 	uint64_t term_start;
+	/* Follower: times it advanced its commit index by inference (COMMIT
+	 * INFERENCE), since the core was created. */
+	uint64_t inferred_commits;
 };
 
 void raft_status(const struct raft_core *core, struct raft_status *st);

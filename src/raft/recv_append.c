@@ -195,6 +195,7 @@ void raft_infer_commit(struct raft_core *c)
 	if (idx <= c->commit || raft_log_term(&c->log, idx) != c->term)
 		return;
 	c->commit = idx;
+	c->inferred_commits++;
 	raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu (inferred)", (unsigned long long)idx);
 }
 

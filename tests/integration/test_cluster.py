@@ -42,8 +42,16 @@ def keys_on(cl, i, prefix):
     return {x["key"] for x in r.json()["results"]}
 
 
+def metric(c, name):
+    """The value of an unlabelled sample on a node's /metrics."""
+    for line in c.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s on /metrics" % name)
+
+
 def test_three_nodes_write_via_follower_read_via_another():
-    """A write through one follower is read linearizably through another."""
+    """A write through a follower (which commits by inference) is read through another."""
     cl = Cluster(3).start()
     try:
         lid = cl.wait_leader()
@@ -57,6 +65,12 @@ def test_three_nodes_write_via_follower_read_via_another():
         assert h["cluster_size"] == 3 and h["leader_node"] and not h["is_leader"]
         d = cl.client(lid).request("GET", "/debug/replication").json()
         assert len(d["peers"]) == 3 and all("match_index" in p for p in d["peers"])
+        # With 3 voters a follower commits what it and the leader hold
+        # durably without waiting for the leader's commit index (kvfsd(8)).
+        for i in range(20):
+            assert cl.client(f1).put("y%d" % i, i).status == 200
+        assert metric(cl.client(f1), "kvfs_server_commits_inferred_total") > 0
+        assert metric(cl.client(lid), "kvfs_server_commits_inferred_total") == 0
     finally:
         for n in cl.nodes.values():
             n.kill()
@@ -73,6 +87,8 @@ def test_five_nodes_replicate_everywhere():
             for j in cl.nodes:
                 g = cl.client(i).get("k%d" % j, stale=True)
                 assert g.json() == {"value": j}, (i, j, g)
+            # A follower and its leader are no majority of 5: no inference.
+            assert metric(cl.client(i), "kvfs_server_commits_inferred_total") == 0
     finally:
         for n in cl.nodes.values():
             n.kill()

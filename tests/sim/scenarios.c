@@ -524,6 +524,7 @@ static void sc_follower_infers_commit(struct sc *c)
 	EXPECT(st(c, l).commit < idx); /* the leader heard no acknowledgement */
 	EXPECT(st(c, f).commit >= idx); /* the follower knows both copies are durable */
 	EXPECT(st(c, f).applied >= idx);
+	EXPECT(st(c, f).inferred_commits > 0 && st(c, l).inferred_commits == 0);
 	/* A read on the leader must not miss what the follower may have
 	 * answered already: its index covers the entry. */
 	EXPECT(read_index(c, l, 7) == 0);
@@ -541,6 +542,7 @@ static void sc_no_inference_in_five_nodes(struct sc *c)
 	EXPECT(st(c, f).commit < idx); /* two of five are no majority */
 	EXPECT(st(c, l).commit < idx);
 	EXPECT(c->sent[RAFT_MSG_DURABLE] == 0);
+	EXPECT(st(c, f).inferred_commits == 0);
 }
 
 static void sc_read_index_batched(struct sc *c)
