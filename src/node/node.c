@@ -531,6 +531,11 @@ static double m_applied_total(void *ud)
 {
 	return (double)metric_get(&((struct node *)ud)->entries_applied);
 }
+static double m_level_files(void *ud)
+{
+	const struct level_gauge *g = ud;
+	return (double)kv_level_files(g->n->kv, g->level);
+}
 static double m_kv_pending(void *ud)
 {
 	return (double)kv_pending_bytes(((struct node *)ud)->kv);
@@ -618,6 +623,17 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_gauge_fn("kvfs_disk_backend_pending_bytes",
 			       "Applied state in memory waiting for its write to LevelDB.", NULL,
 			       m_kv_pending, n);
+	static const char *const level_labels[KV_LEVELS] = {
+	    "level=\"0\"", "level=\"1\"", "level=\"2\"", "level=\"3\"",
+	    "level=\"4\"", "level=\"5\"", "level=\"6\""};
+	for (int l = 0; l < KV_LEVELS; l++) {
+		n->level_gauges[l] = (struct level_gauge){n, l};
+		rc |= metrics_gauge_fn("kvfs_disk_backend_files",
+				       "LevelDB table files per level. Level 0 is compaction's "
+				       "backlog: from 8 files LevelDB slows writes down, at 12 "
+				       "it stops them until compaction catches up.",
+				       level_labels[l], m_level_files, &n->level_gauges[l]);
+	}
 	rc |= metrics_counter_fn("kvfs_disk_wal_fsync_total", "Synced Raft log writes.", NULL,
 				 m_fsyncs, n);
 	rc |= metrics_counter("kvfs_server_proposals_committed_total",

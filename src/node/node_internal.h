@@ -102,6 +102,10 @@ struct node {
 	struct node_status st;
 
 	struct metric_histogram fsync_hist, apply_hist, rtt_hist, kvsync_hist;
+	struct level_gauge {
+		struct node *n;
+		int level;
+	} level_gauges[KV_LEVELS]; /* kvfs_disk_backend_files{level} */
 	struct metric_counter proposals_committed, proposals_failed, reads_served;
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -186,6 +187,16 @@ uint64_t kv_disk_size(struct kv *kv)
 	uint64_t size = 0;
 	leveldb_approximate_sizes(kv->db, 1, &start, &sl, &limit, &ll, &size);
 	return size;
+}
+
+int kv_level_files(struct kv *kv, int level)
+{
+	char name[48];
+	snprintf(name, sizeof name, "leveldb.num-files-at-level%d", level);
+	char *v = leveldb_property_value(kv->db, name);
+	int n = v ? atoi(v) : -1;
+	leveldb_free(v);
+	return n;
 }
 
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,

@@ -45,6 +45,11 @@ uint64_t kv_key_count(struct kv *kv);
 /* Approximate size of the database on disk, bytes. */
 uint64_t kv_disk_size(struct kv *kv);
 
+#define KV_LEVELS 7 /* LevelDB's levels, 0 .. 6 */
+/* Table files at a LevelDB level (0 .. KV_LEVELS-1), or -1 if LevelDB does
+ * not say. Any thread. */
+int kv_level_files(struct kv *kv, int level);
+
 /* Reads the record of key. On success *rec is a malloc'd copy the caller
  * frees with kv_free(); returns 0, KVFS_ENOTFOUND, or KVFS_ESTORAGE. */
 int kv_get(struct kv *kv, const void *key, size_t klen, char **rec, size_t *rec_len);
