@@ -105,7 +105,11 @@ int node_create(const struct node_config *cfg, struct node **out)
 	idmap_init(&n->reads);
 	idmap_init(&n->forwarded);
 	bb_init(&n->wbuf);
-	n->next_id = 1;
+	/* Request ids (forwarded writes, reads) start at the wall clock in
+	 * nanoseconds: a restarted node never reuses an id of its previous
+	 * run, so a late accept or result for an old forward cannot match a
+	 * new request (ids grow by one per request, far slower than time). */
+	n->next_id = (uint64_t)clock_real_ns() | 1;
 	metric_histogram_init(&n->fsync_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->apply_hist, metric_latency_buckets, metric_latency_n);
 	metric_histogram_init(&n->kvsync_hist, metric_latency_buckets, metric_latency_n);
