@@ -8,11 +8,12 @@
  * entry (an accept), and the follower then answers it like its own
  * proposal, from its own apply of that index: with commit inference
  * (raft.h) that is two hops sooner than the leader's result, which still
- * follows and answers the write if the accept was lost. A linearizable read asks the core for a read index (the core
- * batches them into one heartbeat round, and followers ask the leader) and
- * completes once the applied index reaches it. Requests that find no leader
- * are parked and retried every turn until their deadline, so a node without
- * quorum answers within --request-timeout, never hangs.
+ * follows and answers the write if the accept was lost. A linearizable read
+ * asks the core for a read index (the core batches them into one heartbeat
+ * round, and followers ask the leader) and completes once the applied index
+ * reaches it. Requests that find no leader are parked and retried every turn
+ * until their deadline, so a node without quorum answers within
+ * --request-timeout, never hangs.
  *
  * A proposal succeeds iff the entry applied at its index has its term
  * (raft.h, LOST PROPOSALS); when leadership moves, pending proposals stay
