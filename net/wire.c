@@ -227,6 +227,23 @@ int wire_encode_forward_accept(struct byte_buf *out, uint64_t from, uint64_t to,
 	return 0;
 }
 
+int wire_encode_hello(struct byte_buf *out, uint64_t from, uint64_t to,
+		      const struct wire_hello *h)
+{
+	size_t start = out->len;
+	if (from == 0 || to == 0 || h->len == 0 || h->len > WIRE_URL_MAX || !h->url)
+		return -EINVAL;
+	if (bb_reserve(out, WIRE_HEADER_SIZE + 1 + h->len + WIRE_CRC_SIZE) < 0)
+		return -ENOMEM;
+	put_header(out, WIRE_HELLO, from, to, 0);
+	bb_u8(out, (uint8_t)h->len);
+	bb_put(out, h->url, h->len);
+	put_crc(out, start);
+	if (out->err)
+		return -ENOMEM;
+	return 0;
+}
+
 /* Reads a u32 length and returns that many bytes (pointer into the buffer;
  * never NULL on success, even for length 0). */
 static const uint8_t *read_blob(struct byte_reader *r, size_t *len)
@@ -326,6 +343,11 @@ int wire_decode(const void *buf, size_t len, struct wire_msg *out)
 		out->result.deleted = br_le64(&r);
 		out->result.leader_hint = br_le64(&r);
 		rv = out->result.result > 0 ? KVFS_EPROTO : 0;
+		break;
+	case WIRE_HELLO:
+		out->hello.len = br_u8(&r);
+		out->hello.url = (const char *)br_bytes(&r, out->hello.len);
+		rv = r.err || out->hello.len == 0 ? KVFS_EPROTO : 0;
 		break;
 	case WIRE_FORWARD_ACCEPT:
 		out->accept.req_id = br_le64(&r);

@@ -76,6 +76,13 @@
  *   42     8     term given to the entry
  *   50     4     CRC-32C of bytes [0, 50)
  *
+ * WIRE_HELLO body (a node tells a peer where it serves its REST API; sent
+ * every few seconds, so the peer can list every member's REST URL):
+ *
+ *   26     1     URL length U (1 .. WIRE_URL_MAX = 255)
+ *   27     U     URL bytes ("http://HOST:PORT"; no NUL)
+ *   27+U   4     CRC-32C of bytes [0, 27+U)
+ *
  * The encoding is canonical: the decoder accepts exactly the byte strings the
  * encoders produce (no unused bits, no padding, no trailing bytes), so
  * anything that decodes re-encodes to the same bytes.
@@ -95,7 +102,15 @@
 #define WIRE_HEADER_SIZE 26
 #define WIRE_CRC_SIZE 4
 
-enum wire_kind { WIRE_RAFT = 1, WIRE_FORWARD = 2, WIRE_FORWARD_RESULT = 3, WIRE_FORWARD_ACCEPT = 4 };
+enum wire_kind {
+	WIRE_RAFT = 1,
+	WIRE_FORWARD = 2,
+	WIRE_FORWARD_RESULT = 3,
+	WIRE_FORWARD_ACCEPT = 4,
+	WIRE_HELLO = 5,
+};
+
+#define WIRE_URL_MAX 255 /* longest URL in a WIRE_HELLO */
 
 /* A forwarded client write. data is borrowed (see each function). */
 struct wire_forward {
@@ -114,6 +129,12 @@ struct wire_forward_accept {
 	uint64_t req_id, index, term;
 };
 
+/* A REST URL; url points into the decoded buffer (not NUL-terminated). */
+struct wire_hello {
+	const char *url;
+	size_t len;
+};
+
 /* One decoded message. Filled by wire_decode, released by wire_msg_free.
  * Only the member matching kind is meaningful; the others are zero. */
 struct wire_msg {
@@ -123,6 +144,7 @@ struct wire_msg {
 	struct wire_forward fwd;           /* kind == WIRE_FORWARD */
 	struct wire_forward_result result; /* kind == WIRE_FORWARD_RESULT */
 	struct wire_forward_accept accept; /* kind == WIRE_FORWARD_ACCEPT */
+	struct wire_hello hello;           /* kind == WIRE_HELLO */
 	struct raft_entry *entries_owned;  /* decoder-allocated array behind raft.entries */
 };
 
@@ -146,6 +168,9 @@ int wire_encode_forward_result(struct byte_buf *out, uint64_t from, uint64_t to,
 			       const struct wire_forward_result *r);
 int wire_encode_forward_accept(struct byte_buf *out, uint64_t from, uint64_t to,
 			       const struct wire_forward_accept *a);
+/* -EINVAL also for a URL that is empty or longer than WIRE_URL_MAX. */
+int wire_encode_hello(struct byte_buf *out, uint64_t from, uint64_t to,
+		      const struct wire_hello *h);
 
 /*
  * Decodes one frame buf[0..len) into *out (overwritten; caller-allocated).

@@ -198,23 +198,46 @@ static int parse_cluster(const char *arg, struct node_config *cfg)
 	return 0;
 }
 
-/* Writes "http://HOST:PORT" to path atomically (temp file + rename), so a
- * watcher never reads half a line. */
-static int write_ready_file(const char *path, const struct http_config *h, unsigned port)
+/* The URL this node serves REST on, "http://HOST:PORT": the host of --http,
+ * or, when that listens on every address (empty, 0.0.0.0, ::), the host of
+ * the peer address (what the other members reach this node by), else
+ * 127.0.0.1. */
+static void rest_url(char *out, size_t cap, const char *listen, unsigned port, const char *peer)
 {
-	char tmp[PATH_MAX], host[256];
-	const char *colon = strrchr(h->listen, ':');
-	size_t hl = colon ? (size_t)(colon - h->listen) : 0;
-	if (hl >= sizeof host || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+	const char *colon = strrchr(listen, ':');
+	size_t hl = colon ? (size_t)(colon - listen) : 0;
+	char host[256] = "";
+	if (hl < sizeof host) {
+		memcpy(host, listen, hl);
+		host[hl] = 0;
+	}
+	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "[::]")) {
+		const char *h = peer && !strncmp(peer, "tcp://", 6) ? peer + 6 : NULL;
+		const char *pc = h ? strrchr(h, ':') : NULL;
+		size_t n = pc ? (size_t)(pc - h) : 0;
+		if (n && n < sizeof host && strncmp(h, "*", n) && strncmp(h, "0.0.0.0", n)) {
+			memcpy(host, h, n);
+			host[n] = 0;
+		} else {
+			snprintf(host, sizeof host, "127.0.0.1");
+		}
+	}
+	snprintf(out, cap, "http://%s:%u", host, port);
+}
+
+/* Writes url and a newline to path atomically (temp file + rename), so a
+ * watcher never reads half a line. */
+static int write_ready_file(const char *path, const char *url)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	memcpy(host, h->listen, hl);
-	host[hl] = 0;
 	FILE *f = fopen(tmp, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "http://%s:%u\n", hl ? host : "127.0.0.1", port);
+	fprintf(f, "%s\n", url);
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		return -1;
 	return 0;
@@ -462,7 +485,10 @@ int main(int argc, char **argv)
 	}
 	log_info("kvfsd", "ready: node %llu, data in %s", (unsigned long long)ncfg.id,
 		 ncfg.data_dir);
-	if (ready_file && write_ready_file(ready_file, &hcfg, http_server_port(http)) < 0)
+	char url[256];
+	rest_url(url, sizeof url, hcfg.listen, http_server_port(http), ncfg.peer_addr);
+	node_set_rest_url(node, url);
+	if (ready_file && write_ready_file(ready_file, url) < 0)
 		log_warn("kvfsd", "cannot write %s: %s", ready_file, strerror(errno));
 
 	sigdelset(&set, SIGPIPE);

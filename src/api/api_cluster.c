@@ -32,6 +32,7 @@ static enum MHD_Result member_list(struct http_req *req)
 		json_t *m = json_object();
 		json_object_set_new(m, "id", json_integer((json_int_t)p->id));
 		json_object_set_new(m, "peer", json_string(p->addr));
+		json_object_set_new(m, "http", p->http[0] ? json_string(p->http) : json_null());
 		json_object_set_new(m, "learner", json_boolean(p->learner));
 		json_object_set_new(m, "leader", json_boolean(p->id == st.leader_id));
 		json_object_set_new(m, "connected", json_boolean(p->connected));

@@ -121,14 +121,16 @@ int cli_cmd_member_add(struct cli_ctx *ctx, int argc, char **argv)
 	n = cli_parse_command(ctx, argc, argv, add_opts, on_member_opt, &learner, &status);
 	if (n < 0)
 		return status;
-	if (n != 3)
-		return cli_usage_error(ctx, "member add needs ID PEER_URL HTTP_ADDR");
+	if (n != 2 && n != 3)
+		return cli_usage_error(ctx, "member add needs ID PEER_URL");
 	if (parse_id(ctx, argv[0], &id))
 		return CLI_EXIT_USAGE;
-	body = json_pack("{s:I,s:s,s:s,s:b}", "id", (json_int_t)id, "peer", argv[1], "http",
-			 argv[2], "learner", learner);
+	/* A third argument (the HTTP address, which older versions asked
+	 * for) is accepted and not sent: each node advertises its own. */
+	body = json_pack("{s:I,s:s,s:b}", "id", (json_int_t)id, "peer", argv[1], "learner",
+			 learner);
 	if (!body)
-		return cli_usage_error(ctx, "PEER_URL and HTTP_ADDR must be UTF-8 text");
+		return cli_usage_error(ctx, "PEER_URL must be UTF-8 text");
 	snprintf(done, sizeof(done), "member %llu added%s", id, learner ? " as a learner" : "");
 	status = admin_request(ctx, "member add", "POST", "/cluster/members", body, done);
 	json_decref(body);

@@ -59,13 +59,16 @@ static const char exit_help[] =
 
 static const struct cli_command member_cmds[] = {
 	{"list", "[options]", "list the cluster members",
-	 "Prints one line per member: id, peer address, HTTP address and role\n"
-	 "(leader, voter or learner).\n",
+	 "Prints one line per member: id, peer address, HTTP address (the REST URL\n"
+	 "it advertises; - until the answering node has heard it) and role (leader,\n"
+	 "voter or learner).\n",
 	 cli_cmd_member_list, NULL},
-	{"add", "[options] [--learner] ID PEER_URL HTTP_ADDR", "add a member to the cluster",
-	 "Adds node ID, reachable by its peers at PEER_URL (tcp://host:port) and by\n"
-	 "clients at HTTP_ADDR (host:port). Add it with --learner first, let it catch\n"
-	 "up (kvfs status shows its lag), then `kvfs member promote ID`.\n\n"
+	{"add", "[options] [--learner] ID PEER_URL", "add a member to the cluster",
+	 "Adds node ID, reachable by its peers at PEER_URL (tcp://host:port); the\n"
+	 "node advertises its REST URL itself (member list). A third argument, the\n"
+	 "HTTP address older versions asked for, is accepted and ignored. Add it with\n"
+	 "--learner first, let it catch up (kvfs status shows its lag), then\n"
+	 "`kvfs member promote ID`.\n\n"
 	 "Options:\n"
 	 "  -l, --learner  add as a non-voting learner\n",
 	 cli_cmd_member_add, NULL},

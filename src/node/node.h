@@ -146,6 +146,7 @@ struct node_status {
 		double lag_seconds;
 		double rtt_seconds; /* last heartbeat round trip (leader), 0 if unknown */
 		uint64_t bytes_sent, bytes_received, msgs_dropped;
+		char http[256]; /* REST URL it advertises ("" until heard) */
 	} peers[NODE_MAX_MEMBERS];
 	uint64_t leader_changes;
 	uint64_t inferred_commits; /* commit index advances by inference (raft.h) */
@@ -157,6 +158,11 @@ struct node_status {
 	uint64_t pending;
 };
 void node_status(struct node *n, struct node_status *out);
+
+/* Where this node serves its REST API ("http://HOST:PORT", at most 255
+ * bytes): shown for it in the status, and sent to its peers every second
+ * so that each node can list every member's REST URL. Thread-safe. */
+void node_set_rest_url(struct node *n, const char *url);
 
 /* Registers the node's metrics (call once after node_create). */
 int node_register_metrics(struct node *n);

@@ -69,6 +69,9 @@ struct node {
 	bool removed; /* no longer a member: no more ticks, no campaigns */ /* payload bytes appended since the last compaction */ /* leader when forwarded writes were last checked */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
+	char peer_url[NODE_MAX_MEMBERS][256]; /* REST URLs peers advertise, by slot */
+	char rest_url[256];		      /* ours (node_set_rest_url, under slock) */
+	unsigned hello_ticks;
 	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS]; /* by peer slot */
 	int64_t self_caught_up_ms;                    /* follower: last time applied >= commit */
 	/* Heartbeat round trips, by peer id slot (peer_heard_id order). */
@@ -153,6 +156,8 @@ void node_forward(struct node *n, struct node_req *r, uint64_t leader);
 void node_writes_insert(struct node *n, struct node_req *r);
 void node_on_leader_change(struct node *n, uint64_t leader);
 void node_receive(struct node *n);
+/* Sends our REST URL to every other member (WIRE_HELLO). */
+void node_send_hellos(struct node *n);
 
 /* node_status.c */
 void node_update_status(struct node *n);

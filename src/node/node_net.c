@@ -259,6 +259,36 @@ static void on_forward_accept(struct node *n, const struct wire_msg *m)
 	r->term = m->accept.term;
 	node_writes_insert(n, r);
 }
+void node_set_rest_url(struct node *n, const char *url)
+{
+	pthread_mutex_lock(&n->slock);
+	snprintf(n->rest_url, sizeof n->rest_url, "%s", url ? url : "");
+	pthread_mutex_unlock(&n->slock);
+}
+void node_send_hellos(struct node *n)
+{
+	char url[sizeof n->rest_url];
+	pthread_mutex_lock(&n->slock);
+	memcpy(url, n->rest_url, sizeof url);
+	pthread_mutex_unlock(&n->slock);
+	struct wire_hello h = {.url = url, .len = strlen(url)};
+	const struct raft_conf *c = raft_conf_get(n->raft);
+	for (unsigned i = 0; n->net && h.len && i < c->n; i++) {
+		uint64_t id = c->servers[i].id;
+		n->wbuf.len = 0;
+		if (id != n->cfg.id && wire_encode_hello(&n->wbuf, n->cfg.id, id, &h) == 0)
+			send_buf(n, id);
+	}
+}
+static void on_hello(struct node *n, const struct wire_msg *m)
+{
+	int i = node_peer_slot(n, m->from);
+	if (i < 0)
+		return;
+	size_t len = m->hello.len < sizeof n->peer_url[i] ? m->hello.len : sizeof n->peer_url[i] - 1;
+	memcpy(n->peer_url[i], m->hello.url, len);
+	n->peer_url[i][len] = 0;
+}
 void node_receive(struct node *n)
 {
 	const void *buf;
@@ -287,6 +317,9 @@ void node_receive(struct node *n)
 			break;
 		case WIRE_FORWARD_ACCEPT:
 			on_forward_accept(n, &m);
+			break;
+		case WIRE_HELLO:
+			on_hello(n, &m);
 			break;
 		}
 		wire_msg_free(&m);

@@ -593,6 +593,10 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 		process_parked(n);
 	drain(n);
 	if (tick) {
+		/* Our REST URL to the peers, about every second (20 ticks of
+		 * heartbeat/2), the first time at the first tick. */
+		if (n->hello_ticks++ % 20 == 0)
+			node_send_hellos(n);
 		sweep(n, now);
 		maybe_compact(n);
 		if (kv_cleanup_step(n->kv, 10000) < 0)

@@ -65,11 +65,15 @@ void node_update_status(struct node *n)
 		if (p->is_self) {
 			p->connected = true;
 			p->match = rs.last_index;
+			pthread_mutex_lock(&n->slock);
+			memcpy(p->http, n->rest_url, sizeof p->http);
+			pthread_mutex_unlock(&n->slock);
 		} else {
 			for (int j = 0; j < NODE_MAX_MEMBERS; j++)
 				if (n->peer_heard_id[j] == s->id) {
 					p->connected = now - n->peer_heard_ms[j] < alive;
 					p->rtt_seconds = n->rtt_s[j];
+					memcpy(p->http, n->peer_url[j], sizeof p->http);
 				}
 			struct transport_peer_stats ps;
 			if (n->net && transport_peer_stats(n->net, s->id, &ps) == 0) {

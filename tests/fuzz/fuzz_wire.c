@@ -77,6 +77,10 @@ static void check(const uint8_t *data, size_t size)
 	case WIRE_FORWARD_ACCEPT:
 		rc = wire_encode_forward_accept(&b, m.from, m.to, &m.accept);
 		break;
+	case WIRE_HELLO:
+		check_inside(m.hello.url, m.hello.len, data, size);
+		rc = wire_encode_hello(&b, m.from, m.to, &m.hello);
+		break;
 	default:
 		abort(); /* the decoder accepted an unknown kind */
 	}

@@ -100,6 +100,8 @@ int main(int argc, char **argv)
 	save("forward-result-error", &b, wire_encode_forward_result(&b, 1, 2, &r));
 	struct wire_forward_accept a = {.req_id = 9, .index = 15, .term = 5};
 	save("forward-accept", &b, wire_encode_forward_accept(&b, 1, 2, &a));
+	struct wire_hello h = {.url = "http://127.0.0.1:8001", .len = 21};
+	save("hello", &b, wire_encode_hello(&b, 1, 2, &h));
 
 	bb_free(&b);
 	return 0;

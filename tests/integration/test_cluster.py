@@ -71,6 +71,15 @@ def test_three_nodes_write_via_follower_read_via_another():
             assert cl.client(f1).put("y%d" % i, i).status == 200
         assert metric(cl.client(f1), "kvfs_server_commits_inferred_total") > 0
         assert metric(cl.client(lid), "kvfs_server_commits_inferred_total") == 0
+        # Every member advertises its REST URL: a follower lists all of them,
+        # and hears from the other follower, not only from the leader.
+        urls = {i: n.url for i, n in cl.nodes.items()}
+
+        def listed():
+            ms = cl.client(f2).request("GET", "/cluster/members").json()["members"]
+            return {m["id"]: m["http"] for m in ms} == urls and all(m["connected"] for m in ms)
+        wait_for(listed, 10, "every member's REST URL listed on a follower")
+        assert cl.health(f2)["connected_nodes"] == 3
     finally:
         for n in cl.nodes.values():
             n.kill()

@@ -264,7 +264,8 @@ static void test_usage_errors(void **state)
 	expect_run("kvfs range --limit 0", CLI_EXIT_USAGE, NULL, "bad --limit");
 	expect_run("kvfs batch a b", CLI_EXIT_USAGE, NULL, "at most one FILE");
 	expect_run("kvfs status x", CLI_EXIT_USAGE, NULL, "no operand");
-	expect_run("kvfs member add 1 tcp://x", CLI_EXIT_USAGE, NULL, "ID PEER_URL HTTP_ADDR");
+	expect_run("kvfs member add 1", CLI_EXIT_USAGE, NULL, "ID PEER_URL");
+	expect_run("kvfs member add 1 tcp://x h:1 extra", CLI_EXIT_USAGE, NULL, "ID PEER_URL");
 	expect_run("kvfs member remove 0", CLI_EXIT_USAGE, NULL, "bad member id");
 	expect_run("kvfs member promote", CLI_EXIT_USAGE, NULL, "one ID");
 	expect_run("kvfs leader transfer 1 2", CLI_EXIT_USAGE, NULL, "at most one ID");

@@ -239,6 +239,14 @@ static void encode_accept(struct byte_buf *b)
 	assert_int_equal(wire_encode_forward_accept(b, 1, 2, &a), 0);
 }
 
+static void encode_hello(struct byte_buf *b)
+{
+	static const char url[] = "http://10.0.0.7:8001";
+	struct wire_hello h = {.url = url, .len = sizeof url - 1};
+	bb_init(b);
+	assert_int_equal(wire_encode_hello(b, 3, 1, &h), 0);
+}
+
 static void test_round_trip_every_raft_type(void **state)
 {
 	/* A realistic message of every Raft type comes back field for field and re-encodes to the same bytes. */
@@ -388,6 +396,38 @@ static void test_round_trip_forward_accept(void **state)
 	bb_free(&b);
 }
 
+static void test_round_trip_hello(void **state)
+{
+	/* A hello keeps its URL byte for byte; an empty URL or one over 255 bytes is not encodable. */
+	struct byte_buf b;
+	struct wire_msg w;
+	encode_hello(&b);
+	assert_int_equal(b.len, 26 + 1 + 20 + 4);
+	assert_int_equal(wire_decode(b.data, b.len, &w), 0);
+	assert_int_equal(w.kind, WIRE_HELLO);
+	assert_int_equal(w.from, 3);
+	assert_int_equal(w.hello.len, 20);
+	assert_memory_equal(w.hello.url, "http://10.0.0.7:8001", 20);
+	wire_msg_free(&w);
+	bb_free(&b);
+
+	char long_url[WIRE_URL_MAX + 1];
+	memset(long_url, 'x', sizeof long_url);
+	struct wire_hello h = {.url = long_url, .len = WIRE_URL_MAX};
+	bb_init(&b);
+	assert_int_equal(wire_encode_hello(&b, 3, 1, &h), 0);
+	assert_int_equal(wire_decode(b.data, b.len, &w), 0);
+	assert_int_equal(w.hello.len, WIRE_URL_MAX);
+	wire_msg_free(&w);
+	size_t len = b.len;
+	h.len = WIRE_URL_MAX + 1;
+	assert_int_equal(wire_encode_hello(&b, 3, 1, &h), -EINVAL);
+	h.len = 0;
+	assert_int_equal(wire_encode_hello(&b, 3, 1, &h), -EINVAL);
+	assert_int_equal(b.len, len);
+	bb_free(&b);
+}
+
 static void test_appends_to_existing_buffer(void **state)
 {
 	/* Encoders append after what the buffer already holds and the CRC covers only the new message. */
@@ -437,6 +477,9 @@ static void test_every_truncation_rejected(void **state)
 	assert_every_truncation_rejected(b.data, b.len);
 	bb_free(&b);
 	encode_accept(&b);
+	assert_every_truncation_rejected(b.data, b.len);
+	bb_free(&b);
+	encode_hello(&b);
 	assert_every_truncation_rejected(b.data, b.len);
 	bb_free(&b);
 }
@@ -493,7 +536,7 @@ static void test_bad_version_kind_type_rejected(void **state)
 	assert_int_equal(decode_with_byte(&b, OFF_VERSION, 0), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_VERSION, 2), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, 0), KVFS_EPROTO);
-	assert_int_equal(decode_with_byte(&b, OFF_KIND, 5), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, OFF_KIND, 6), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, 0xff), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_KIND, WIRE_FORWARD), KVFS_EPROTO);
 	assert_int_equal(decode_with_byte(&b, OFF_RAFT_TYPE, 0), KVFS_EPROTO);
@@ -539,7 +582,14 @@ static void test_bad_version_kind_type_rejected(void **state)
 	bb_free(&b);
 	encode_accept(&b);
 	assert_int_equal(decode_with_byte(&b, OFF_TERM, 1), KVFS_EPROTO);
-	assert_int_equal(decode_with_byte(&b, OFF_KIND, 5), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, OFF_KIND, 6), KVFS_EPROTO);
+	bb_free(&b);
+	/* A hello's URL length must be nonzero and match the bytes present. */
+	encode_hello(&b);
+	assert_int_equal(decode_with_byte(&b, OFF_TERM, 1), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, WIRE_HEADER_SIZE, 0), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, WIRE_HEADER_SIZE, 19), KVFS_EPROTO);
+	assert_int_equal(decode_with_byte(&b, WIRE_HEADER_SIZE, 21), KVFS_EPROTO);
 	bb_free(&b);
 }
 
@@ -596,15 +646,17 @@ static void test_trailing_bytes_rejected(void **state)
 {
 	/* Bytes after the last field, whether the CRC covers them or not, are refused. */
 	struct byte_buf b;
-	for (int kind = 0; kind < 4; kind++) {
+	for (int kind = 0; kind < 5; kind++) {
 		if (kind == 0)
 			encode_sample(&b, RAFT_MSG_READ_INDEX);
 		else if (kind == 1)
 			encode_forward(&b);
 		else if (kind == 2)
 			encode_result(&b);
-		else
+		else if (kind == 3)
 			encode_accept(&b);
+		else
+			encode_hello(&b);
 		size_t len = b.len;
 		/* One extra byte after the CRC. */
 		bb_u8(&b, 0);
@@ -713,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_forward),
 		cmocka_unit_test(test_round_trip_forward_result),
 		cmocka_unit_test(test_round_trip_forward_accept),
+		cmocka_unit_test(test_round_trip_hello),
 		cmocka_unit_test(test_appends_to_existing_buffer),
 		cmocka_unit_test(test_every_truncation_rejected),
 		cmocka_unit_test(test_flipped_byte_fails_checksum),
