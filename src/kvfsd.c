@@ -198,29 +198,37 @@ static int parse_cluster(const char *arg, struct node_config *cfg)
 	return 0;
 }
 
+/* Copies the HOST of "HOST:PORT" (everything before the last ':') into host;
+ * "" when s is NULL, has no port or a host too long for cap. */
+static void host_of(const char *s, char *host, size_t cap)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	size_t n = colon ? (size_t)(colon - s) : 0;
+	if (n >= cap)
+		n = 0;
+	if (n)
+		memcpy(host, s, n);
+	host[n] = 0;
+}
+
+/* An address that means "every interface": nothing a peer could connect to. */
+static bool any_host(const char *h)
+{
+	return !h[0] || !strcmp(h, "*") || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") ||
+	       !strcmp(h, "[::]");
+}
+
 /* The URL this node serves REST on, "http://HOST:PORT": the host of --http,
- * or, when that listens on every address (empty, 0.0.0.0, ::), the host of
- * the peer address (what the other members reach this node by), else
- * 127.0.0.1. */
+ * or, when that listens on every address, the host of the peer address (what
+ * the other members reach this node by), else 127.0.0.1. */
 static void rest_url(char *out, size_t cap, const char *listen, unsigned port, const char *peer)
 {
-	const char *colon = strrchr(listen, ':');
-	size_t hl = colon ? (size_t)(colon - listen) : 0;
-	char host[256] = "";
-	if (hl < sizeof host) {
-		memcpy(host, listen, hl);
-		host[hl] = 0;
-	}
-	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "[::]")) {
-		const char *h = peer && !strncmp(peer, "tcp://", 6) ? peer + 6 : NULL;
-		const char *pc = h ? strrchr(h, ':') : NULL;
-		size_t n = pc ? (size_t)(pc - h) : 0;
-		if (n && n < sizeof host && strncmp(h, "*", n) && strncmp(h, "0.0.0.0", n)) {
-			memcpy(host, h, n);
-			host[n] = 0;
-		} else {
+	char host[256];
+	host_of(listen, host, sizeof host);
+	if (any_host(host)) {
+		host_of(peer && !strncmp(peer, "tcp://", 6) ? peer + 6 : NULL, host, sizeof host);
+		if (any_host(host))
 			snprintf(host, sizeof host, "127.0.0.1");
-		}
 	}
 	snprintf(out, cap, "http://%s:%u", host, port);
 }
@@ -485,7 +493,7 @@ int main(int argc, char **argv)
 	}
 	log_info("kvfsd", "ready: node %llu, data in %s", (unsigned long long)ncfg.id,
 		 ncfg.data_dir);
-	char url[256];
+	char url[320]; /* http:// + a host of up to 255 bytes + :port */
 	rest_url(url, sizeof url, hcfg.listen, http_server_port(http), ncfg.peer_addr);
 	node_set_rest_url(node, url);
 	if (ready_file && write_ready_file(ready_file, url) < 0)

@@ -159,9 +159,10 @@ struct node_status {
 };
 void node_status(struct node *n, struct node_status *out);
 
-/* Where this node serves its REST API ("http://HOST:PORT", at most 255
- * bytes): shown for it in the status, and sent to its peers every second
- * so that each node can list every member's REST URL. Thread-safe. */
+/* Where this node serves its REST API ("http://HOST:PORT"): shown for it in
+ * the status, and sent to its peers every second so that each node can list
+ * every member's REST URL. A URL over 255 bytes is not advertised.
+ * Thread-safe. */
 void node_set_rest_url(struct node *n, const char *url);
 
 /* Registers the node's metrics (call once after node_create). */

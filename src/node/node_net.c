@@ -261,8 +261,15 @@ static void on_forward_accept(struct node *n, const struct wire_msg *m)
 }
 void node_set_rest_url(struct node *n, const char *url)
 {
+	/* One that does not fit a WIRE_HELLO is not advertised at all, rather
+	 * than cut short. */
+	size_t len = url ? strlen(url) : 0;
 	pthread_mutex_lock(&n->slock);
-	snprintf(n->rest_url, sizeof n->rest_url, "%s", url ? url : "");
+	if (len > WIRE_URL_MAX)
+		len = 0;
+	if (len)
+		memcpy(n->rest_url, url, len);
+	n->rest_url[len] = 0;
 	pthread_mutex_unlock(&n->slock);
 }
 void node_send_hellos(struct node *n)
@@ -282,12 +289,19 @@ void node_send_hellos(struct node *n)
 }
 static void on_hello(struct node *n, const struct wire_msg *m)
 {
+	/* A URL is printable ASCII without spaces; anything else is not shown
+	 * (it would not survive JSON or a terminal) but counted as rejected. */
+	for (size_t k = 0; k < m->hello.len; k++) {
+		if (m->hello.url[k] <= ' ' || m->hello.url[k] > '~') {
+			transport_count_rejected(n->net);
+			return;
+		}
+	}
 	int i = node_peer_slot(n, m->from);
 	if (i < 0)
 		return;
-	size_t len = m->hello.len < sizeof n->peer_url[i] ? m->hello.len : sizeof n->peer_url[i] - 1;
-	memcpy(n->peer_url[i], m->hello.url, len);
-	n->peer_url[i][len] = 0;
+	memcpy(n->peer_url[i], m->hello.url, m->hello.len); /* len <= 255 < sizeof */
+	n->peer_url[i][m->hello.len] = 0;
 }
 void node_receive(struct node *n)
 {

@@ -428,7 +428,6 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	if (u->has_hard_state)
 		c->hs_saved = u->hs;
 	c->truncate_from = 0;
-	bool persisted_now = c->ready_has_entries;
 	if (c->ready_has_entries)
 		c->persisted = c->ready_last_entry;
 	if (c->ready_has_committed)
@@ -442,11 +441,11 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	c->conf_changed = false;
 	memset(u, 0, sizeof(*u));
 	/* Thesis §10.2.1: the leader's own persist counts only now. */
-	if (c->state == RAFT_LEADER && persisted_now)
+	if (c->state == RAFT_LEADER && c->ready_has_entries)
 		raft_bcast_durable(c);
 	if (c->state == RAFT_LEADER && raft_maybe_commit(c))
 		raft_bcast_append(c);
-	if (c->state == RAFT_FOLLOWER && persisted_now)
+	if (c->state == RAFT_FOLLOWER && c->ready_has_entries)
 		raft_infer_commit(c);
 }
 

@@ -361,14 +361,6 @@ def test_kill9_keeps_every_acknowledged_write():
     assert n.stop() == 0
 
 
-def metric(cl, name):
-    """The value of an unlabelled sample on /metrics."""
-    for line in cl.request("GET", "/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no %s on /metrics" % name)
-
-
 def test_kill9_replays_the_applied_state_not_yet_flushed():
     """With the applied state's flush a minute away, everything lives in memory
     and the log: kill -9, and the restart replays it, values, deletions,
@@ -381,7 +373,7 @@ def test_kill9_replays_the_applied_state_not_yet_flushed():
     assert cl.delete("uf8").status == 200
     etag = cl.get("uf9").headers["etag"]
     assert cl.get("uf7").json() == {"value": "again"}
-    assert metric(cl, "kvfs_disk_backend_pending_bytes") > 0
+    assert cl.metric("kvfs_disk_backend_pending_bytes") > 0
     n.kill()
     n.start()
     cl = n.client()
@@ -403,9 +395,9 @@ def test_applied_state_over_its_bound_is_flushed_at_once():
     for b in range(30):  # about 3 MiB in all
         items = [{"key": "fb/%d/%d" % (b, j), "value": value} for j in range(100)]
         assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
-    flushes = metric(cl, "kvfs_disk_backend_fsync_duration_seconds_count")
+    flushes = cl.metric("kvfs_disk_backend_fsync_duration_seconds_count")
     assert flushes >= 2, flushes
-    assert metric(cl, "kvfs_disk_backend_pending_bytes") < 2 * 1024 * 1024
+    assert cl.metric("kvfs_disk_backend_pending_bytes") < 2 * 1024 * 1024
     assert cl.get("fb/29/99").json() == {"value": value}
     assert cl.request("GET", "/debug/replication").json()["data_size"] == 3000
     assert n.stop() == 0

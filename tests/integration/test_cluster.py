@@ -42,14 +42,6 @@ def keys_on(cl, i, prefix):
     return {x["key"] for x in r.json()["results"]}
 
 
-def metric(c, name):
-    """The value of an unlabelled sample on a node's /metrics."""
-    for line in c.request("GET", "/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no %s on /metrics" % name)
-
-
 def test_three_nodes_write_via_follower_read_via_another():
     """A write through a follower (which commits by inference) is read through another."""
     cl = Cluster(3).start()
@@ -69,8 +61,8 @@ def test_three_nodes_write_via_follower_read_via_another():
         # durably without waiting for the leader's commit index (kvfsd(8)).
         for i in range(20):
             assert cl.client(f1).put("y%d" % i, i).status == 200
-        assert metric(cl.client(f1), "kvfs_server_commits_inferred_total") > 0
-        assert metric(cl.client(lid), "kvfs_server_commits_inferred_total") == 0
+        assert cl.client(f1).metric("kvfs_server_commits_inferred_total") > 0
+        assert cl.client(lid).metric("kvfs_server_commits_inferred_total") == 0
         # Every member advertises its REST URL: a follower lists all of them,
         # and hears from the other follower, not only from the leader.
         urls = {i: n.url for i, n in cl.nodes.items()}
@@ -97,7 +89,7 @@ def test_five_nodes_replicate_everywhere():
                 g = cl.client(i).get("k%d" % j, stale=True)
                 assert g.json() == {"value": j}, (i, j, g)
             # A follower and its leader are no majority of 5: no inference.
-            assert metric(cl.client(i), "kvfs_server_commits_inferred_total") == 0
+            assert cl.client(i).metric("kvfs_server_commits_inferred_total") == 0
     finally:
         for n in cl.nodes.values():
             n.kill()

@@ -140,6 +140,13 @@ class Client:
     def delete(self, key, headers=None):
         return self.request("DELETE", self.kpath(key), headers=headers)
 
+    def metric(self, name):
+        """The value of an unlabelled sample on /metrics."""
+        for line in self.request("GET", "/metrics").body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no %s on /metrics" % name)
+
 
 class Node:
     """One kvfsd process. extra: additional command-line flags."""
