@@ -30,7 +30,7 @@ make -s -j2 check TESTS="raft-scenarios tests/sim/sim-check.sh" >/dev/null ||
 echo "ok raft-scenarios, sim-check"
 
 echo "== fuzzers (clang libFuzzer)"
-KVFS_BUILD="$top/build-fuzz" CC=clang "$top/scripts/build.sh" --enable-fuzzers
+KVFS_BUILD="$top/build-fuzz" CC=clang CXX=clang++ "$top/scripts/build.sh" --enable-fuzzers
 cd "$top/build-fuzz"
 make -s -j2 fuzzers
 for f in $(make -s print-fuzzers); do

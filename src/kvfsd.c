@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/http.h"
@@ -251,6 +252,20 @@ static int write_ready_file(const char *path, const char *url)
 	return 0;
 }
 
+/* Raises the soft limit on open files to the hard one: LevelDB keeps up to
+ * 490 table files open (kv_env.cc), beside the HTTP
+ * connections, the peers' sockets and the mount. 1,024, a common soft
+ * default, is too few for all of them. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("kvfsd", "cannot raise the open files limit: %s", strerror(errno));
+	}
+}
+
 static void on_fatal(void *ud)
 {
 	kill(getpid(), SIGUSR1);
@@ -272,6 +287,7 @@ int main(int argc, char **argv)
 	 * environment variable still wins. */
 	if (!getenv("MALLOC_ARENA_MAX"))
 		mallopt(M_ARENA_MAX, 2);
+	raise_nofile_limit();
 	node_config_default(&ncfg);
 	http_config_default(&hcfg);
 	fs_config_default(&fcfg);

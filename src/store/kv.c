@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/kv_env.h"
 #include "store/kv_internal.h"
 
 void kv_options_default(struct kv_options *o)
@@ -73,6 +74,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
 	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
 	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
+	leveldb_options_set_env(kv->opts, kv_pread_env());
 	kv->ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
 	kv->sync_wopts = leveldb_writeoptions_create();

@@ -1,0 +1,170 @@
+/*
+ * LevelDB's environment, with table files read by pread(2) instead of
+ * memory maps.
+ *
+ * LevelDB's POSIX environment maps up to 1,000 table files read-only and
+ * reads blocks straight out of the maps. Every page a read touches (and the
+ * kernel's fault-around, 64 KiB about it) then stays in the process's
+ * resident set while the table is open: a few seconds of random GETs over a
+ * few hundred megabytes leave all of it "resident", a restart after a scan
+ * showed 727 MiB, and a memory cgroup charges it all. Blocks read from a
+ * map are not cacheable either, so --cache-size did nothing.
+ *
+ * Read with pread, a block lands in LevelDB's block cache (bounded by
+ * --cache-size) and the file's pages stay in the kernel's page cache, shared
+ * and reclaimable, out of kvfsd's resident set. This is RocksDB's default
+ * for the same reasons. Everything else is LevelDB's own environment.
+ *
+ * The C API takes an environment only as its opaque leveldb_env_t, a struct
+ * whose first member is the Env pointer (leveldb/db/c.cc, unchanged since
+ * 2011); kv_env_handle mirrors it. test_kv checks that tables really are
+ * opened through this environment, so a LevelDB whose layout differs fails
+ * the unit tests instead of going unnoticed.
+ */
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <leveldb/c.h>
+#include <leveldb/env.h>
+#include <leveldb/status.h>
+
+#include "store/kv_env.h"
+
+namespace {
+
+std::atomic<uint64_t> g_opened{0};
+
+leveldb::Status io_error(const std::string &name, int err)
+{
+	if (err == ENOENT)
+		return leveldb::Status::NotFound(name, std::strerror(err));
+	return leveldb::Status::IOError(name, std::strerror(err));
+}
+
+/* Keeps at most a budget of table files open; beyond it, a file is opened
+ * for each read, as LevelDB's own environment does. */
+class FdBudget {
+public:
+	explicit FdBudget(long n) : left_(n) {}
+	bool take()
+	{
+		long n = left_.load(std::memory_order_relaxed);
+		while (n > 0)
+			if (left_.compare_exchange_weak(n, n - 1, std::memory_order_relaxed))
+				return true;
+		return false;
+	}
+	void give() { left_.fetch_add(1, std::memory_order_relaxed); }
+
+private:
+	std::atomic<long> left_;
+};
+
+class PreadFile final : public leveldb::RandomAccessFile {
+public:
+	PreadFile(std::string name, int fd, FdBudget *budget)
+		: name_(std::move(name)), fd_(fd), budget_(budget)
+	{
+	}
+	~PreadFile() override
+	{
+		if (fd_ >= 0) {
+			::close(fd_);
+			budget_->give();
+		}
+	}
+
+	leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice *result,
+			     char *scratch) const override
+	{
+		int fd = fd_;
+		if (fd < 0 && (fd = ::open(name_.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+			*result = leveldb::Slice(scratch, 0);
+			return io_error(name_, errno);
+		}
+		size_t got = 0;
+		int err = 0;
+		while (got < n) {
+			ssize_t r = ::pread(fd, scratch + got, n - got, (off_t)(offset + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				err = errno;
+				break;
+			}
+			if (r == 0)
+				break; /* end of file: a short read, LevelDB judges it */
+			got += (size_t)r;
+		}
+		if (fd != fd_)
+			::close(fd);
+		*result = leveldb::Slice(scratch, got);
+		return err ? io_error(name_, err) : leveldb::Status::OK();
+	}
+
+private:
+	const std::string name_;
+	const int fd_; /* -1: opened for each read */
+	FdBudget *const budget_;
+};
+
+long fd_budget()
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1000;
+	return (long)(rl.rlim_cur / 4);
+}
+
+class PreadEnv final : public leveldb::EnvWrapper {
+public:
+	PreadEnv() : EnvWrapper(leveldb::Env::Default()), budget_(fd_budget()) {}
+
+	leveldb::Status NewRandomAccessFile(const std::string &name,
+					    leveldb::RandomAccessFile **result) override
+	{
+		*result = nullptr;
+		int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return io_error(name, errno);
+		if (!budget_.take()) {
+			::close(fd);
+			fd = -1;
+		}
+		*result = new PreadFile(name, fd, &budget_);
+		g_opened.fetch_add(1, std::memory_order_relaxed);
+		return leveldb::Status::OK();
+	}
+
+private:
+	FdBudget budget_;
+};
+
+/* Mirrors the C API's struct leveldb_env_t (see the top of this file). */
+struct kv_env_handle {
+	leveldb::Env *rep;
+	bool is_default;
+};
+
+} // namespace
+
+extern "C" leveldb_env_t *kv_pread_env(void)
+{
+	/* One for the process, never destroyed: LevelDB's background thread
+	 * may still use it while the process exits (as with Env::Default). */
+	alignas(PreadEnv) static unsigned char env_mem[sizeof(PreadEnv)];
+	static kv_env_handle handle = {new (env_mem) PreadEnv(), true};
+	return reinterpret_cast<leveldb_env_t *>(&handle);
+}
+
+extern "C" uint64_t kv_pread_env_files_opened(void)
+{
+	return g_opened.load(std::memory_order_relaxed);
+}
