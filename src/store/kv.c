@@ -19,6 +19,7 @@
 
 void kv_options_default(struct kv_options *o)
 {
+	*o = (struct kv_options){0};
 	o->cache_bytes = 32u << 20;
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
@@ -74,7 +75,8 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
 	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
 	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
-	leveldb_options_set_env(kv->opts, kv_pread_env());
+	if (!o->table_mmap)
+		leveldb_options_set_env(kv->opts, kv_pread_env());
 	kv->ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
 	kv->sync_wopts = leveldb_writeoptions_create();

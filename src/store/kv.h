@@ -27,6 +27,8 @@ struct kv_options {
 	size_t cache_bytes;   /* LevelDB block cache (default 32 MiB) */
 	size_t write_buffer;  /* LevelDB memtable size (default 16 MiB) */
 	int max_open_files;   /* default 500 */
+	int table_mmap;       /* read table files through LevelDB's memory maps
+				 instead of pread (kv_env.cc; default 0) */
 	uint64_t filter_min_keys; /* the key filter is sized for at least this
 				     many keys (default 1 Mi; kv_bloom.c) */
 };

@@ -6,14 +6,19 @@
  * reads blocks straight out of the maps. Every page a read touches (and the
  * kernel's fault-around, 64 KiB about it) then stays in the process's
  * resident set while the table is open: a few seconds of random GETs over a
- * few hundred megabytes leave all of it "resident", a restart after a scan
- * showed 727 MiB, and a memory cgroup charges it all. Blocks read from a
- * map are not cacheable either, so --cache-size did nothing.
+ * few hundred megabytes leave all of it "resident", and a restart after a
+ * scan showed 727 MiB. Uncompressed blocks read from a map (kvfs does not
+ * compress) never enter the block cache either, so --cache-size did
+ * nothing.
  *
  * Read with pread, a block lands in LevelDB's block cache (bounded by
  * --cache-size) and the file's pages stay in the kernel's page cache, shared
- * and reclaimable, out of kvfsd's resident set. This is RocksDB's default
- * for the same reasons. Everything else is LevelDB's own environment.
+ * and reclaimable, out of kvfsd's resident set (a memory cgroup still
+ * charges them). This is RocksDB's default for the same reasons. The cost:
+ * a system call and a copy for each block not in the block cache, which
+ * makes random reads over a dataset far larger than memory slower
+ * (kvfsd --table-reads mmap keeps LevelDB's maps; kvfsd(8)). Everything
+ * else is LevelDB's own environment.
  *
  * The C API takes an environment only as its opaque leveldb_env_t, a struct
  * whose first member is the Env pointer (leveldb/db/c.cc, unchanged since
@@ -134,11 +139,20 @@ public:
 		int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return io_error(name, errno);
-		if (!budget_.take()) {
+		bool kept = budget_.take();
+		if (!kept) {
 			::close(fd);
 			fd = -1;
 		}
-		*result = new PreadFile(name, fd, &budget_);
+		/* kvfs is C: no exception may unwind into it */
+		*result = new (std::nothrow) PreadFile(name, fd, &budget_);
+		if (!*result) {
+			if (kept) {
+				::close(fd);
+				budget_.give();
+			}
+			return leveldb::Status::IOError(name, "out of memory");
+		}
 		g_opened.fetch_add(1, std::memory_order_relaxed);
 		return leveldb::Status::OK();
 	}

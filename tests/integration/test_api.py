@@ -11,7 +11,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Client, Node, run, wait_for  # noqa: E402
+from harness import KVFSD, Client, Node, run, wait_for  # noqa: E402
 
 LIMITS = ["--max-key-size", "256", "--max-value-size", "65536", "--max-batch-items", "100",
           "--max-body", "1048576"]
@@ -417,6 +417,29 @@ def test_restart_replays_and_keeps_revisions():
     assert cl.get("rs119").json() == {"value": 119}
     assert cl.request("GET", "/debug/replication").json()["data_size"] == 120
     assert cl.put("rs0", "new").json()["revision"] > int(etag.strip('"'))
+
+
+def test_table_reads_modes_read_the_same_tables():
+    """--table-reads mmap (LevelDB's memory maps) and pread (the default) read
+    the same table files; any other value is a usage error."""
+    bad = subprocess.run([KVFSD, "--table-reads", "maps"], capture_output=True)
+    assert bad.returncode == 2 and b"--table-reads: want pread or mmap" in bad.stderr, bad
+    n = Node(name="tables").start()
+    cl = n.client()
+    value = "t" * 1000
+    for b in range(20):  # 2 MB: a table once the restart writes LevelDB's log out
+        items = [{"key": "tr/%d/%d" % (b, j), "value": value} for j in range(100)]
+        assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+    for mode in ["mmap", "pread"]:
+        assert n.stop() == 0
+        n.extra = ["--table-reads", mode]
+        n.start()
+        cl = n.client()
+        for b in range(0, 20, 3):
+            assert cl.get("tr/%d/%d" % (b, b * 5)).json() == {"value": value}, mode
+        r = cl.request("POST", "/kv/range", json_body={"prefix": "tr/7/", "keys_only": True})
+        assert len(r.json()["results"]) == 100, (mode, r)
+    assert n.stop() == 0
 
 
 if __name__ == "__main__":
