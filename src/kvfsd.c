@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"  --max-body BYTES        largest request body (default 16777216)\n"
 		"  --max-connections N     concurrent HTTP connections (default 1024)\n"
 		"  --max-pending N         requests in flight before 503 (default 65536)\n"
+		"  --max-log-memory MIB    Raft log waiting in memory for the state machine\n"
+		"                          before writes get 503 (default 64)\n"
 		"  --http-threads N        HTTP worker threads (default 2)\n"
 		"  --request-timeout MS    fail a request not committed by then (default 5000)\n"
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
@@ -89,6 +91,7 @@ enum {
 	OPT_MAX_BODY,
 	OPT_MAX_CONNS,
 	OPT_MAX_PENDING,
+	OPT_MAX_LOG_MEMORY,
 	OPT_HTTP_THREADS,
 	OPT_REQ_TIMEOUT,
 	OPT_SNAP_ENTRIES,
@@ -125,6 +128,7 @@ static const struct option options[] = {
 	{"max-body", required_argument, NULL, OPT_MAX_BODY},
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+	{"max-log-memory", required_argument, NULL, OPT_MAX_LOG_MEMORY},
 	{"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
 	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
@@ -333,6 +337,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_MAX_PENDING:
 			ncfg.max_pending = num_arg("max-pending", optarg, 1, 1u << 24);
+			break;
+		case OPT_MAX_LOG_MEMORY:
+			ncfg.max_log_bytes = num_arg("max-log-memory", optarg, 1, 65536) << 20;
 			break;
 		case OPT_HTTP_THREADS:
 			hcfg.threads = num_arg("http-threads", optarg, 1, 256);

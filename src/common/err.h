@@ -32,7 +32,8 @@
 	X(KVFS_EPROTO,       -1017, 400, EPROTO,    "Malformed message")                 \
 	X(KVFS_ETOOMANY,     -1018, 413, E2BIG,     "Operation touches too many keys")   \
 	X(KVFS_ECONFIG,      -1019, 400, EINVAL,    "Invalid configuration")                 \
-	X(KVFS_EUNKNOWN,     -1020, 503, EIO,       "Leader changed before the write was acknowledged; it may or may not have been applied")
+	X(KVFS_EUNKNOWN,     -1020, 503, EIO,       "Leader changed before the write was acknowledged; it may or may not have been applied") \
+	X(KVFS_EBEHIND,      -1021, 503, EAGAIN,    "State machine behind: too much of the Raft log waits in memory")
 
 enum kvfs_err {
 #define KVFS_ERR_ENUM(name, code, http, errno_, msg) name = (code),

@@ -40,6 +40,7 @@ void node_config_default(struct node_config *c)
 	c->request_timeout_ms = 5000;
 	c->snapshot_entries = 10000;
 	c->snapshot_bytes = 16u << 20;
+	c->max_log_bytes = 64u << 20;
 	c->heartbeat_ms = 100;
 	c->election_ms = 1000;
 	c->flush_ms = 50;
@@ -187,6 +188,14 @@ int node_submit(struct node *n, struct node_req *req)
 	if (__atomic_add_fetch(&n->inflight, 1, __ATOMIC_RELAXED) > n->cfg.max_pending) {
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_EBUSY;
+	}
+	/* Bytes, not requests: the log is compacted only up to what the state
+	 * machine has flushed, so while LevelDB stalls every write stays in
+	 * memory, however large the batches. */
+	if (req->type == NODE_REQ_WRITE &&
+	    __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) > n->cfg.max_log_bytes) {
+		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
+		return KVFS_EBEHIND;
 	}
 	req->result = 0;
 	req->index = req->deleted = req->term = req->fwd_id = req->leader_hint = 0;

@@ -57,6 +57,9 @@ struct node_config {
 				      (default 50; kv_sync) */
 	uint64_t flush_max_bytes;  /* ... or at once past this much of it in memory
 				      (default 32 MiB; the apply waits meanwhile) */
+	uint64_t max_log_bytes;    /* refuse new writes (KVFS_EBEHIND) while this much
+				      of the log waits in memory for the state machine
+				      to catch up (default 64 MiB) */
 	struct kv_options kv;
 };
 

@@ -64,9 +64,10 @@ struct node {
 	uint8_t *chunk_buf;
 	int64_t next_tick_ms, next_sweep_ms;
 	uint64_t last_leader;
-	uint64_t fwd_leader;
-	uint64_t log_bytes;
-	bool removed; /* no longer a member: no more ticks, no campaigns */ /* payload bytes appended since the last compaction */ /* leader when forwarded writes were last checked */
+	uint64_t fwd_leader; /* leader when forwarded writes were last checked */
+	uint64_t log_bytes; /* payload bytes appended since the last compaction
+			       (node loop writes; HTTP threads read, atomically) */
+	bool removed; /* no longer a member: no more ticks, no campaigns */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
 	char peer_url[NODE_MAX_MEMBERS][256]; /* REST URLs peers advertise, by slot */

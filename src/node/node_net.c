@@ -204,7 +204,11 @@ void node_on_leader_change(struct node *n, uint64_t leader)
 static void on_forward(struct node *n, const struct wire_msg *m)
 {
 	uint64_t index, term, hint = 0;
-	int rc = raft_propose(n->raft, m->fwd.data, m->fwd.len, &index, &term, &hint);
+	/* --max-log-memory holds for writes forwarded here too (node_submit);
+	 * refused before proposing, the write is certainly not applied. */
+	int rc = n->log_bytes > n->cfg.max_log_bytes
+		 ? KVFS_EBEHIND
+		 : raft_propose(n->raft, m->fwd.data, m->fwd.len, &index, &term, &hint);
 	if (rc) {
 		node_send_result(n, m->from, m->fwd.req_id, rc, 0, 0);
 		return;

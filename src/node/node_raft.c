@@ -168,7 +168,7 @@ static int persist(struct node *n, const struct raft_update *u)
 	if (u->n_entries > 64 && !(ents = malloc(u->n_entries * sizeof *ents)))
 		return -ENOMEM;
 	for (size_t i = 0; i < u->n_entries; i++)
-		n->log_bytes += u->entries[i].len;
+		__atomic_fetch_add(&n->log_bytes, u->entries[i].len, __ATOMIC_RELAXED);
 	for (size_t i = 0; i < u->n_entries; i++)
 		ents[i] = (struct rlog_entry){.index = u->entries[i].index,
 					      .term = u->entries[i].term,
@@ -472,7 +472,7 @@ static void maybe_compact(struct node *n)
 	else if (rc < 0)
 		log_warn("node", "log compaction postponed: %s", kvfs_strerror(rc));
 	else {
-		n->log_bytes = 0;
+		__atomic_store_n(&n->log_bytes, 0, __ATOMIC_RELAXED);
 		/* The entries just dropped were the node's largest allocations:
 		 * give the memory back instead of keeping it in malloc's arenas. */
 		malloc_trim(0);

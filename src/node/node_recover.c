@@ -136,7 +136,7 @@ int node_raft_open(struct node *n)
 	}
 	init.entries = lc.ents;
 	init.n_entries = lc.n;
-	n->log_bytes = lc.bytes;
+	__atomic_store_n(&n->log_bytes, lc.bytes, __ATOMIC_RELAXED);
 	/* The membership in effect at the state machine's applied index. */
 	uint64_t applied = kv_applied_index(n->kv);
 	for (size_t i = 0; i < lc.n && lc.ents[i].index <= applied; i++)

@@ -442,5 +442,37 @@ def test_table_reads_modes_read_the_same_tables():
     assert n.stop() == 0
 
 
+def test_writes_refused_while_the_log_waits_in_memory():
+    """--max-log-memory: while the state machine is not flushed (here
+    --flush-ms 60000, so the log cannot be compacted), writes are refused with
+    503 once that much log waits in memory, reads still work, and nothing
+    acknowledged is lost across a restart."""
+    n = Node(name="behind", extra=["--flush-ms", "60000", "--flush-max", "4096",
+                                   "--max-log-memory", "1"]).start()
+    cl = n.client()
+    value = "b" * 1000
+    acked, refused = [], None
+    for b in range(40):  # 100 KB a request: the 1 MiB bound is crossed by the 11th
+        items = [{"key": "bh/%d/%d" % (b, j), "value": value} for j in range(100)]
+        r = cl.request("PUT", "/kv/batch", json_body={"items": items})
+        if r.status != 200:
+            refused = r
+            break
+        acked.append(b)
+    assert refused is not None and refused.status == 503, refused
+    assert "State machine behind" in refused.json()["detail"], refused
+    assert 10 <= len(acked) < 40, len(acked)
+    assert cl.get("bh/0/0").json() == {"value": value}
+    assert cl.put("bh/single", 1).status == 503
+    assert n.stop() == 0  # the stop flushes
+    n.extra = []
+    n.start()
+    cl = n.client()
+    for b in acked:
+        assert cl.get("bh/%d/99" % b).json() == {"value": value}, b
+    assert cl.put("bh/single", 1).status == 200
+    assert n.stop() == 0
+
+
 if __name__ == "__main__":
     run(globals())

@@ -280,6 +280,42 @@ def test_sigterm_on_leader_hands_leadership_over():
             n.kill()
 
 
+def test_lagging_leader_refuses_forwarded_writes():
+    """--max-log-memory holds on the leader for writes forwarded by a
+    follower: with the state machines never flushed (--flush-ms 60000) and
+    node 1 leading with a 1 MiB bound, writes through a follower (64 MiB)
+    are refused with 503 once 1 MiB of log waits on the leader, and nothing
+    acknowledged is lost."""
+    cl = Cluster(3, extra=["--flush-ms", "60000", "--flush-max", "4096"])
+    cl.nodes[1].extra += ["--max-log-memory", "1"]
+    cl.start()
+    try:
+        lid = cl.wait_leader()
+        if lid != 1:
+            r = cl.client(lid).request("POST", "/cluster/leader/transfer", json_body={"id": 1})
+            assert r.status == 200, r
+            cl.wait_leader(exclude=lid)
+            assert cl.wait_leader() == 1
+        c = cl.client(2)
+        value = "f" * 1000
+        acked, refused = [], None
+        for b in range(40):  # 100 KB a request
+            items = [{"key": "lf/%d/%d" % (b, j), "value": value} for j in range(100)]
+            r = c.request("PUT", "/kv/batch", json_body={"items": items})
+            if r.status != 200:
+                refused = r
+                break
+            acked.append(b)
+        assert refused is not None and refused.status == 503, refused
+        assert "State machine behind" in refused.json()["detail"], refused
+        assert 10 <= len(acked) < 40, len(acked)
+        for b in acked:
+            assert c.get("lf/%d/99" % b).json() == {"value": value}, b
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()
