@@ -68,6 +68,7 @@ struct node {
 	uint64_t log_bytes; /* payload bytes appended since the last compaction
 			       (node loop writes; HTTP threads read, atomically) */
 	bool removed; /* no longer a member: no more ticks, no campaigns */
+	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
 	char peer_url[NODE_MAX_MEMBERS][256]; /* REST URLs peers advertise, by slot */

@@ -307,6 +307,28 @@ static void on_hello(struct node *n, const struct wire_msg *m)
 	memcpy(n->peer_url[i], m->hello.url, m->hello.len); /* len <= 255 < sizeof */
 	n->peer_url[i][m->hello.len] = 0;
 }
+/* A follower whose state machine is behind by more than --max-log-memory
+ * of log (LevelDB stalls, and the log is compacted only up to what was
+ * flushed) drops AppendEntries that bring entries, as if they were lost:
+ * the leader sends them again later, and its heartbeats still arrive, so
+ * no election starts. The leader bounds its own log the same way (writes
+ * get KVFS_EBEHIND, node_submit and on_forward). */
+static bool over_log_memory(struct node *n, const struct raft_msg *m)
+{
+	if (m->type != RAFT_MSG_APPEND || !m->n_entries)
+		return false;
+	bool over = n->log_bytes > n->cfg.max_log_bytes;
+	if (over != n->dropping_appends) {
+		n->dropping_appends = over;
+		if (over)
+			log_warn("node", "state machine behind: more than --max-log-memory of "
+				 "log waits in memory; new entries refused until it catches up");
+		else
+			log_info("node", "state machine caught up: taking new entries again");
+	}
+	return over;
+}
+
 void node_receive(struct node *n)
 {
 	const void *buf;
@@ -324,6 +346,8 @@ void node_receive(struct node *n)
 		case WIRE_RAFT:
 			if (m.raft.type == RAFT_MSG_HEARTBEAT_RESP)
 				rtt_received(n, &m.raft);
+			if (over_log_memory(n, &m.raft))
+				break;
 			if (raft_step(n->raft, &m.raft) == KVFS_EPROTO)
 				transport_count_rejected(n->net);
 			break;

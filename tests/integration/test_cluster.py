@@ -316,6 +316,43 @@ def test_lagging_leader_refuses_forwarded_writes():
             n.kill()
 
 
+def test_lagging_follower_refuses_entries_then_catches_up():
+    """A follower over --max-log-memory (its state machine never flushed:
+    --flush-ms 60000) stops taking entries while the leader and the other
+    follower go on committing; it neither campaigns nor grows, and once
+    restarted without the bound it catches up."""
+    cl = Cluster(3)
+    plain = list(cl.nodes[3].extra)
+    cl.nodes[3].extra += ["--flush-ms", "60000", "--flush-max", "4096",
+                          "--max-log-memory", "1"]
+    cl.start()
+    try:
+        lid = cl.wait_leader()
+        if lid == 3:
+            r = cl.client(3).request("POST", "/cluster/leader/transfer", json_body={})
+            assert r.status == 200, r
+            lid = cl.wait_leader(exclude=3)
+        c = cl.client(lid)
+        value = "g" * 1000
+        for b in range(40):  # 4 MB in all, 1 MiB of it reaches node 3
+            items = [{"key": "lg/%d/%d" % (b, j), "value": value} for j in range(100)]
+            assert c.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+        commit = cl.health(lid)["commit_index"]
+        wait_for(lambda: "new entries refused" in cl.nodes[3].tail(200), 10, "node 3 to refuse")
+        h3 = cl.health(3)
+        assert h3["applied_index"] < commit, (h3, commit)
+        assert cl.leader() == lid  # heartbeats still reach node 3: no election
+        assert cl.nodes[3].stop() == 0
+        cl.nodes[3].extra = plain
+        cl.nodes[3].start()
+        cl.wait_applied(ids=[3])
+        c3 = cl.client(3)
+        assert c3.get("lg/39/99", stale=True).json() == {"value": value}
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()
