@@ -181,6 +181,11 @@ static void node_wake(struct node *n)
 	(void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
 }
 
+bool node_log_over_bound(struct node *n)
+{
+	return __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) > n->cfg.max_log_bytes;
+}
+
 int node_submit(struct node *n, struct node_req *req)
 {
 	if (__atomic_load_n(&n->failed, __ATOMIC_ACQUIRE))
@@ -189,11 +194,9 @@ int node_submit(struct node *n, struct node_req *req)
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_EBUSY;
 	}
-	/* Bytes, not requests: the log is compacted only up to what the state
-	 * machine has flushed, so while LevelDB stalls every write stays in
+	/* Bytes, not requests: while LevelDB stalls every write stays in
 	 * memory, however large the batches. */
-	if (req->type == NODE_REQ_WRITE &&
-	    __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) > n->cfg.max_log_bytes) {
+	if (req->type == NODE_REQ_WRITE && node_log_over_bound(n)) {
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_EBEHIND;
 	}

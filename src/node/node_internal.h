@@ -120,6 +120,11 @@ struct node {
 /* node.c */
 void node_complete(struct node *n, struct node_req *req, int result);
 void node_fail(struct node *n, int rc);
+/* More than --max-log-memory of log waits in memory for the state machine
+ * (the log is compacted only up to what was flushed): new writes are
+ * refused (KVFS_EBEHIND) and, on a follower, new entries dropped. Any
+ * thread. */
+bool node_log_over_bound(struct node *n);
 void list_push(struct req_list *l, struct node_req *r);
 struct node_req *list_take(struct req_list *l);
 

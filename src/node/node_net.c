@@ -206,7 +206,7 @@ static void on_forward(struct node *n, const struct wire_msg *m)
 	uint64_t index, term, hint = 0;
 	/* --max-log-memory holds for writes forwarded here too (node_submit);
 	 * refused before proposing, the write is certainly not applied. */
-	int rc = n->log_bytes > n->cfg.max_log_bytes
+	int rc = node_log_over_bound(n)
 		 ? KVFS_EBEHIND
 		 : raft_propose(n->raft, m->fwd.data, m->fwd.len, &index, &term, &hint);
 	if (rc) {
@@ -317,7 +317,7 @@ static bool over_log_memory(struct node *n, const struct raft_msg *m)
 {
 	if (m->type != RAFT_MSG_APPEND || !m->n_entries)
 		return false;
-	bool over = n->log_bytes > n->cfg.max_log_bytes;
+	bool over = node_log_over_bound(n);
 	if (over != n->dropping_appends) {
 		n->dropping_appends = over;
 		if (over)

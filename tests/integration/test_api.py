@@ -11,7 +11,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import KVFSD, Client, Node, run, wait_for  # noqa: E402
+from harness import KVFSD, Client, Node, put_batches, run, wait_for  # noqa: E402
 
 LIMITS = ["--max-key-size", "256", "--max-value-size", "65536", "--max-batch-items", "100",
           "--max-body", "1048576"]
@@ -427,9 +427,8 @@ def test_table_reads_modes_read_the_same_tables():
     n = Node(name="tables").start()
     cl = n.client()
     value = "t" * 1000
-    for b in range(20):  # 2 MB: a table once the restart writes LevelDB's log out
-        items = [{"key": "tr/%d/%d" % (b, j), "value": value} for j in range(100)]
-        assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+    # 2 MB: a table once the restart writes LevelDB's log out
+    assert put_batches(cl, "tr", value, 20) == (list(range(20)), None)
     for mode in ["mmap", "pread"]:
         assert n.stop() == 0
         n.extra = ["--table-reads", mode]
@@ -451,14 +450,8 @@ def test_writes_refused_while_the_log_waits_in_memory():
                                    "--max-log-memory", "1"]).start()
     cl = n.client()
     value = "b" * 1000
-    acked, refused = [], None
-    for b in range(40):  # 100 KB a request: the 1 MiB bound is crossed by the 11th
-        items = [{"key": "bh/%d/%d" % (b, j), "value": value} for j in range(100)]
-        r = cl.request("PUT", "/kv/batch", json_body={"items": items})
-        if r.status != 200:
-            refused = r
-            break
-        acked.append(b)
+    # 100 KB a request: the 1 MiB bound is crossed by the 11th
+    acked, refused = put_batches(cl, "bh", value, 40)
     assert refused is not None and refused.status == 503, refused
     assert "State machine behind" in refused.json()["detail"], refused
     assert 10 <= len(acked) < 40, len(acked)

@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BUILDDIR, Client, Cluster, run, tmpdir, wait_for  # noqa: E402
+from harness import BUILDDIR, Client, Cluster, put_batches, run, tmpdir, wait_for  # noqa: E402
 
 
 def writer_threads(cl, ids, prefix, acked, stop, per_batch=1):
@@ -298,14 +298,7 @@ def test_lagging_leader_refuses_forwarded_writes():
             assert cl.wait_leader() == 1
         c = cl.client(2)
         value = "f" * 1000
-        acked, refused = [], None
-        for b in range(40):  # 100 KB a request
-            items = [{"key": "lf/%d/%d" % (b, j), "value": value} for j in range(100)]
-            r = c.request("PUT", "/kv/batch", json_body={"items": items})
-            if r.status != 200:
-                refused = r
-                break
-            acked.append(b)
+        acked, refused = put_batches(c, "lf", value, 40)  # 100 KB a request
         assert refused is not None and refused.status == 503, refused
         assert "State machine behind" in refused.json()["detail"], refused
         assert 10 <= len(acked) < 40, len(acked)
@@ -334,9 +327,8 @@ def test_lagging_follower_refuses_entries_then_catches_up():
             lid = cl.wait_leader(exclude=3)
         c = cl.client(lid)
         value = "g" * 1000
-        for b in range(40):  # 4 MB in all, 1 MiB of it reaches node 3
-            items = [{"key": "lg/%d/%d" % (b, j), "value": value} for j in range(100)]
-            assert c.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+        # 4 MB in all, 1 MiB of it reaches node 3
+        assert put_batches(c, "lg", value, 40) == (list(range(40)), None)
         commit = cl.health(lid)["commit_index"]
         wait_for(lambda: "new entries refused" in cl.nodes[3].tail(200), 10, "node 3 to refuse")
         h3 = cl.health(3)

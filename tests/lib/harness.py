@@ -61,6 +61,20 @@ def wait_for(cond, timeout=10.0, what="condition", interval=0.01):
         time.sleep(interval)
 
 
+def put_batches(client, prefix, value, count, per=100):
+    """PUTs batches number 0..count-1 of per keys "prefix/b/j" holding value,
+    stopping at the first that is not 200. Returns (numbers of the
+    acknowledged batches, the refused response or None)."""
+    acked = []
+    for b in range(count):
+        items = [{"key": "%s/%d/%d" % (prefix, b, j), "value": value} for j in range(per)]
+        r = client.request("PUT", "/kv/batch", json_body={"items": items})
+        if r.status != 200:
+            return acked, r
+        acked.append(b)
+    return acked, None
+
+
 def free_port():
     """A port the kernel just handed out; used where a daemon cannot bind 0."""
     s = socket.socket()
