@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,18 @@ struct seg {
 	uint64_t max_index; /* highest entry index written in it (0: none) */
 };
 
+/* The next segment, prepared ahead by a thread of its own (see new_segment). */
+struct spare {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	bool started, stop, busy, failed;
+	uint64_t want;	 /* seq asked for, not taken up by the thread yet (0: none) */
+	uint64_t seq;	 /* seq of the ready spare, whose fd is fd */
+	int fd;		 /* -1: none ready */
+	uint64_t taken;	 /* spares used (tests) */
+};
+
 struct rlog {
 	char *path;
 	int dirfd, lockfd, fd; /* fd: the last segment, written at its end */
@@ -58,6 +71,7 @@ struct rlog {
 	struct byte_buf rec;	   /* records of the write being built */
 	uint64_t syncs;		   /* atomic */
 	uint64_t disk_bytes;	   /* atomic */
+	struct spare spare;
 };
 
 /* ---- segments ---- */
@@ -112,13 +126,18 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return !n || (!p[0] && memcmp(p, p + 1, n - 1) == 0);
 }
 
-/* Creates segment seq (magic, space allocated, synced, directory synced) and
- * makes it the one written. Writing into allocated space spares each
- * fdatasync the file-size update (about a third of its time here). The file
- * is prepared under a temporary name and renamed once synced, so a crash
- * never leaves a segment without its magic (rlog_open deletes leftovers). */
-static int new_segment(struct rlog *l, uint64_t seq)
+/* Writes segment seq's file, named seq only once it is whole and synced
+ * (magic, then zeros up to SEG_TARGET) and the directory synced, so a crash
+ * never leaves a segment without its magic (rlog_open deletes leftover
+ * .seg.tmp files). With zeros the space is written, not only allocated: an
+ * fdatasync of data written over it has no metadata to commit. Over
+ * fallocate'd (unwritten) space every fdatasync converts extents, a journal
+ * commit, which on ext4 waits for LevelDB's data in the same transaction.
+ * Falls back to fallocate when zero is set false (the spare thread failed).
+ * Returns the open fd or a negative errno. */
+static int make_segment(struct rlog *l, uint64_t seq, bool zero)
 {
+	static const uint8_t zeros[1u << 16];
 	char name[32], tmp[40];
 	seg_name(name, sizeof name, seq);
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
@@ -126,7 +145,12 @@ static int new_segment(struct rlog *l, uint64_t seq)
 	int rc = fd < 0 ? -errno : 0;
 	if (rc == 0)
 		rc = write_at(fd, SEG_MAGIC, SEG_MAGIC_LEN, 0);
-	if (rc == 0 && fallocate(fd, 0, 0, SEG_TARGET) < 0)
+	for (uint64_t off = SEG_MAGIC_LEN; zero && rc == 0 && off < SEG_TARGET;) {
+		size_t n = SEG_TARGET - off < sizeof zeros ? SEG_TARGET - off : sizeof zeros;
+		rc = write_at(fd, zeros, n, off);
+		off += n;
+	}
+	if (rc == 0 && !zero && fallocate(fd, 0, 0, SEG_TARGET) < 0)
 		log_debug("log", "cannot preallocate %s/%s: %s", l->path, name, strerror(errno));
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
@@ -134,9 +158,97 @@ static int new_segment(struct rlog *l, uint64_t seq)
 		rc = -errno;
 	if (rc == 0 && fsync(l->dirfd) < 0)
 		rc = -errno;
-	if (rc == 0)
-		rc = push_seg(l, seq, SEG_MAGIC_LEN);
 	if (rc < 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlinkat(l->dirfd, tmp, 0);
+		}
+		return rc;
+	}
+	return fd;
+}
+
+/* The spare thread: prepares the segment asked for, one at a time. */
+static void *spare_main(void *arg)
+{
+	struct rlog *l = arg;
+	struct spare *sp = &l->spare;
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		while (!sp->want && !sp->stop)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (!sp->want)
+			break; /* stopping; a segment asked for is finished first */
+		uint64_t seq = sp->want;
+		sp->busy = true;
+		pthread_mutex_unlock(&sp->mu);
+		int fd = make_segment(l, seq, false);
+		if (fd < 0)
+			log_warn("log", "cannot prepare log segment %" PRIu64 " in %s: %s", seq,
+				 l->path, strerror(-fd));
+		pthread_mutex_lock(&sp->mu);
+		sp->busy = false;
+		sp->want = 0;
+		if (fd >= 0) {
+			sp->fd = fd;
+			sp->seq = seq;
+		} else {
+			sp->failed = true; /* segments are made in place from now on */
+		}
+		pthread_cond_broadcast(&sp->cv);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+/* Asks the spare thread for segment seq (starting it the first time). */
+static void spare_request(struct rlog *l, uint64_t seq)
+{
+	struct spare *sp = &l->spare;
+	pthread_mutex_lock(&sp->mu);
+	if (!sp->started && !sp->failed) {
+		if (pthread_create(&sp->thread, NULL, spare_main, l) == 0)
+			sp->started = true;
+		else
+			sp->failed = true;
+	}
+	if (sp->started && !sp->failed && !sp->want && !sp->busy && sp->fd < 0) {
+		sp->want = seq;
+		pthread_cond_signal(&sp->cv);
+	}
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* Takes the spare if it is segment seq (waiting for one being prepared):
+ * its fd, or -1. */
+static int spare_take(struct rlog *l, uint64_t seq)
+{
+	struct spare *sp = &l->spare;
+	int fd = -1;
+	pthread_mutex_lock(&sp->mu);
+	while (sp->want || sp->busy)
+		pthread_cond_wait(&sp->cv, &sp->mu);
+	if (sp->fd >= 0 && sp->seq == seq) {
+		fd = sp->fd;
+		sp->fd = -1;
+		sp->taken++;
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return fd;
+}
+
+/* Makes segment seq the one written: the spare prepared ahead when there is
+ * one (commit_records asks for it once the current segment is half full, so
+ * the switch costs the node loop nothing), else made here. */
+static int new_segment(struct rlog *l, uint64_t seq)
+{
+	int fd = spare_take(l, seq);
+	if (fd < 0)
+		fd = make_segment(l, seq, false);
+	int rc = fd < 0 ? fd : push_seg(l, seq, SEG_MAGIC_LEN);
+	if (rc < 0) {
+		char name[32];
+		seg_name(name, sizeof name, seq);
 		log_error("log", "cannot create log segment %s/%s: %s", l->path, name,
 			  strerror(-rc));
 		if (fd >= 0)
@@ -292,10 +404,46 @@ static bool frame_after(const uint8_t *p, size_t avail)
 	return false;
 }
 
-/* Reads segment i. In the last segment a bad record with nothing valid after
- * it is a write cut short by a crash (never acknowledged: acknowledgements
- * follow the fdatasync): when repair is set the file is truncated there.
- * Anywhere else a bad record is corruption. */
+/* Whether segment file seq holds no frame: the magic (or a prefix of it, or
+ * nothing but zeros: a creation cut short) and zeros. A spare prepared ahead
+ * (make_segment) looks like that until it is written. */
+static bool segment_empty(struct rlog *l, uint64_t seq)
+{
+	char name[32];
+	seg_name(name, sizeof name, seq);
+	int fd = openat(l->dirfd, name, O_RDONLY | O_CLOEXEC);
+	uint8_t buf[1u << 16];
+	uint64_t off = 0;
+	bool empty = fd >= 0;
+	ssize_t n = 0;
+	while (empty && (n = pread(fd, buf, sizeof buf, (off_t)off)) > 0) {
+		size_t skip = 0;
+		if (off < SEG_MAGIC_LEN) { /* n >= 1: compare what was read of the magic */
+			size_t m = (size_t)n < SEG_MAGIC_LEN - off ? (size_t)n : SEG_MAGIC_LEN - off;
+			skip = memcmp(buf, SEG_MAGIC + off, m) == 0 ? m : 0;
+		}
+		empty = all_zero(buf + skip, (size_t)n - skip);
+		off += (uint64_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	return empty && n == 0;
+}
+
+/* Whether every segment after segment i holds no frame. */
+static bool nothing_after(struct rlog *l, size_t i)
+{
+	for (size_t k = i + 1; k < l->n_segs; k++)
+		if (!segment_empty(l, l->segs[k].seq))
+			return false;
+	return true;
+}
+
+/* Reads segment i. In the last segment that holds frames (only empty spares
+ * after it) a bad record with nothing valid after it is a write cut short by
+ * a crash (never acknowledged: acknowledgements follow the fdatasync): when
+ * repair is set the file is truncated there. Anywhere else a bad record is
+ * corruption. */
 static int scan_segment(struct rlog *l, struct scan *s, size_t i, bool repair)
 {
 	struct seg *seg = &l->segs[i];
@@ -368,7 +516,8 @@ static int scan_segment(struct rlog *l, struct scan *s, size_t i, bool repair)
 		size_t claimed = get_le32(p + off + 4);
 		from = claimed <= size - off - FRAME_HEADER ? off + FRAME_HEADER + claimed - 1 : size;
 	}
-	if (!last || (off && from < size && frame_after(p + from, size - from))) {
+	if ((!last && !nothing_after(l, i)) ||
+	    (off && from < size && frame_after(p + from, size - from))) {
 		log_error("log", "corrupt record at %s/%s offset %zu", l->path, name, off);
 		return KVFS_ECORRUPT;
 	}
@@ -462,6 +611,9 @@ int rlog_open(const char *path, struct rlog **out)
 		return -ENOMEM;
 	l->dirfd = l->lockfd = l->fd = -1;
 	bb_init(&l->rec);
+	pthread_mutex_init(&l->spare.mu, NULL);
+	pthread_cond_init(&l->spare.cv, NULL);
+	l->spare.fd = -1;
 	int rc = 0;
 	struct scan s;
 	if (!(l->path = strdup(path))) {
@@ -529,6 +681,18 @@ void rlog_close(struct rlog *l)
 {
 	if (!l)
 		return;
+	struct spare *sp = &l->spare;
+	if (sp->started) {
+		pthread_mutex_lock(&sp->mu);
+		sp->stop = true;
+		pthread_cond_signal(&sp->cv);
+		pthread_mutex_unlock(&sp->mu);
+		pthread_join(sp->thread, NULL);
+	}
+	if (sp->fd >= 0)
+		close(sp->fd); /* the file stays: an empty segment, taken up at the next open */
+	pthread_cond_destroy(&sp->cv);
+	pthread_mutex_destroy(&sp->mu);
 	if (l->fd >= 0)
 		close(l->fd);
 	if (l->lockfd >= 0)
@@ -598,6 +762,8 @@ static int commit_records(struct rlog *l)
 	}
 	if (rc == 0 && l->segs[l->n_segs - 1].size >= SEG_TARGET)
 		rc = new_segment(l, l->segs[l->n_segs - 1].seq + 1);
+	else if (rc == 0 && l->segs[l->n_segs - 1].size >= SEG_TARGET / 2)
+		spare_request(l, l->segs[l->n_segs - 1].seq + 1);
 	if (rc == 0) {
 		rc = write_at(l->fd, l->rec.data, l->rec.len, l->segs[l->n_segs - 1].size);
 		if (rc == 0 && fdatasync(l->fd) < 0)
@@ -721,6 +887,14 @@ uint64_t rlog_last_index(struct rlog *l)
 uint64_t rlog_disk_size(struct rlog *l)
 {
 	return __atomic_load_n(&l->disk_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t rlog_spares_used(struct rlog *l)
+{
+	pthread_mutex_lock(&l->spare.mu);
+	uint64_t n = l->spare.taken;
+	pthread_mutex_unlock(&l->spare.mu);
+	return n;
 }
 
 uint64_t rlog_sync_count(struct rlog *l)

@@ -9,6 +9,11 @@
  * starting with the 8 bytes "kvfslog1" followed by records; LOCK (flock'd
  * while open, so two processes cannot share a log). A new segment is started
  * once the current one reaches 8 MiB; compaction deletes whole old segments.
+ * The next segment is prepared ahead by a thread of the log's own once the
+ * current one is half full: written with zeros (so fdatasyncs of the data
+ * later written over them commit no metadata), synced and named. Such a
+ * spare, like the tail of any segment, holds zeros where no frame was
+ * written yet, and a segment that holds no frame is valid anywhere.
  *
  * Each rlog_write or rlog_compact appends one frame: crc32c of the payload
  * (u32 LE), payload length n (u32 LE), crc32c of those 8 bytes (u32 LE), then
@@ -21,13 +26,15 @@
  *                 metadata (the last one wins); drop the entries <= upto
  * Integrity: a bad frame (checksums, length) or record (length, unknown type,
  * an entry that does not follow the previous one) is KVFS_ECORRUPT, except a
- * bad frame in the last segment with no valid frame anywhere after it: that
+ * bad frame in the last segment that holds frames (only spares after it)
+ * with no valid frame anywhere after it: that
  * is a write cut short by a crash, never acknowledged (acknowledgements follow
  * the fdatasync), and rlog_open truncates it away with a warning. (Damage to
  * the very last frame looks the same and is dropped the same way.)
  *
  * Thread: the node loop only (rlog_open/rlog_load before it starts);
- * rlog_disk_size and rlog_sync_count from any thread. On any write failure
+ * rlog_disk_size, rlog_sync_count and rlog_spares_used from any thread.
+ * rlog_close waits for a spare being prepared. On any write failure
  * the functions return KVFS_ESTORAGE and refuse further writes (the node
  * stops: STYLE.md point 8).
  */
@@ -86,5 +93,8 @@ uint64_t rlog_disk_size(struct rlog *log);
 
 /* Count of synced writes issued (fsyncs), for metrics and benchmarks. */
 uint64_t rlog_sync_count(struct rlog *log);
+
+/* Segments that were prepared ahead when the log switched to them (tests). */
+uint64_t rlog_spares_used(struct rlog *log);
 
 #endif

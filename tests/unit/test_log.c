@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #endif
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -203,6 +204,34 @@ static off_t segment_size(struct fx *f, int k, char *path, size_t cap)
 	return st.st_size;
 }
 
+/* Whether segment k (in sorted order) holds no frame: the magic, then zeros. */
+static bool segment_is_empty(struct fx *f, int k)
+{
+	char path[4200];
+	off_t size = segment_size(f, k, path, sizeof path);
+	unsigned char *all = malloc((size_t)size + 1);
+	int fd = open(path, O_RDONLY);
+	assert_non_null(all);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, all, (size_t)size, 0), size);
+	close(fd);
+	bool empty = size >= 8 && memcmp(all, "kvfslog1", 8) == 0;
+	for (off_t i = 8; empty && i < size; i++)
+		empty = all[i] == 0;
+	free(all);
+	return empty;
+}
+
+/* Segments that hold frames (not counting an empty spare prepared ahead). */
+static int data_segments(struct fx *f)
+{
+	char names[16][64];
+	int n = segments(f, names), data = 0;
+	for (int k = 0; k < n; k++)
+		data += !segment_is_empty(f, k);
+	return data;
+}
+
 /* Changes (XOR 0xff) the byte at offset off (negative: from the end) of
  * segment k with the log closed, then reopens it: returns rlog_open's code. */
 static int damage_and_reopen(struct fx *f, int k, off_t off)
@@ -224,15 +253,18 @@ static int damage_and_reopen(struct fx *f, int k, off_t off)
 }
 
 /* With the log closed, cuts delta bytes off the end of the data in the last
- * segment (delta < 0), or writes garbage right after it (delta > 0): the two
- * shapes a write cut short by a crash leaves. Segments are preallocated, so
- * the data ends at the last non-zero byte (test payloads end in one). */
+ * segment that holds frames (delta < 0), or writes garbage right after it
+ * (delta > 0): the two shapes a write cut short by a crash leaves. Segments
+ * are preallocated, so the data ends at the last non-zero byte (test
+ * payloads end in one). */
 static void resize_last_segment(struct fx *f, off_t delta)
 {
 	char names[16][64], path[4200];
 	rlog_close(f->log);
 	f->log = NULL;
 	int n = segments(f, names);
+	while (n > 1 && segment_is_empty(f, n - 1))
+		n--;
 	off_t end = segment_size(f, n - 1, path, sizeof path);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -593,14 +625,85 @@ static void test_segments_rotate_and_compaction_deletes_them(void **state)
 	assert_int_equal(f->got[0].index, 26);
 	assert_int_equal(f->got[4].index, 30);
 
-	/* everything compacted: only the current segment is left */
+	/* everything compacted: only the current segment is left (and the
+	 * spare prepared ahead of it) */
 	snap.index = 30;
 	assert_int_equal(rlog_compact(f->log, &snap, 30), 0);
-	assert_int_equal(segments(f, names), 1);
+	assert_int_equal(data_segments(f), 1);
 	reopen(f);
 	assert_int_equal(f->n_got, 0);
 	assert_int_equal(f->snap.index, 30);
 	free(buf);
+}
+
+/* Writes entries from..to of 1 MiB each, one write each. */
+static void append_big(struct fx *f, uint64_t from, uint64_t to)
+{
+	size_t len = 1u << 20;
+	char *buf = malloc(len);
+	assert_non_null(buf);
+	for (uint64_t i = from; i <= to; i++) {
+		struct rlog_entry e = big_entry(buf, len, i);
+		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
+	}
+	free(buf);
+}
+
+static void test_next_segment_prepared_ahead(void **state)
+{
+	/* Once the current segment is half full the next one is prepared
+	 * ahead (magic and zeros, under its final name); the switch takes it
+	 * up. Left empty by a close, it is where the reopened log writes. */
+	struct fx *f = *state;
+	char names[16][64];
+	append_big(f, 1, 5); /* past 4 MiB: the spare is asked for */
+	rlog_close(f->log);  /* waits for it */
+	f->log = NULL;
+	assert_int_equal(segments(f, names), 2);
+	assert_false(segment_is_empty(f, 0));
+	assert_true(segment_is_empty(f, 1));
+	char path[4200];
+	assert_true(segment_size(f, 1, path, sizeof path) >= (8 << 20));
+	open_and_load(f);
+	assert_int_equal(f->n_got, 5);
+	append_big(f, 6, 6);
+	assert_int_equal(data_segments(f), 2); /* written into the spare */
+	append_big(f, 7, 20);                  /* seg 2 fills: its spare is taken */
+	assert_true(rlog_spares_used(f->log) >= 1);
+	assert_int_equal(segments(f, names), 3);
+	reopen(f);
+	assert_int_equal(f->n_got, 20);
+	assert_int_equal(f->got[0].index, 1);
+	assert_int_equal(f->got[19].index, 20);
+}
+
+static void test_torn_tail_before_a_spare(void **state)
+{
+	/* A write cut short in the segment written last, with the empty spare
+	 * prepared after it, is still a write cut short: dropped at open, and
+	 * the log goes on in the spare. Damage in it (a valid frame after the
+	 * bad one) is still corruption. */
+	struct fx *f = *state;
+	append_big(f, 1, 5);
+	append(f, 6, 8, 1);
+	append(f, 9, 9, 1);
+	resize_last_segment(f, -3); /* closes: the spare is on disk */
+	assert_int_equal(data_segments(f), 1);
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	assert_int_equal(load(f), 0);
+	assert_int_equal(f->n_got, 8);
+	assert_int_equal(f->got[7].index, 8);
+	append(f, 9, 10, 2);
+	reopen(f);
+	assert_int_equal(f->n_got, 10);
+	assert_int_equal(f->got[9].term, 2);
+	assert_int_equal(data_segments(f), 2);
+
+	/* segment 0's last frame, now that segment 1 holds frames */
+	assert_int_equal(damage_and_reopen(f, 0, -10), KVFS_ECORRUPT);
+	assert_int_equal(damage_and_reopen(f, 0, -10), 0); /* undone */
+	assert_int_equal(load(f), 0);
+	assert_int_equal(f->n_got, 10);
 }
 
 static void test_hard_state_survives_segment_deletion(void **state)
@@ -689,6 +792,8 @@ int main(void)
 		T(test_torn_frame_holding_frames_dropped),
 		T(test_damage_is_corruption),
 		T(test_segments_rotate_and_compaction_deletes_them),
+		T(test_next_segment_prepared_ahead),
+		T(test_torn_tail_before_a_spare),
 		T(test_hard_state_survives_segment_deletion),
 		T(test_refuses_old_format_and_second_opener),
 		T(test_callback_stops_load),
