@@ -1,6 +1,7 @@
 /*
  * LevelDB's environment with table files read by pread(2) instead of memory
- * maps (kv_env.cc says why).
+ * maps, and written in 256 KiB writes instead of one per 4 KiB block
+ * (kv_env.cc says why).
  */
 #ifndef KVFS_STORE_KV_ENV_H
 #define KVFS_STORE_KV_ENV_H
@@ -16,8 +17,9 @@ extern "C" {
 /* The process's environment, for leveldb_options_set_env; never freed. */
 leveldb_env_t *kv_pread_env(void);
 
-/* Table files opened through it so far (for tests). */
+/* Table files opened for reading, and written, through it so far (tests). */
 uint64_t kv_pread_env_files_opened(void);
+uint64_t kv_pread_env_tables_written(void);
 
 #ifdef __cplusplus
 }
