@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,11 +68,13 @@
 #define MAX_GROWN	   64		/* never more, even while that rebuild runs */
 #define MAX_BITS	   (1ull << 38) /* 32 GiB, 13 billion keys, in one layer */
 #define MAX_SLACK	   4		/* rebuild when the layers could hold 4x the live keys */
+#define HUGE_PAGE	   ((size_t)2 << 20)
 
 /* One layer; the filter in use is the newest, older layers hang below it. */
 struct kv_bloom {
 	uint64_t *words; /* bits (layer_add); 64-byte aligned in mem */
 	void *mem;	 /* the allocation */
+	size_t map_len;	 /* mem is a mapping of this many bytes (0: calloc'd) */
 	uint64_t mask;	 /* number of blocks - 1 (a power of two) */
 	uint64_t capacity;
 	uint64_t added; /* keys put in: scanned, or new to the whole filter */
@@ -103,16 +106,34 @@ static struct kv_bloom *layer_new(uint64_t nbits)
 	struct kv_bloom *b = malloc(sizeof *b);
 	if (!b)
 		return NULL;
-	/* calloc, not aligned_alloc and memset: a big calloc comes from fresh
-	 * zero pages, so the node loop (which starts builds) does not zero
-	 * tens of MiB, and pages are only committed when first set. */
-	b->mem = calloc(1, nbits / 8 + BLOCK_BITS / 8);
-	if (!b->mem) {
-		free(b);
-		return NULL;
+	/* Fresh zero pages, not aligned_alloc and memset: the node loop
+	 * (which starts builds) does not zero tens of MiB, and pages are only
+	 * committed when first set. A layer of 2 MiB or more is mapped on a
+	 * 2 MiB boundary and asked for huge pages: each lookup lands on a
+	 * random page of every layer, and with 4 KiB pages each of those was
+	 * a TLB miss too (a page walk per layer per key under batch load).
+	 * Every page of a layer is soon set anyway, so huge pages cost no
+	 * memory. */
+	size_t len = nbits / 8;
+	b->map_len = 0;
+	if (len >= HUGE_PAGE) {
+		b->map_len = len + HUGE_PAGE;
+		b->mem = mmap(NULL, b->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			      -1, 0);
+		if (b->mem == MAP_FAILED) {
+			free(b);
+			return NULL;
+		}
+		b->words = (uint64_t *)(((uintptr_t)b->mem + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+		(void)madvise(b->words, len, MADV_HUGEPAGE); /* a hint: fine if refused */
+	} else {
+		if (!(b->mem = calloc(1, len + BLOCK_BITS / 8))) {
+			free(b);
+			return NULL;
+		}
+		b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
+					~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	}
-	b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
-				~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	b->mask = nbits / BLOCK_BITS - 1;
 	b->capacity = b->total_capacity = nbits / BLOOM_BITS_PER_KEY;
 	b->added = 0;
@@ -138,7 +159,10 @@ static void bloom_free(struct kv_bloom *b)
 {
 	while (b) {
 		struct kv_bloom *older = b->older;
-		free(b->mem);
+		if (b->map_len)
+			munmap(b->mem, b->map_len);
+		else
+			free(b->mem);
 		free(b);
 		b = older;
 	}
