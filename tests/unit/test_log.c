@@ -670,7 +670,7 @@ static void test_next_segment_prepared_ahead(void **state)
 	assert_int_equal(data_segments(f), 2); /* written into the spare */
 	append_big(f, 7, 20);                  /* seg 2 fills: its spare is taken */
 	assert_true(rlog_spares_used(f->log) >= 1);
-	assert_int_equal(segments(f, names), 3);
+	assert_int_equal(data_segments(f), 3); /* and seg 4 may be on its way */
 	reopen(f);
 	assert_int_equal(f->n_got, 20);
 	assert_int_equal(f->got[0].index, 1);
