@@ -141,13 +141,14 @@ static void txn_rollback(struct apply_ctx *c)
 
 static uint8_t *make_record(const struct record_meta *m, const void *val, size_t vlen, size_t *rlen)
 {
-	uint8_t *r = malloc(RECORD_HEADER_SIZE + vlen);
+	size_t h = record_header_size(m);
+	uint8_t *r = malloc(h + vlen);
 	if (!r)
 		return NULL;
 	record_encode_header(r, m);
 	if (vlen)
-		memcpy(r + RECORD_HEADER_SIZE, val, vlen);
-	*rlen = RECORD_HEADER_SIZE + vlen;
+		memcpy(r + h, val, vlen);
+	*rlen = h + vlen;
 	return r;
 }
 
@@ -184,8 +185,8 @@ static int take_record(struct apply_ctx *c, const uint8_t *key, size_t klen, uin
 static int place_record(struct apply_ctx *c, const uint8_t *dst, size_t dlen, uint8_t *rec,
 			size_t rlen, uint8_t flags, uint64_t index)
 {
-	const uint8_t *drec, *val;
-	size_t drlen, vlen;
+	const uint8_t *drec, *val, *dval;
+	size_t drlen, vlen, dvlen;
 	bool downed;
 	struct record_meta m, dm;
 	uint64_t dversion = 0;
@@ -194,7 +195,7 @@ static int place_record(struct apply_ctx *c, const uint8_t *dst, size_t dlen, ui
 		goto err;
 	rc = lookup(c, dst, dlen, &drec, &drlen, &downed);
 	if (rc == 0) {
-		if (record_decode(drec, drlen, &dm, &val, &vlen) == 0)
+		if (record_decode(drec, drlen, &dm, &dval, &dvlen) == 0)
 			dversion = dm.version;
 		if (downed)
 			kv_free((void *)drec);
@@ -210,8 +211,9 @@ static int place_record(struct apply_ctx *c, const uint8_t *dst, size_t dlen, ui
 	m.create_rev = index;
 	m.mod_rev = index;
 	m.version = dversion + 1;
-	record_encode_header(rec, &m); /* same size: rewrite in place */
-	return stage(c, dst, dlen, rec, rlen);
+	uint8_t *nrec = make_record(&m, val, vlen, &rlen); /* the header's size may change */
+	free(rec);
+	return nrec ? stage(c, dst, dlen, nrec, rlen) : -ENOMEM;
 err:
 	free(rec);
 	return rc;
