@@ -437,14 +437,82 @@ static void drain(struct node *n)
 }
 /* ---- housekeeping ---- */
 
+/* On a leader: how many entries before upto the kept tail must hold so that
+ * every voter that is catching up can still be sent entries instead of the
+ * whole state machine, as long as that tail holds at most half of
+ * --max-log-memory (entry sizes estimated from the window being compacted:
+ * bytes over entries). A follower that stops taking entries for a while
+ * (its state machine stalled: over --max-log-memory itself, see node_net.c)
+ * then catches up from the log; cut off by a tail of 100 entries it needed
+ * a snapshot, which for a dataset of gigabytes took longer than the stall
+ * (bench/large.sh). A voter counts while we hear from it and its match
+ * index moved within the last 10 election timeouts: a dead one, or one
+ * that lost its disk (it rejects every append at its old match index, and
+ * only a snapshot helps it), must not pin the log. */
+static uint64_t tail_for_followers(struct node *n, const struct raft_status *st, uint64_t upto)
+{
+	if (st->state != RAFT_LEADER)
+		return 0;
+	const struct raft_conf *conf = raft_conf_get(n->raft);
+	int64_t now = node_now_ms(), alive = 2 * (int64_t)n->cfg.election_ms;
+	int64_t moving = 10 * (int64_t)n->cfg.election_ms;
+	uint64_t floor = upto;
+	for (unsigned i = 0; i < conf->n; i++) {
+		const struct raft_server *s = &conf->servers[i];
+		uint64_t match, next;
+		int slot = node_peer_slot(n, s->id);
+		if (s->id == n->cfg.id || s->role == RAFT_LEARNER || slot < 0 ||
+		    raft_progress(n->raft, s->id, &match, &next) != 0)
+			continue;
+		if (match != n->peer_match_seen[slot]) {
+			n->peer_match_seen[slot] = match;
+			n->peer_match_moved_ms[slot] = now;
+		}
+		if (now - n->peer_heard_ms[slot] < alive &&
+		    now - n->peer_match_moved_ms[slot] < moving && match < floor)
+			floor = match;
+	}
+	uint64_t want = upto - floor, window = st->last_index - st->snap_index;
+	uint64_t per_entry = window ? n->log_bytes / window + 1 : 1;
+	uint64_t most = n->cfg.max_log_bytes / 2 / per_entry;
+	return want < most ? want : most;
+}
+
+/* Entries kept before the snapshot index when no follower needs more. */
+static uint64_t base_keep(const struct node *n)
+{
+	return n->cfg.snapshot_entries / 2 < 5000 ? n->cfg.snapshot_entries / 2 : 5000;
+}
+
+/* Between compactions: once no follower needs the tail a compaction kept
+ * for followers behind (tail_for_followers), the in-memory log drops it
+ * (the segments on disk go at the next compaction). */
+static void release_tail(struct node *n, const struct raft_status *st)
+{
+	if (!n->tail_pinned)
+		return;
+	uint64_t keep = tail_for_followers(n, st, st->snap_index);
+	if (keep < base_keep(n))
+		keep = base_keep(n);
+	if (st->state != RAFT_LEADER || st->snap_index < st->first_index ||
+	    st->snap_index - st->first_index <= keep) {
+		n->tail_pinned = st->state == RAFT_LEADER && keep > base_keep(n);
+		return;
+	}
+	if (raft_compact(n->raft, st->snap_index, keep) == 0)
+		n->tail_pinned = keep > base_keep(n);
+}
+
 static void maybe_compact(struct node *n)
 {
 	struct raft_status st;
 	raft_status(n->raft, &st);
 	uint64_t applied = kv_applied_index(n->kv);
 	if (applied != st.applied || applied <= st.snap_index ||
-	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes))
+	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes)) {
+		release_tail(n, &st);
 		return;
+	}
 	/* The state machine is the snapshot, as far as it is on disk: the log
 	 * is compacted up to the durable index, which trails the applied one
 	 * by at most a flush (node.c), and, with the membership stored with
@@ -455,13 +523,18 @@ static void maybe_compact(struct node *n)
 	uint64_t upto = kv_durable_index(n->kv);
 	if (upto <= st.snap_index || n->applied_conf_index > upto)
 		return;
-	uint64_t keep = n->cfg.snapshot_entries / 2 < 5000 ? n->cfg.snapshot_entries / 2 : 5000;
+	uint64_t keep = base_keep(n);
 	/* The kept tail must not hold the memory the byte limit frees. */
 	if (n->log_bytes >= n->cfg.snapshot_bytes)
 		keep = keep < 100 ? keep : 100;
+	uint64_t slow = tail_for_followers(n, &st, upto);
+	bool pinned = slow > keep && slow > base_keep(n);
+	if (slow > keep)
+		keep = slow;
 	uint64_t term = raft_term_at(n->raft, upto);
 	if (!term || raft_compact(n->raft, upto, keep) < 0)
 		return;
+	n->tail_pinned = pinned;
 	uint8_t conf[RAFT_CONF_ENCODED_MAX];
 	int clen = raft_conf_encode(&n->applied_conf, conf, sizeof conf);
 	struct rlog_snapshot_meta meta = {.index = upto, .term = term, .membership = conf,

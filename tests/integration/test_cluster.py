@@ -345,6 +345,46 @@ def test_lagging_follower_refuses_entries_then_catches_up():
             n.kill()
 
 
+def test_leader_keeps_the_log_a_lagging_follower_needs():
+    """A leader compacting its log (--snapshot-entries 20: every 20 entries,
+    keeping 10) keeps, within half its --max-log-memory, the entries a
+    follower it still hears from has not taken yet: the follower, stalled
+    by its own --max-log-memory, catches up from the log once it takes
+    entries again, and no snapshot is sent. With a tail of 10 entries it
+    needed the whole state machine. (A follower that lost its disk is not
+    kept a tail for: test_wiped_follower_rejoins_through_snapshot.)"""
+    # election timeout 1 s: the tail is kept while node 3's match index
+    # moved within the last 10 of them
+    cl = Cluster(3, election_ms=1000, extra=["--snapshot-entries", "20"])
+    plain = list(cl.nodes[3].extra)
+    cl.nodes[3].extra += ["--flush-ms", "60000", "--flush-max", "4096",
+                          "--max-log-memory", "1"]
+    cl.start()
+    try:
+        lid = cl.wait_leader()
+        if lid == 3:
+            r = cl.client(3).request("POST", "/cluster/leader/transfer", json_body={})
+            assert r.status == 200, r
+            lid = cl.wait_leader(exclude=3)
+        c = cl.client(lid)
+        value = "k" * 1000
+        # 60 entries of 100 KB; node 3 stops taking them after about 1 MiB
+        assert put_batches(c, "kt", value, 60) == (list(range(60)), None)
+        wait_for(lambda: "new entries refused" in cl.nodes[3].tail(200), 10, "node 3 to refuse")
+        commit = cl.health(lid)["commit_index"]
+        assert cl.health(3)["applied_index"] + 20 < commit
+        assert cl.nodes[3].stop() == 0
+        cl.nodes[3].extra = plain
+        cl.nodes[3].start()
+        cl.wait_applied(ids=[3])
+        assert cl.client(3).get("kt/59/99", stale=True).json() == {"value": value}
+        assert cl.client(lid).metric("kvfs_snapshot_sent_total") == 0
+        assert cl.client(3).metric("kvfs_snapshot_received_total") == 0
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()
