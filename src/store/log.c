@@ -420,7 +420,7 @@ static bool segment_empty(struct rlog *l, uint64_t seq)
 		size_t skip = 0;
 		if (off < SEG_MAGIC_LEN) { /* n >= 1: compare what was read of the magic */
 			size_t m = (size_t)n < SEG_MAGIC_LEN - off ? (size_t)n : SEG_MAGIC_LEN - off;
-			skip = memcmp(buf, SEG_MAGIC + off, m) == 0 ? m : 0;
+			skip = memcmp(buf, &SEG_MAGIC[off], m) == 0 ? m : 0;
 		}
 		empty = all_zero(buf + skip, (size_t)n - skip);
 		off += (uint64_t)n;
