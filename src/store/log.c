@@ -182,7 +182,7 @@ static void *spare_main(void *arg)
 		uint64_t seq = sp->want;
 		sp->busy = true;
 		pthread_mutex_unlock(&sp->mu);
-		int fd = make_segment(l, seq, false);
+		int fd = make_segment(l, seq, true);
 		if (fd < 0)
 			log_warn("log", "cannot prepare log segment %" PRIu64 " in %s: %s", seq,
 				 l->path, strerror(-fd));

@@ -27,6 +27,9 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include "common/bytes.h"
@@ -220,6 +223,27 @@ static bool segment_is_empty(struct fx *f, int k)
 		empty = all[i] == 0;
 	free(all);
 	return empty;
+}
+
+/* Whether file path has extents that are allocated but not written
+ * (fallocate): 1, 0, or -1 when the filesystem cannot tell (FIEMAP). */
+static int has_unwritten_extents(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	size_t n = 64;
+	struct fiemap *fm = calloc(1, sizeof *fm + n * sizeof(struct fiemap_extent));
+	assert_non_null(fm);
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = (uint32_t)n;
+	int rc = ioctl(fd, FS_IOC_FIEMAP, fm) < 0 ? -1 : 0;
+	for (uint32_t i = 0; rc == 0 && i < fm->fm_mapped_extents; i++)
+		if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+			rc = 1;
+	free(fm);
+	close(fd);
+	return rc;
 }
 
 /* Segments that hold frames (not counting an empty spare prepared ahead). */
@@ -664,6 +688,8 @@ static void test_next_segment_prepared_ahead(void **state)
 	assert_true(segment_is_empty(f, 1));
 	char path[4200];
 	assert_true(segment_size(f, 1, path, sizeof path) >= (8 << 20));
+	/* written with zeros, not only allocated (where the filesystem says) */
+	assert_int_not_equal(has_unwritten_extents(path), 1);
 	open_and_load(f);
 	assert_int_equal(f->n_got, 5);
 	append_big(f, 6, 6);
