@@ -75,9 +75,9 @@ struct node {
 	char rest_url[256];		      /* ours (node_set_rest_url, under slock) */
 	unsigned hello_ticks;
 	int64_t peer_caught_up_ms[NODE_MAX_MEMBERS]; /* by peer slot */
-	/* Leader, by peer slot: its match index as last seen and when that
-	 * last moved; whether the last compaction kept a longer tail for a
-	 * follower behind (node_raft.c, tail_for_followers). */
+	/* Leader, by peer slot: its match index as last seen (every tick) and
+	 * when that last moved; whether the last compaction kept a longer tail
+	 * for a follower behind (node_raft.c, tail_for_followers). */
 	uint64_t peer_match_seen[NODE_MAX_MEMBERS];
 	int64_t peer_match_moved_ms[NODE_MAX_MEMBERS];
 	bool tail_pinned;

@@ -437,45 +437,56 @@ static void drain(struct node *n)
 }
 /* ---- housekeeping ---- */
 
+/* On a leader, every tick: notes when each voter's match index last moved
+ * (tail_for_followers). A match of 0 (a new leader's, before the voter
+ * answered) is not a position to keep a tail for. */
+static void track_followers(struct node *n, const struct raft_status *st)
+{
+	if (st->state != RAFT_LEADER)
+		return;
+	int64_t now = node_now_ms();
+	for (int j = 0; j < NODE_MAX_MEMBERS; j++) {
+		uint64_t match, next;
+		if (!n->peer_heard_id[j] || n->peer_heard_id[j] == n->cfg.id ||
+		    raft_progress(n->raft, n->peer_heard_id[j], &match, &next) != 0 || !match)
+			continue;
+		if (match != n->peer_match_seen[j]) {
+			n->peer_match_seen[j] = match;
+			n->peer_match_moved_ms[j] = now;
+		}
+	}
+}
+
 /* On a leader: how many entries before upto the kept tail must hold so that
  * every voter that is catching up can still be sent entries instead of the
  * whole state machine, as long as that tail holds at most half of
- * --max-log-memory (entry sizes estimated from the window being compacted:
- * bytes over entries). A follower that stops taking entries for a while
- * (its state machine stalled: over --max-log-memory itself, see node_net.c)
- * then catches up from the log; cut off by a tail of 100 entries it needed
- * a snapshot, which for a dataset of gigabytes took longer than the stall
- * (bench/large.sh). A voter counts while we hear from it and its match
- * index moved within the last 10 election timeouts: a dead one, or one
- * that lost its disk (it rejects every append at its old match index, and
- * only a snapshot helps it), must not pin the log. */
+ * --max-log-memory of entry data. A follower that stops taking entries for
+ * a while (its state machine stalled: over --max-log-memory itself, see
+ * node_net.c; or restarted) then catches up from the log; cut off by a tail
+ * of 100 entries it needed a snapshot, which for a dataset of gigabytes
+ * took longer than the stall (bench/large.sh). A voter counts while we
+ * heard from it and its match index moved within the last 10 election
+ * timeouts: a dead one, or one that lost its disk (it rejects every append
+ * at its old match index, and only a snapshot helps it), must not pin the
+ * log. */
 static uint64_t tail_for_followers(struct node *n, const struct raft_status *st, uint64_t upto)
 {
 	if (st->state != RAFT_LEADER)
 		return 0;
 	const struct raft_conf *conf = raft_conf_get(n->raft);
-	int64_t now = node_now_ms(), alive = 2 * (int64_t)n->cfg.election_ms;
-	int64_t moving = 10 * (int64_t)n->cfg.election_ms;
+	int64_t now = node_now_ms(), window = 10 * (int64_t)n->cfg.election_ms;
 	uint64_t floor = upto;
 	for (unsigned i = 0; i < conf->n; i++) {
 		const struct raft_server *s = &conf->servers[i];
-		uint64_t match, next;
-		int slot = node_peer_slot(n, s->id);
-		if (s->id == n->cfg.id || s->role == RAFT_LEARNER || slot < 0 ||
-		    raft_progress(n->raft, s->id, &match, &next) != 0)
+		if (s->id == n->cfg.id || s->role == RAFT_LEARNER)
 			continue;
-		if (match != n->peer_match_seen[slot]) {
-			n->peer_match_seen[slot] = match;
-			n->peer_match_moved_ms[slot] = now;
-		}
-		if (now - n->peer_heard_ms[slot] < alive &&
-		    now - n->peer_match_moved_ms[slot] < moving && match < floor)
-			floor = match;
+		for (int j = 0; j < NODE_MAX_MEMBERS; j++)
+			if (n->peer_heard_id[j] == s->id && n->peer_match_seen[j] &&
+			    now - n->peer_heard_ms[j] < window &&
+			    now - n->peer_match_moved_ms[j] < window && n->peer_match_seen[j] < floor)
+				floor = n->peer_match_seen[j];
 	}
-	uint64_t want = upto - floor, window = st->last_index - st->snap_index;
-	uint64_t per_entry = window ? n->log_bytes / window + 1 : 1;
-	uint64_t most = n->cfg.max_log_bytes / 2 / per_entry;
-	return want < most ? want : most;
+	return raft_entries_within(n->raft, upto, upto - floor, n->cfg.max_log_bytes / 2);
 }
 
 /* Entries kept before the snapshot index when no follower needs more. */
@@ -495,7 +506,7 @@ static void release_tail(struct node *n, const struct raft_status *st)
 	if (keep < base_keep(n))
 		keep = base_keep(n);
 	if (st->state != RAFT_LEADER || st->snap_index < st->first_index ||
-	    st->snap_index - st->first_index <= keep) {
+	    st->snap_index - st->first_index < keep) {
 		n->tail_pinned = st->state == RAFT_LEADER && keep > base_keep(n);
 		return;
 	}
@@ -507,6 +518,7 @@ static void maybe_compact(struct node *n)
 {
 	struct raft_status st;
 	raft_status(n->raft, &st);
+	track_followers(n, &st);
 	uint64_t applied = kv_applied_index(n->kv);
 	if (applied != st.applied || applied <= st.snap_index ||
 	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes)) {

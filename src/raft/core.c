@@ -481,6 +481,21 @@ uint64_t raft_term_at(const struct raft_core *c, uint64_t index)
 	return raft_log_term(&c->log, index);
 }
 
+uint64_t raft_entries_within(const struct raft_core *c, uint64_t index, uint64_t want,
+			     uint64_t max_bytes)
+{
+	const struct raft_log *l = &c->log;
+	uint64_t n = 0, bytes = 0;
+	if (index > l->offset + l->n)
+		index = l->offset + l->n;
+	for (uint64_t i = index; i > l->offset && n < want; i--, n++) {
+		bytes += l->e[i - l->offset - 1].len;
+		if (bytes > max_bytes)
+			break;
+	}
+	return n;
+}
+
 int raft_progress(const struct raft_core *c, uint64_t id, uint64_t *match, uint64_t *next)
 {
 	if (c->state != RAFT_LEADER)

@@ -486,6 +486,11 @@ int raft_progress(const struct raft_core *core, uint64_t id, uint64_t *match, ui
  * index; 0 otherwise. */
 uint64_t raft_term_at(const struct raft_core *core, uint64_t index);
 
+/* How many of the entries at and before index (index, index - 1, ...) the
+ * in-memory log holds within max_bytes of entry data, at most want. */
+uint64_t raft_entries_within(const struct raft_core *core, uint64_t index, uint64_t want,
+			     uint64_t max_bytes);
+
 const char *raft_state_name(enum raft_state s);
 const char *raft_msg_name(uint8_t type);
 
