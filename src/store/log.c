@@ -214,7 +214,7 @@ static void spare_request(struct rlog *l, uint64_t seq)
 	}
 	if (sp->started && !sp->failed && !sp->want && !sp->busy && sp->fd < 0) {
 		sp->want = seq;
-		pthread_cond_signal(&sp->cv);
+		pthread_cond_broadcast(&sp->cv);
 	}
 	pthread_mutex_unlock(&sp->mu);
 }
@@ -230,9 +230,11 @@ static int spare_take(struct rlog *l, uint64_t seq)
 		pthread_cond_wait(&sp->cv, &sp->mu);
 	if (sp->fd >= 0 && sp->seq == seq) {
 		fd = sp->fd;
-		sp->fd = -1;
 		sp->taken++;
+	} else if (sp->fd >= 0) {
+		close(sp->fd); /* for another segment (cannot happen): an empty one, valid */
 	}
+	sp->fd = -1;
 	pthread_mutex_unlock(&sp->mu);
 	return fd;
 }
@@ -685,7 +687,7 @@ void rlog_close(struct rlog *l)
 	if (sp->started) {
 		pthread_mutex_lock(&sp->mu);
 		sp->stop = true;
-		pthread_cond_signal(&sp->cv);
+		pthread_cond_broadcast(&sp->cv);
 		pthread_mutex_unlock(&sp->mu);
 		pthread_join(sp->thread, NULL);
 	}
