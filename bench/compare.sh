@@ -17,7 +17,7 @@
 #   bench/compare.sh [--write]
 #
 # Environment: DURATION (seconds per run, default 8), ROUNDS (default 3),
-# BATCH_CONNS (connections of the batch workloads, default 8), KVFS_BIN
+# BATCH_CONNS (connections of the batch workloads, default 16), KVFS_BIN
 # (directory of kvfsd and kvfs, default build/), ETCD (etcd binary),
 # LARGE_WAIT (seconds to wait for a running bench/large.sh, default 1500;
 # 0 to not wait), KEEP_LOGS (a directory to copy the servers' logs to at
@@ -29,7 +29,12 @@ B=${KVFS_BIN:-$top/build}
 ETCD=${ETCD:-etcd}
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
-BATCH_CONNS=${BATCH_CONNS:-8}
+# 16, not 8 as until 2026-11-27: 8 connections left the cluster waiting
+# on its clients (batch 500 on fresh clusters: 187,000-190,000 items/s with
+# 8, 200,000-202,000 with 16, 206,000-211,000 with 32, p50 16 / 33 / 70
+# ms). In this script's run at 2883ab6 batch 500 measured 153,606 items/s
+# with 16; the run before, at 6bea0bb with 8, 142,801 (p50 26 ms).
+BATCH_CONNS=${BATCH_CONNS:-16}
 LARGE_WAIT=${LARGE_WAIT:-1500}
 WRITE=0
 for a in "$@"; do
