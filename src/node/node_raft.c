@@ -442,8 +442,10 @@ static void drain(struct node *n)
  * answered) is not a position to keep a tail for. */
 static void track_followers(struct node *n, const struct raft_status *st)
 {
-	if (st->state != RAFT_LEADER)
+	if (st->state != RAFT_LEADER) { /* what a later term sees starts afresh */
+		memset(n->peer_match_seen, 0, sizeof n->peer_match_seen);
 		return;
+	}
 	int64_t now = node_now_ms();
 	for (int j = 0; j < NODE_MAX_MEMBERS; j++) {
 		uint64_t match, next;
