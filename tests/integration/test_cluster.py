@@ -309,22 +309,40 @@ def test_lagging_leader_refuses_forwarded_writes():
             n.kill()
 
 
+STALL = ["--flush-ms", "60000", "--flush-max", "4096", "--max-log-memory", "1"]
+
+
+def start_with_node3_stalled(cl):
+    """Starts cl with node 3's state machine never flushed and a 1 MiB
+    --max-log-memory (it stops taking entries after about 1 MiB), led by
+    another node; returns the leader's id."""
+    cl.nodes[3].extra += STALL
+    cl.start()
+    lid = cl.wait_leader()
+    if lid == 3:
+        r = cl.client(3).request("POST", "/cluster/leader/transfer", json_body={})
+        assert r.status == 200, r
+        lid = cl.wait_leader(exclude=3)
+    return lid
+
+
+def restart_node3_unbounded(cl):
+    """Restarts node 3 without the stall and waits until it caught up."""
+    assert cl.nodes[3].stop() == 0
+    assert cl.nodes[3].extra[-len(STALL):] == STALL
+    cl.nodes[3].extra = cl.nodes[3].extra[:-len(STALL)]
+    cl.nodes[3].start()
+    cl.wait_applied(ids=[3])
+
+
 def test_lagging_follower_refuses_entries_then_catches_up():
     """A follower over --max-log-memory (its state machine never flushed:
     --flush-ms 60000) stops taking entries while the leader and the other
     follower go on committing; it neither campaigns nor grows, and once
     restarted without the bound it catches up."""
     cl = Cluster(3)
-    plain = list(cl.nodes[3].extra)
-    cl.nodes[3].extra += ["--flush-ms", "60000", "--flush-max", "4096",
-                          "--max-log-memory", "1"]
-    cl.start()
     try:
-        lid = cl.wait_leader()
-        if lid == 3:
-            r = cl.client(3).request("POST", "/cluster/leader/transfer", json_body={})
-            assert r.status == 200, r
-            lid = cl.wait_leader(exclude=3)
+        lid = start_with_node3_stalled(cl)
         c = cl.client(lid)
         value = "g" * 1000
         # 4 MB in all, 1 MiB of it reaches node 3
@@ -334,10 +352,7 @@ def test_lagging_follower_refuses_entries_then_catches_up():
         h3 = cl.health(3)
         assert h3["applied_index"] < commit, (h3, commit)
         assert cl.leader() == lid  # heartbeats still reach node 3: no election
-        assert cl.nodes[3].stop() == 0
-        cl.nodes[3].extra = plain
-        cl.nodes[3].start()
-        cl.wait_applied(ids=[3])
+        restart_node3_unbounded(cl)
         c3 = cl.client(3)
         assert c3.get("lg/39/99", stale=True).json() == {"value": value}
     finally:
@@ -356,16 +371,8 @@ def test_leader_keeps_the_log_a_lagging_follower_needs():
     # election timeout 1 s: the tail is kept while node 3's match index
     # moved within the last 10 of them
     cl = Cluster(3, election_ms=1000, extra=["--snapshot-entries", "20"])
-    plain = list(cl.nodes[3].extra)
-    cl.nodes[3].extra += ["--flush-ms", "60000", "--flush-max", "4096",
-                          "--max-log-memory", "1"]
-    cl.start()
     try:
-        lid = cl.wait_leader()
-        if lid == 3:
-            r = cl.client(3).request("POST", "/cluster/leader/transfer", json_body={})
-            assert r.status == 200, r
-            lid = cl.wait_leader(exclude=3)
+        lid = start_with_node3_stalled(cl)
         c = cl.client(lid)
         value = "k" * 1000
         # 60 entries of 100 KB; node 3 stops taking them after about 1 MiB
@@ -373,10 +380,7 @@ def test_leader_keeps_the_log_a_lagging_follower_needs():
         wait_for(lambda: "new entries refused" in cl.nodes[3].tail(200), 10, "node 3 to refuse")
         commit = cl.health(lid)["commit_index"]
         assert cl.health(3)["applied_index"] + 20 < commit
-        assert cl.nodes[3].stop() == 0
-        cl.nodes[3].extra = plain
-        cl.nodes[3].start()
-        cl.wait_applied(ids=[3])
+        restart_node3_unbounded(cl)
         assert cl.client(3).get("kt/59/99", stale=True).json() == {"value": value}
         assert cl.client(lid).metric("kvfs_snapshot_sent_total") == 0
         assert cl.client(3).metric("kvfs_snapshot_received_total") == 0
