@@ -528,8 +528,16 @@ static bool in_range(struct range_scan *r, const uint8_t *k, size_t kl)
 	return true;
 }
 
-/* Produces the next piece of the response into r->out (about 64 KiB). */
-static void range_fill(struct range_scan *r)
+/* A range whose whole reply fits in this many bytes is sent as one buffer
+ * with a Content-Length: one send for the headers and body together, where
+ * a streamed reply takes three (headers, chunk, last chunk), each waking the
+ * client. Larger replies stream in pieces of RANGE_PIECE. */
+#define RANGE_WHOLE (256 * 1024)
+#define RANGE_PIECE (64 * 1024)
+
+/* Produces the next piece of the response into r->out (about `budget`
+ * bytes). */
+static void range_fill(struct range_scan *r, size_t budget)
 {
 	r->out.len = 0;
 	r->off = 0;
@@ -537,7 +545,7 @@ static void range_fill(struct range_scan *r)
 		bb_put(&r->out, "{\"results\":[", 12);
 		r->phase = 1;
 	}
-	while (r->phase == 1 && r->out.len < 65536 && !r->out.err) {
+	while (r->phase == 1 && r->out.len < budget && !r->out.err) {
 		if (!kv_iter_valid(r->it)) {
 			if (kv_iter_status(r->it))
 				r->error = 1;
@@ -585,7 +593,7 @@ static ssize_t range_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		if (r->phase == 2 || r->error)
 			return r->error ? MHD_CONTENT_READER_END_WITH_ERROR
 					: MHD_CONTENT_READER_END_OF_STREAM;
-		range_fill(r);
+		range_fill(r, RANGE_PIECE);
 		if (r->out.err)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (r->out.len == 0)
@@ -609,8 +617,13 @@ static enum MHD_Result range_stream(struct http_req *req)
 	if (!r->it)
 		return http_respond_code(req, -ENOMEM);
 	kv_iter_seek(r->it, req->key, req->klen); /* req->key: effective start */
-	req->state = NULL;                        /* now owned by the response */
-	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+	range_fill(r, RANGE_WHOLE);
+	if (r->out.err)
+		return http_respond_code(req, -ENOMEM);
+	if (r->phase == 2 && !r->error)
+		return http_respond(req, 200, "application/json", &r->out); /* state frees r */
+	req->state = NULL; /* now owned by the response, which goes on from r->out */
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RANGE_PIECE,
 								      range_reader, r, range_free);
 	if (!resp) {
 		range_free(r);

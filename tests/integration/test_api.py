@@ -135,6 +135,8 @@ def test_range_sorted_inclusive():
     assert r.status == 200
     assert [x["key"] for x in r.json()["results"]] == ["r/a", "r/a0", "r/b", "r/c"]
     assert r.json()["results"][0] == {"key": "r/a", "value": "r/a"}
+    # A small reply goes whole, with its length (one send, not a chunked stream).
+    assert int(r.headers["content-length"]) == len(r.body), r.headers
     r = c.request("POST", "/kv/range", json_body={"start_key": "r/d", "end_key": "r/a"})
     assert r.json() == {"results": []}
     r = c.request("POST", "/kv/range", json_body={"prefix": "r/", "keys_only": True})
@@ -183,6 +185,7 @@ def test_range_100k_keys_paged_to_the_end():
     # Unpaged: the whole range streams in one response.
     r = c.request("POST", "/kv/range", json_body={"prefix": "big/", "keys_only": True})
     assert len(r.json()["results"]) == n
+    assert r.headers.get("transfer-encoding") == "chunked", r.headers
 
 
 def test_conditional_writes():
