@@ -186,7 +186,8 @@ int kv_pending_membership(struct kv *kv, char **blob, size_t *len)
 void kv_pending_each_present(struct kv *kv, void (*fn)(void *ud, const uint8_t *k, size_t klen),
 			     void *ud)
 {
-	const struct ov_table *ts[2] = {kv->active, kv->frozen};
+	const struct ov_table *ts[2] = {kv->active->used ? kv->active : NULL,
+					kv->frozen && kv->frozen->used ? kv->frozen : NULL};
 	for (int j = 0; j < 2; j++)
 		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++)
 			if (ts[j]->tab[i].key && ts[j]->tab[i].state == OV_PRESENT)
@@ -217,7 +218,11 @@ static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen, con
 int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov_copy **out,
 		    size_t *count)
 {
-	const struct ov_table *ts[2] = {kv->active, kv->frozen};
+	/* A table keeps its slots between flushes (KEEP_SLOTS): an empty one
+	 * is skipped rather than scanned, which made every range over an idle
+	 * store read 2.6 MB of empty slots. */
+	const struct ov_table *ts[2] = {kv->active->used ? kv->active : NULL,
+					kv->frozen && kv->frozen->used ? kv->frozen : NULL};
 	size_t n = 0, bytes = 0;
 	*out = NULL;
 	*count = 0;
