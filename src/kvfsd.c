@@ -58,6 +58,8 @@ static void usage(FILE *f)
 		"  --max-log-memory MIB    Raft log waiting in memory for the state machine\n"
 		"                          before writes get 503 (default 64)\n"
 		"  --http-threads N        HTTP worker threads (default 2)\n"
+		"  --busy-poll US          a worker polls without sleeping this long after\n"
+		"                          work, for low latency (default 50; 0: off)\n"
 		"  --request-timeout MS    fail a request not committed by then (default 5000)\n"
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
 		"  --flush-ms MS           write the applied state to LevelDB at most every MS\n"
@@ -93,6 +95,7 @@ enum {
 	OPT_MAX_PENDING,
 	OPT_MAX_LOG_MEMORY,
 	OPT_HTTP_THREADS,
+	OPT_BUSY_POLL,
 	OPT_REQ_TIMEOUT,
 	OPT_SNAP_ENTRIES,
 	OPT_FLUSH_MS,
@@ -130,6 +133,7 @@ static const struct option options[] = {
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 	{"max-log-memory", required_argument, NULL, OPT_MAX_LOG_MEMORY},
 	{"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
+	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	{"snapshot-entries", required_argument, NULL, OPT_SNAP_ENTRIES},
 	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
@@ -343,6 +347,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_HTTP_THREADS:
 			hcfg.threads = num_arg("http-threads", optarg, 1, 256);
+			break;
+		case OPT_BUSY_POLL:
+			hcfg.busy_poll_us = num_arg("busy-poll", optarg, 0, 100000);
 			break;
 		case OPT_REQ_TIMEOUT:
 			ncfg.request_timeout_ms = num_arg("request-timeout", optarg, 10, 3600000);

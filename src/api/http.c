@@ -14,8 +14,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +65,7 @@ void http_config_default(struct http_config *c)
 	memset(c, 0, sizeof *c);
 	c->listen = "127.0.0.1:8000";
 	c->threads = 2;
+	c->busy_poll_us = HTTP_BUSY_POLL_DEFAULT_US;
 	c->max_connections = 1024;
 	c->conn_timeout_s = 60;
 	c->max_key = 4096;
@@ -211,10 +219,27 @@ enum MHD_Result http_respond_422(struct http_req *req, const char *type, const c
 
 /* ---- node round trips ---- */
 
+/* The worker running this thread's daemon (NULL on MHD's own thread in
+ * use_poll mode). */
+static __thread struct http_worker *current_worker;
+
+/* Resumes a suspended connection from another thread. A daemon in external
+ * polling mode has no channel of its own to learn of it (MHD wakes only its
+ * internal threads), so the owning worker is woken through its wake_fd. */
+static void resume_from_afar(struct http_req *req)
+{
+	struct http_worker *w = req->worker; /* req may be gone once resumed */
+	MHD_resume_connection(req->conn);
+	if (w) {
+		uint64_t one = 1;
+		if (write(w->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+			log_error("http", "cannot wake a worker: %s", strerror(errno));
+	}
+}
+
 static void on_node_done(struct node_req *nreq)
 {
-	struct http_req *req = nreq->ud;
-	MHD_resume_connection(req->conn);
+	resume_from_afar(nreq->ud);
 }
 
 enum MHD_Result http_submit(struct http_req *req, enum node_req_type type, http_stage_fn stage)
@@ -230,11 +255,13 @@ enum MHD_Result http_submit(struct http_req *req, enum node_req_type type, http_
 	 * undefined in MHD. */
 	MHD_suspend_connection(req->conn);
 	req->suspended = true;
+	if (req->worker)
+		req->worker->suspended++;
 	int rc = node_submit(req->srv->node, &req->nreq);
 	if (rc < 0) {
 		req->nreq.result = rc;
 		req->resume = NULL; /* answer the error when MHD calls us again */
-		MHD_resume_connection(req->conn);
+		resume_from_afar(req); /* the worker's loop must still learn of it */
 	}
 	return MHD_YES;
 }
@@ -367,6 +394,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		if (!req)
 			return MHD_NO;
 		req->srv = s;
+		req->worker = current_worker;
 		req->conn = conn;
 		req->method = method;
 		req->head = is(method, "HEAD");
@@ -389,6 +417,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	if (req->suspended) {
 		/* Resumed after the node completed our request. */
 		req->suspended = false;
+		if (req->worker)
+			req->worker->suspended--;
 		if (!req->resume)
 			return http_respond_code(req, req->nreq.result);
 		http_stage_fn stage = req->resume;
@@ -410,6 +440,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	struct http_req *req = *con_cls;
 	if (!req)
 		return;
+	if (req->suspended && req->worker) /* ended while the node had it */
+		req->worker->suspended--;
 	count_request(req);
 	bb_free(&req->body);
 	bb_free(&req->txn);
@@ -458,6 +490,164 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 	return 0;
 }
 
+/* ---- workers ---- */
+
+/* A worker runs its daemon until the server's stop_fd becomes readable.
+ * After every burst of work it polls its sockets without sleeping for
+ * cfg.busy_poll_us before it blocks in epoll_wait: on a virtual machine,
+ * waking a sleeping thread on another CPU costs tens of microseconds, more
+ * than serving a GET, so a client sending its next request right after an
+ * answer finds the worker awake. An idle server does not spin: it blocks
+ * until a socket, a resumed connection (MHD's inter-thread channel, in the
+ * daemon's epoll set) or a timeout wakes it. */
+static void *worker_main(void *arg)
+{
+	struct http_worker *w = arg;
+	const int64_t busy_ns = (int64_t)w->srv->cfg.busy_poll_us * 1000;
+	struct epoll_event ev[3];
+	current_worker = w;
+	pthread_setname_np(pthread_self(), "kvfs-http");
+	for (;;) {
+		MHD_run(w->mhd);
+		MHD_UNSIGNED_LONG_LONG ms;
+		int timeout = -1, n = 0;
+		if (MHD_get_timeout(w->mhd, &ms) == MHD_YES)
+			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+		/* No spinning while requests wait on the node: their answers
+		 * come through wake_fd, and the node's threads need the CPU
+		 * (spinning then cost a third of the throughput of 64
+		 * connections on 2 cores). */
+		if (timeout != 0 && busy_ns > 0 && !w->suspended) {
+			int64_t until = clock_mono_ns() + busy_ns;
+			while ((n = epoll_wait(w->epfd, ev, 3, 0)) == 0 && clock_mono_ns() < until)
+				sched_yield(); /* a thread with work to do goes first */
+		}
+		if (n == 0)
+			n = epoll_wait(w->epfd, ev, 3, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("http", "epoll_wait: %s; this worker stops", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			if (ev[i].data.fd == w->srv->stop_fd)
+				return NULL;
+			if (ev[i].data.fd == w->wake_fd && read(w->wake_fd, &v, sizeof v) < 0 &&
+			    errno != EAGAIN)
+				log_error("http", "wake_fd: %s", strerror(errno));
+		}
+	}
+	return NULL;
+}
+
+static int listen_socket(const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, 1024) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static struct MHD_Daemon *start_daemon(struct http_server *s, unsigned flags, unsigned conn_limit,
+				       const struct sockaddr_storage *ss)
+{
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		ss ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
+		ss ? (void *)ss : (void *)(intptr_t)s->listen_fd, /* (an int in varargs) */
+		MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+		s->cfg.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
+		/* Room for the longest key percent-encoded in the URL (3 bytes a
+		 * byte) plus headers; the body is streamed separately. No more:
+		 * libmicrohttpd zeroes the whole pool before every request (with
+		 * 64 KiB of slack that memset was 7% of the CPU under load). */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(3 * s->cfg.max_key + 16384), MHD_OPTION_END);
+}
+
+/* Stops and joins the running workers, then frees every daemon. */
+static void stop_workers(struct http_server *s)
+{
+	uint64_t one = 1;
+	if (s->stop_fd >= 0 && write(s->stop_fd, &one, sizeof one) != sizeof one)
+		log_error("http", "cannot signal the workers to stop: %s", strerror(errno));
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct http_worker *w = &s->workers[i];
+		if (w->running)
+			pthread_join(w->thread, NULL);
+		if (w->mhd) {
+			/* The listening socket is shared: closed once, below. */
+			MHD_quiesce_daemon(w->mhd);
+			MHD_stop_daemon(w->mhd);
+		}
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->wake_fd >= 0)
+			close(w->wake_fd);
+	}
+	free(s->workers);
+	s->workers = NULL;
+	s->nworkers = 0;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
+	s->listen_fd = s->stop_fd = -1;
+}
+
+static int start_workers(struct http_server *s, const struct sockaddr_storage *ss, socklen_t sl)
+{
+	unsigned n = s->cfg.threads ? s->cfg.threads : 1;
+	unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
+	if (ss->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->listen_fd = listen_socket(ss, sl);
+	if (s->listen_fd < 0)
+		return s->listen_fd;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->workers = calloc(n, sizeof *s->workers);
+	if (s->stop_fd < 0 || !s->workers)
+		return -ENOMEM;
+	s->nworkers = n;
+	for (unsigned i = 0; i < n; i++)
+		s->workers[i].epfd = s->workers[i].wake_fd = -1;
+	/* Each daemon takes its share of the connection limit, as MHD's own
+	 * thread pool does. */
+	unsigned limit = s->cfg.max_connections / n ? s->cfg.max_connections / n : 1;
+	for (unsigned i = 0; i < n; i++) {
+		struct http_worker *w = &s->workers[i];
+		w->srv = s;
+		if (!(w->mhd = start_daemon(s, flags, limit, NULL)))
+			return -EIO;
+		const union MHD_DaemonInfo *info =
+			MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+		struct epoll_event in = {.events = EPOLLIN}, stop = {.events = EPOLLIN},
+				   wake = {.events = EPOLLIN};
+		in.data.fd = info ? info->epoll_fd : -1;
+		stop.data.fd = s->stop_fd;
+		if (!info || (w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+		    (w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			return -EIO;
+		wake.data.fd = w->wake_fd;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, info->epoll_fd, &in) < 0 ||
+		    epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->stop_fd, &stop) < 0 ||
+		    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &wake) < 0)
+			return -EIO;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+			return -EAGAIN;
+		w->running = true;
+	}
+	return 0;
+}
+
 int http_server_create(const struct http_config *cfg, struct node *node, struct http_server **out)
 {
 	struct sockaddr_storage ss;
@@ -471,33 +661,38 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->node = node;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-			 (cfg->use_poll ? MHD_USE_POLL : MHD_USE_EPOLL);
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	s->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->use_poll ? 0 : cfg->threads ? cfg->threads : 1),
-		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-		cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
-		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-		/* Room for the longest key percent-encoded in the URL (3 bytes a
-		 * byte) plus headers; the body is streamed separately. No more:
-		 * libmicrohttpd zeroes the whole pool before every request (with
-		 * 64 KiB of slack that memset was 7% of the CPU under load). */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(3 * cfg->max_key + 16384), MHD_OPTION_END);
-	if (!s->mhd) {
-		log_error("http", "cannot listen on %s (address in use or not available)",
-			  cfg->listen);
-		free(s);
-		return -EADDRINUSE;
+	s->listen_fd = s->stop_fd = -1;
+	int rc = 0;
+	if (cfg->use_poll) {
+		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+				 MHD_USE_ERROR_LOG | MHD_USE_POLL |
+				 (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+		if (!(s->mhd = start_daemon(s, flags, cfg->max_connections, &ss)))
+			rc = -EIO;
+	} else {
+		rc = start_workers(s, &ss, sl);
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	if (info && info->port)
-		s->cfg.api_port = info->port;
-	log_info("http", "serving REST on %s (port %u)", cfg->listen, s->cfg.api_port);
+	if (rc < 0) {
+		log_error("http", "cannot serve on %s: %s", cfg->listen,
+			  rc == -EIO ? "libmicrohttpd refused to start" : strerror(-rc));
+		stop_workers(s);
+		free(s);
+		return rc;
+	}
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof bound;
+	if (s->listen_fd >= 0 && getsockname(s->listen_fd, (struct sockaddr *)&bound, &bl) == 0) {
+		s->cfg.api_port = ntohs(bound.ss_family == AF_INET6
+						? ((struct sockaddr_in6 *)&bound)->sin6_port
+						: ((struct sockaddr_in *)&bound)->sin_port);
+	} else if (s->mhd) {
+		const union MHD_DaemonInfo *info =
+			MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+		if (info && info->port)
+			s->cfg.api_port = info->port;
+	}
+	log_info("http", "serving REST on %s (port %u, %u workers, busy poll %u us)", cfg->listen,
+		 s->cfg.api_port, s->mhd ? 1 : s->nworkers, s->mhd ? 0 : cfg->busy_poll_us);
 	*out = s;
 	return 0;
 }
@@ -505,9 +700,9 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 int http_server_add_connection(struct http_server *s, int fd)
 {
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	return MHD_add_connection(s->mhd, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES
-		       ? 0
-		       : -EIO;
+	struct MHD_Daemon *d = s->mhd ? s->mhd : s->workers[0].mhd;
+	return MHD_add_connection(d, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES ? 0
+											    : -EIO;
 }
 
 unsigned http_server_port(struct http_server *s)
@@ -519,6 +714,8 @@ void http_server_destroy(struct http_server *s)
 {
 	if (!s)
 		return;
-	MHD_stop_daemon(s->mhd);
+	stop_workers(s);
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
 	free(s);
 }

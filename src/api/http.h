@@ -1,12 +1,14 @@
 /*
- * The REST front end: a libmicrohttpd daemon (epoll, internal thread pool)
- * whose handlers never block on consensus. A request that needs the node
+ * The REST front end: libmicrohttpd daemons in external epoll mode, one per
+ * worker thread of ours, sharing one listening socket; workers poll briefly
+ * without sleeping after work (busy_poll_us). Handlers never block on
+ * consensus. A request that needs the node
  * (every write, linearizable reads on a replicated node) is handed to
  * node_submit() and its connection suspended; the node loop's completion
  * callback resumes it and the handler runs again to answer.
  *
  * Threads: http_server_create/destroy from the main thread; handlers run on
- * MHD's pool threads; completion callbacks on the node loop thread.
+ * the workers; completion callbacks on the node loop thread.
  */
 #ifndef KVFS_API_HTTP_H
 #define KVFS_API_HTTP_H
@@ -20,7 +22,8 @@ struct http_server;
 
 struct http_config {
 	const char *listen;       /* "HOST:PORT" ("127.0.0.1:8000") */
-	unsigned threads;         /* MHD pool size (default 2) */
+	unsigned threads;         /* worker threads, a daemon each (default 2) */
+	unsigned busy_poll_us;    /* poll without sleeping this long after work */
 	unsigned max_connections; /* default 1024 */
 	unsigned conn_timeout_s;  /* idle keep-alive timeout (default 60) */
 	size_t max_key;           /* bytes (default 4096) */
@@ -32,6 +35,8 @@ struct http_config {
 	const char *node_address; /* "host:port" of this node's peer endpoint */
 	unsigned api_port;
 };
+
+#define HTTP_BUSY_POLL_DEFAULT_US 50
 
 void http_config_default(struct http_config *c);
 

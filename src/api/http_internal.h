@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "api/http.h"
@@ -13,10 +14,26 @@
 
 enum http_op { OP_PUT, OP_BATCH_PUT, OP_DELETE, OP_GET, OP_RANGE, OP_NONE, OP_COUNT = OP_NONE };
 
+/* One HTTP worker: a daemon in MHD's external epoll mode and the thread
+ * that runs it (see worker_main in http.c). */
+struct http_worker {
+	struct http_server *srv;
+	struct MHD_Daemon *mhd;
+	int epfd;    /* the daemon's epoll fd, wake_fd and the server's stop_fd */
+	int wake_fd; /* eventfd: a connection of this daemon was resumed */
+	unsigned suspended; /* its requests waiting on the node (its thread only) */
+	pthread_t thread;
+	bool running;
+};
+
 struct http_server {
 	struct http_config cfg;
 	struct node *node;
-	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd; /* use_poll (fuzzing): one daemon, MHD's own thread */
+	int listen_fd;          /* shared by the workers' daemons */
+	int stop_fd;            /* eventfd, readable once destroy begins */
+	unsigned nworkers;
+	struct http_worker *workers;
 };
 
 struct http_req;
@@ -29,6 +46,7 @@ typedef enum MHD_Result (*http_stage_fn)(struct http_req *req);
  * except req->nreq while the node holds it. */
 struct http_req {
 	struct http_server *srv;
+	struct http_worker *worker; /* whose daemon serves the connection */
 	struct MHD_Connection *conn;
 	const char *method;
 	bool head;

@@ -444,6 +444,39 @@ def test_table_reads_modes_read_the_same_tables():
     assert n.stop() == 0
 
 
+def test_workers_with_and_without_busy_poll():
+    """Every HTTP worker answers its connections, reads and writes (whose
+    connections wait suspended on the node and are woken from its thread),
+    whether workers poll after serving (--busy-poll) or sleep at once (0);
+    a bad --busy-poll is a usage error."""
+    bad = subprocess.run([KVFSD, "--busy-poll", "-5"], capture_output=True)
+    assert bad.returncode == 2 and b"--busy-poll" in bad.stderr, bad
+    for poll in ["0", "200"]:
+        n = Node(name="workers", extra=["--busy-poll", poll, "--http-threads", "3"]).start()
+        errors = []
+
+        def client(t):
+            try:
+                cl = n.client()  # its own connection: the workers share them out
+                for i in range(40):
+                    k = "w%d/%d" % (t, i)
+                    assert cl.put(k, i).status == 200, (poll, k)
+                    assert cl.get(k).json() == {"value": i}, (poll, k)
+                    assert cl.get(k, stale=True).json() == {"value": i}, (poll, k)
+                r = cl.request("POST", "/kv/range", json_body={"prefix": "w%d/" % t})
+                assert len(r.json()["results"]) == 40, (poll, r)
+            except Exception as e:  # reported below: a thread cannot fail the test itself
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors, errors
+        assert n.stop() == 0
+
+
 def test_writes_refused_while_the_log_waits_in_memory():
     """--max-log-memory: while the state machine is not flushed (here
     --flush-ms 60000, so the log cannot be compacted), writes are refused with
