@@ -201,6 +201,8 @@ struct bench_op {
 
 /* A run: the workload, the stop condition and the connections. Written by
  * the caller, read-only during bench_engine_run() but for the atomics. */
+#define BENCH_BUSY_POLL_DEFAULT_US 50
+
 struct bench_job {
 	enum bench_target target;
 	enum bench_kind kind;
@@ -223,6 +225,7 @@ struct bench_job {
 	double rate;           /* open loop: operations per second in all; 0: closed */
 	double timeout_s;
 	unsigned conns, threads;
+	unsigned busy_poll_us; /* poll without sleeping this long before blocking */
 	int spread;            /* connections round-robin over all endpoints */
 	uint64_t seed;
 
@@ -334,6 +337,7 @@ struct bench_opts {
 	enum bench_target target;
 	enum bench_dist dist;
 	unsigned conns, threads;
+	unsigned busy_poll_us;
 	uint64_t count;
 	double duration_s;
 	double rate;
@@ -342,6 +346,7 @@ struct bench_opts {
 	unsigned key_size, value_size, batch;
 	double theta;
 	int stale, spread, verify, seed_suite, no_preload;
+	int consistency_set; /* --consistency given */
 	const char *plot;
 	const char *prefix;
 	uint64_t seed;       /* 0: from the clock */

@@ -37,6 +37,7 @@ enum {
 	OPT_SEED,
 	OPT_NO_PRELOAD,
 	OPT_KEY_START,
+	OPT_BUSY_POLL,
 };
 
 const struct cli_optspec bench_optspecs[] = {
@@ -63,6 +64,7 @@ const struct cli_optspec bench_optspecs[] = {
 	{"seed", 0, 1, OPT_SEED, NULL},
 	{"no-preload", 0, 0, OPT_NO_PRELOAD, NULL},
 	{"key-start", 0, 1, OPT_KEY_START, NULL},
+	{"busy-poll", 0, 1, OPT_BUSY_POLL, NULL},
 	{NULL, 0, 0, 0, NULL},
 };
 
@@ -76,6 +78,8 @@ const char bench_help[] =
 	"  -w, --workload W     put, get, mixed, batch or range (default put)\n"
 	"  -c, --connections N  concurrent connections (default 16)\n"
 	"      --threads N      event-loop threads sharing them (default 1)\n"
+	"      --busy-poll US   a thread polls its connections without sleeping\n"
+	"                       this long before it blocks (default 50; 0: off)\n"
 	"  -n, --count N        stop after N operations (in all)\n"
 	"  -d, --duration SECS  stop after SECS seconds (default 10)\n"
 	"  -r, --rate R         open loop: R operations per second in all\n"
@@ -98,7 +102,8 @@ const char bench_help[] =
 	"                       (PNG, or SVG if FILE ends in .svg)\n"
 	"      --seed-suite     run the seed's benchmark and compare with its\n"
 	"                       published numbers (--count operations per test,\n"
-	"                       default 1000)\n"
+	"                       default 1000; reads stale, as the seed's were,\n"
+	"                       unless --consistency says otherwise)\n"
 	"      --key-prefix P   keys start with P (default \"bench/\")\n"
 	"      --key-start N    put and batch: number of the first new key (default:\n"
 	"                       drawn from the seed, so runs do not overwrite each\n"
@@ -124,6 +129,7 @@ void bench_opts_defaults(struct bench_opts *o)
 	o->dist = BENCH_UNIFORM;
 	o->conns = 16;
 	o->threads = 1;
+	o->busy_poll_us = BENCH_BUSY_POLL_DEFAULT_US;
 	o->read_ratio = 0.9;
 	o->key_size = 16;
 	o->value_size = 100;
@@ -188,6 +194,11 @@ int bench_opts_set(struct bench_opts *o, int id, const char *arg, char *err, siz
 			return fail(err, err_len, "bad --threads '%s' (want 1..64)", arg);
 		o->threads = (unsigned)u;
 		return 0;
+	case OPT_BUSY_POLL:
+		if (parse_range(arg, 0, 100000, &u))
+			return fail(err, err_len, "bad --busy-poll '%s' (want 0..100000 us)", arg);
+		o->busy_poll_us = (unsigned)u;
+		return 0;
 	case OPT_COUNT:
 		if (parse_range(arg, 1, 1ull << 48, &u))
 			return fail(err, err_len, "bad --count '%s' (want a count > 0)", arg);
@@ -245,6 +256,7 @@ int bench_opts_set(struct bench_opts *o, int id, const char *arg, char *err, siz
 		else
 			return fail(err, err_len,
 				    "bad --consistency '%s' (want linearizable or stale)", arg);
+		o->consistency_set = 1;
 		return 0;
 	case OPT_SPREAD:
 		o->spread = 1;

@@ -95,6 +95,7 @@ static void job_setup(struct bench_job *job, const struct bench_env *env,
 	job->stale = o->stale;
 	job->conns = t->conns;
 	job->threads = o->threads;
+	job->busy_poll_us = o->busy_poll_us;
 	job->spread = o->spread;
 	job->timeout_s = env->ctx->timeout_s;
 	job->seed = o->seed;
@@ -327,15 +328,20 @@ static int run_suite(struct bench_env *env)
 	if (env->ctx->json) {
 		if (cli_buf_printf(&json,
 				   "{\"suite\":\"seed\",\"target\":\"%s\",\"endpoint\":\"%s\","
-				   "\"count\":%llu,\"tests\":[",
-				   tname, env->label, (unsigned long long)o->count))
+				   "\"count\":%llu,\"consistency\":\"%s\",\"tests\":[",
+				   tname, env->label, (unsigned long long)o->count,
+				   o->stale ? "stale" : "linearizable"))
 			return cli_fail(env->ctx, CLI_EXIT_ERROR, "out of memory");
 	} else {
 		fprintf(out,
 			"The seed's benchmark against %s %s: %llu operations per test, 10-byte "
-			"keys,\n100-byte values, closed loop. seed: its published figures (MacBook "
-			"Pro, 2.3 GHz\n8-core Intel); %s: measured now, one run on this machine.\n\n",
-			tname, env->label, (unsigned long long)o->count, tname);
+			"keys,\n100-byte values, closed loop, reads %s. seed: its published "
+			"figures (MacBook Pro,\n2.3 GHz 8-core Intel; its reads were a node's "
+			"local copy); %s: measured now,\none run on this machine.\n\n",
+			tname, env->label, (unsigned long long)o->count,
+			o->stale ? (o->target == BENCH_TARGET_ETCD ? "serializable" : "stale")
+				 : "linearizable",
+			tname);
 		fprintf(out, "%-12s %-10s %10s %12s %9s %8s %8s %7s%s\n", "test", "unit", "seed",
 			tname, "ratio", "p50 ms", "p99 ms", "errors", o->verify ? "   lost" : "");
 	}
@@ -500,8 +506,13 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 	if (!o.seed)
 		o.seed = (bench_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL)) |
 			 1;
-	if (o.seed_suite)
+	if (o.seed_suite) {
 		o.value_size = 100;
+		/* The seed's reads were its node's local copy: compare like
+		 * with like unless told otherwise. */
+		if (!o.consistency_set)
+			o.stale = 1;
+	}
 	env.ctx = ctx;
 	env.o = &o;
 	status = setup_endpoints(&env);

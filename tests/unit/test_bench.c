@@ -539,7 +539,7 @@ static void test_options(void **state)
 		       "--read-ratio", "0.5", "-k", "100", "--key-size", "12", "--value-size", "7",
 		       "--dist", "zipf", "--zipf-theta", "0.8", "--consistency", "stale",
 		       "--spread", "--target", "etcd", "--verify", "--plot", "x.png",
-		       "--key-prefix", "p-", "--seed", "9", NULL};
+		       "--key-prefix", "p-", "--seed", "9", "--busy-poll", "0", NULL};
 	char *range[] = {"-w", "range", "-b", "50", NULL};
 	struct opt_state s;
 
@@ -548,6 +548,8 @@ static void test_options(void **state)
 	assert_int_equal(s.o.conns, 16);
 	assert_true(s.o.duration_s == 10);
 	assert_int_equal(s.o.keys, 0);
+	assert_int_equal(s.o.busy_poll_us, BENCH_BUSY_POLL_DEFAULT_US);
+	assert_false(s.o.consistency_set);
 
 	assert_int_equal(parse_bench(&s, all), 0);
 	assert_int_equal(s.o.kind, BENCH_MIXED);
@@ -567,6 +569,8 @@ static void test_options(void **state)
 	assert_string_equal(s.o.plot, "x.png");
 	assert_string_equal(s.o.prefix, "p-");
 	assert_int_equal(s.o.seed, 9);
+	assert_int_equal(s.o.busy_poll_us, 0);
+	assert_true(s.o.consistency_set);
 
 	assert_int_equal(parse_bench(&s, range), 0);
 	assert_int_equal(s.o.keys, 10000); /* read workloads get a key space */
@@ -583,6 +587,8 @@ static void test_option_errors(void **state)
 		{{"-w", "scan"}, "bad --workload 'scan'"},
 		{{"-c", "0"}, "bad --connections '0'"},
 		{{"--threads", "65"}, "bad --threads"},
+		{{"--busy-poll", "-1"}, "bad --busy-poll"},
+		{{"--busy-poll", "100001"}, "bad --busy-poll"},
 		{{"--read-ratio", "1.5"}, "bad --read-ratio"},
 		{{"--zipf-theta", "1"}, "bad --zipf-theta"},
 		{{"--consistency", "eventual"}, "bad --consistency"},
