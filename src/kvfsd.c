@@ -557,6 +557,7 @@ int main(int argc, char **argv)
 		log_info("kvfsd", "signal %d: shutting down", sig);
 	}
 	fs_destroy(fs); /* fs: unmount first */
+	node_stop(node); /* answers the requests still waiting on it */
 out_http:
 	http_server_destroy(http);
 out_node:

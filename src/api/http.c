@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -223,9 +224,12 @@ enum MHD_Result http_respond_422(struct http_req *req, const char *type, const c
  * use_poll mode). */
 static __thread struct http_worker *current_worker;
 
-/* Resumes a suspended connection from another thread. A daemon in external
- * polling mode has no channel of its own to learn of it (MHD wakes only its
- * internal threads), so the owning worker is woken through its wake_fd. */
+/* Resumes a suspended connection from another thread and wakes the worker
+ * whose daemon holds it. MHD's own inter-thread channel is in the daemon's
+ * epoll set, but MHD_run handles resumptions before it drains that channel:
+ * a resume landing between the two would leave the worker asleep with the
+ * connection ready. The worker's wake_fd (level-triggered, read only after
+ * it wakes) cannot be lost that way. */
 static void resume_from_afar(struct http_req *req)
 {
 	struct http_worker *w = req->worker; /* req may be gone once resumed */
@@ -492,7 +496,9 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 
 /* ---- workers ---- */
 
-/* A worker runs its daemon until the server's stop_fd becomes readable.
+/* A worker runs its daemon until the server's stop_fd becomes readable and
+ * none of its requests waits on the node any more (stopping the node first
+ * answers those; MHD must not stop a daemon with suspended connections).
  * After every burst of work it polls its sockets without sleeping for
  * cfg.busy_poll_us before it blocks in epoll_wait: on a virtual machine,
  * waking a sleeping thread on another CPU costs tens of microseconds, more
@@ -507,8 +513,11 @@ static void *worker_main(void *arg)
 	struct epoll_event ev[3];
 	current_worker = w;
 	pthread_setname_np(pthread_self(), "kvfs-http");
+	bool stopping = false;
 	for (;;) {
 		MHD_run(w->mhd);
+		if (stopping && !w->suspended)
+			return NULL;
 		MHD_UNSIGNED_LONG_LONG ms;
 		int timeout = -1, n = 0;
 		if (MHD_get_timeout(w->mhd, &ms) == MHD_YES)
@@ -530,8 +539,11 @@ static void *worker_main(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			uint64_t v;
-			if (ev[i].data.fd == w->srv->stop_fd)
-				return NULL;
+			if (ev[i].data.fd == w->srv->stop_fd && !stopping) {
+				/* Out of the set: it stays readable. */
+				epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->srv->stop_fd, NULL);
+				stopping = true;
+			}
 			if (ev[i].data.fd == w->wake_fd && read(w->wake_fd, &v, sizeof v) < 0 &&
 			    errno != EAGAIN)
 				log_error("http", "wake_fd: %s", strerror(errno));
@@ -556,13 +568,17 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t sl)
 	return fd;
 }
 
+/* A daemon listening on ss (MHD binds it), or else on listen_fd. */
 static struct MHD_Daemon *start_daemon(struct http_server *s, unsigned flags, unsigned conn_limit,
-				       const struct sockaddr_storage *ss)
+				       const struct sockaddr_storage *ss, int listen_fd)
 {
+	struct MHD_OptionItem where[2] = {
+		ss ? (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)ss}
+		   : (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
+		{MHD_OPTION_END, 0, NULL}};
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		ss ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
-		ss ? (void *)ss : (void *)(intptr_t)s->listen_fd, /* (an int in varargs) */
+		MHD_OPTION_ARRAY, where,
 		MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
 		s->cfg.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
@@ -583,11 +599,11 @@ static void stop_workers(struct http_server *s)
 		struct http_worker *w = &s->workers[i];
 		if (w->running)
 			pthread_join(w->thread, NULL);
-		if (w->mhd) {
-			/* The listening socket is shared: closed once, below. */
-			MHD_quiesce_daemon(w->mhd);
-			MHD_stop_daemon(w->mhd);
-		}
+		if (w->mhd && w->suspended)
+			log_error("http", "a worker stopped with %u requests on the node; "
+					  "its daemon is left as it is", w->suspended);
+		else if (w->mhd)
+			MHD_stop_daemon(w->mhd); /* closes its copy of the socket */
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->wake_fd >= 0)
@@ -606,6 +622,8 @@ static void stop_workers(struct http_server *s)
 static int start_workers(struct http_server *s, const struct sockaddr_storage *ss, socklen_t sl)
 {
 	unsigned n = s->cfg.threads ? s->cfg.threads : 1;
+	if (n > s->cfg.max_connections)
+		n = s->cfg.max_connections; /* a worker has at least one */
 	unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
 	if (ss->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -619,13 +637,17 @@ static int start_workers(struct http_server *s, const struct sockaddr_storage *s
 	s->nworkers = n;
 	for (unsigned i = 0; i < n; i++)
 		s->workers[i].epfd = s->workers[i].wake_fd = -1;
-	/* Each daemon takes its share of the connection limit, as MHD's own
-	 * thread pool does. */
-	unsigned limit = s->cfg.max_connections / n ? s->cfg.max_connections / n : 1;
 	for (unsigned i = 0; i < n; i++) {
 		struct http_worker *w = &s->workers[i];
 		w->srv = s;
-		if (!(w->mhd = start_daemon(s, flags, limit, NULL)))
+		/* Each daemon owns a copy of the listening socket (it closes
+		 * it when stopped, or may when it fails to start) and its share
+		 * of the connection limit, as in MHD's own thread pool. */
+		unsigned limit = s->cfg.max_connections / n + (i < s->cfg.max_connections % n);
+		int fd = fcntl(s->listen_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		if (!(w->mhd = start_daemon(s, flags, limit, NULL, fd)))
 			return -EIO;
 		const union MHD_DaemonInfo *info =
 			MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -667,7 +689,7 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 				 MHD_USE_ERROR_LOG | MHD_USE_POLL |
 				 (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-		if (!(s->mhd = start_daemon(s, flags, cfg->max_connections, &ss)))
+		if (!(s->mhd = start_daemon(s, flags, cfg->max_connections, &ss, -1)))
 			rc = -EIO;
 	} else {
 		rc = start_workers(s, &ss, sl);
@@ -700,9 +722,11 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 int http_server_add_connection(struct http_server *s, int fd)
 {
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct MHD_Daemon *d = s->mhd ? s->mhd : s->workers[0].mhd;
-	return MHD_add_connection(d, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES ? 0
-											    : -EIO;
+	if (!s->mhd) /* a worker's daemon is its thread's alone */
+		return -ENOTSUP;
+	return MHD_add_connection(s->mhd, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES
+		       ? 0
+		       : -EIO;
 }
 
 unsigned http_server_port(struct http_server *s)

@@ -46,10 +46,11 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 /* The bound TCP port (useful after listening on port 0). */
 unsigned http_server_port(struct http_server *s);
 /* Serves an already-connected stream socket (the daemon takes ownership of
- * fd). Used by the HTTP fuzzer to feed requests through a socketpair.
- * Returns 0 or -EIO. */
+ * fd). Used by the HTTP fuzzer to feed requests through a socketpair; only
+ * with use_poll. Returns 0, -EIO, or -ENOTSUP without use_poll. */
 int http_server_add_connection(struct http_server *s, int fd);
-/* Stops accepting, waits for in-flight handlers, frees. */
+/* Stops accepting, waits for in-flight handlers and for the requests that
+ * wait on the node (stop the node first: node_stop answers them), frees. */
 void http_server_destroy(struct http_server *s);
 
 /* Registers the HTTP metrics (seed's kvstore_* families and per-route

@@ -121,6 +121,41 @@ def test_kill9_leader_during_writes():
             n.kill()
 
 
+def test_sigterm_answers_the_writes_waiting_for_a_quorum():
+    """SIGTERM while writes wait for a quorum that cannot form: each client gets
+    a 503 "shutting down" and kvfsd exits cleanly (it used to abort:
+    libmicrohttpd refuses to stop with connections suspended)."""
+    cl = Cluster(3).start()
+    try:
+        lid = cl.wait_leader()
+        others = [i for i in cl.nodes if i != lid]
+        for i in others:
+            cl.nodes[i].proc.send_signal(signal.SIGSTOP)
+        replies = []
+
+        def writer(k):
+            try:
+                replies.append(cl.client(lid).put("q%d" % k, k))
+            except Exception as e:  # checked below
+                replies.append(e)
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: cl.client(lid).metric("kvfs_server_proposals_pending") >= 4, 10,
+                 "4 writes waiting on the leader")
+        assert cl.nodes[lid].stop() == 0, cl.nodes[lid].tail()
+        for t in threads:
+            t.join()
+        assert len(replies) == 4, replies
+        for r in replies:
+            assert getattr(r, "status", None) == 503 and b"shutting down" in r.body, r
+    finally:
+        for n in cl.nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+            n.kill()
+
+
 def test_paused_leader_steps_down_and_serves_no_stale_read():
     """SIGSTOP of the leader: a new leader takes over; the old one, resumed, never serves a stale read."""
     import http.client
