@@ -613,7 +613,11 @@ static enum MHD_Result range_stream(struct http_req *req)
 	struct range_scan *r = req->state;
 	if (req->nreq.result)
 		return http_respond_code(req, req->nreq.result);
-	r->it = kv_iter_create(node_kv(req->srv->node));
+	/* Bounded: only the pending changes in the range are copied. */
+	struct kv_bounds b = {.prefix = r->prefix, .plen = r->plen, .lo = req->key,
+			      .lolen = req->klen, .hi = r->has_end ? r->end : NULL,
+			      .hilen = r->elen};
+	r->it = kv_iter_create_range(node_kv(req->srv->node), &b);
 	if (!r->it)
 		return http_respond_code(req, -ENOMEM);
 	kv_iter_seek(r->it, req->key, req->klen); /* req->key: effective start */

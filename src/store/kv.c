@@ -262,28 +262,48 @@ struct kv_iter {
 	struct kv *kv;
 	uint8_t *prefix; /* generation byte + the user prefix keys must have */
 	size_t plen;
+	uint8_t *lo, *hi; /* bounds (malloc'd copies), NULL when none */
+	size_t lolen, hilen;
 	struct ov_copy *ov;
 	size_t n_ov, oi;
 	int cur; /* where the current key is: 0 LevelDB, 1 ov[oi], -1 nowhere */
 	int err;
 };
 
-struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t plen)
+static uint8_t *dup_bytes(const void *p, size_t n)
 {
+	uint8_t *d = malloc(n ? n : 1);
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+struct kv_iter *kv_iter_create_range(struct kv *kv, const struct kv_bounds *b)
+{
+	size_t plen = b->plen;
 	struct kv_iter *it = calloc(1, sizeof *it);
-	if (!it || !(it->prefix = malloc(plen + 1))) {
+	if (!it || !(it->prefix = malloc(plen + 1)) ||
+	    (b->lolen && !(it->lo = dup_bytes(b->lo, b->lolen))) ||
+	    (b->hi && !(it->hi = dup_bytes(b->hi, b->hilen)))) {
+		if (it) {
+			free(it->prefix);
+			free(it->lo);
+		}
 		free(it);
 		return NULL;
 	}
-	memcpy(it->prefix + 1, prefix, plen);
+	if (plen)
+		memcpy(it->prefix + 1, b->prefix, plen);
 	it->plen = plen + 1;
+	it->lolen = b->lolen;
+	it->hilen = b->hilen;
 	it->kv = kv;
 	it->cur = -1;
 	pthread_rwlock_rdlock(&kv->gen_lock);
 	pthread_rwlock_rdlock(&kv->ov_lock);
 	it->prefix[0] = (uint8_t)KV_GEN_PREFIX(kv->gen);
 	it->snap = leveldb_create_snapshot(kv->db);
-	if (kv_pending_copy(kv, prefix, plen, &it->ov, &it->n_ov) < 0)
+	if (kv_pending_copy(kv, b, &it->ov, &it->n_ov) < 0)
 		it->err = -ENOMEM;
 	pthread_rwlock_unlock(&kv->ov_lock);
 	pthread_rwlock_unlock(&kv->gen_lock);
@@ -294,6 +314,12 @@ struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t 
 	leveldb_readoptions_set_snapshot(it->ro, it->snap);
 	it->it = leveldb_create_iterator(kv->db, it->ro);
 	return it;
+}
+
+struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t plen)
+{
+	struct kv_bounds b = {.prefix = prefix, .plen = plen};
+	return kv_iter_create_range(kv, &b);
 }
 
 struct kv_iter *kv_iter_create(struct kv *kv)
@@ -331,23 +357,34 @@ static void settle(struct kv_iter *it)
 		}
 		if (!ov || c > 0) {
 			it->cur = 0;
-			return;
+			break;
 		}
 		if (it->ov[it->oi].rec) {
 			it->cur = 1;
-			return;
+			break;
 		}
 		it->oi++; /* deleted: hidden */
+	}
+	if (it->hi) { /* past hi: the end, as the copy has nothing there */
+		size_t kl;
+		const uint8_t *k = kv_iter_key(it, &kl);
+		if (kv_key_cmp(k, kl, it->hi, it->hilen) > 0)
+			it->cur = -1;
 	}
 }
 
 void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 {
-	/* Not before the prefix: LevelDB would show keys the copy lacks. */
+	/* Not before the prefix or lo: LevelDB would show keys the copy
+	 * lacks. */
 	size_t up = it->plen - 1;
 	if (kv_key_cmp(start, slen, it->prefix + 1, up) < 0) {
 		start = it->prefix + 1;
 		slen = up;
+	}
+	if (it->lo && kv_key_cmp(start, slen, it->lo, it->lolen) < 0) {
+		start = it->lo;
+		slen = it->lolen;
 	}
 	char stackbuf[512], *k = stackbuf;
 	if (slen + 1 > sizeof stackbuf && !(k = malloc(slen + 1))) {
@@ -432,5 +469,7 @@ void kv_iter_destroy(struct kv_iter *it)
 	leveldb_release_snapshot(it->kv->db, it->snap);
 	free(it->ov);
 	free(it->prefix);
+	free(it->lo);
+	free(it->hi);
 	free(it);
 }

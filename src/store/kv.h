@@ -112,6 +112,15 @@ struct kv_iter *kv_iter_create(struct kv *kv);
  * false past them): cheaper while much applied state waits for its flush,
  * since only its keys under prefix are copied. */
 struct kv_iter *kv_iter_create_prefix(struct kv *kv, const void *prefix, size_t plen);
+/* Keys under prefix, from lo to hi inclusive (lolen 0: from the first; hi
+ * NULL: to the last). Only the pending changes within the bounds are copied,
+ * so a short range costs little even while much applied state waits for its
+ * flush. kv_iter_valid is false past hi; a seek before lo lands on lo. */
+struct kv_bounds {
+	const void *prefix, *lo, *hi;
+	size_t plen, lolen, hilen;
+};
+struct kv_iter *kv_iter_create_range(struct kv *kv, const struct kv_bounds *b);
 void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen);
 bool kv_iter_valid(struct kv_iter *it);
 void kv_iter_next(struct kv_iter *it);

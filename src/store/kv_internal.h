@@ -160,12 +160,11 @@ struct ov_copy {
 	const uint8_t *key, *rec; /* rec NULL: deleted */
 	size_t klen, rlen;
 };
-/* Copies the pending state of the keys under prefix (caller holds
- * ov_lock): *out and the bytes it points into, one malloc'd block freed
- * with free(*out), in no order (kv_pending_sort, without the lock). Returns
- * 0 or -ENOMEM. */
-int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov_copy **out,
-		    size_t *n);
+/* Copies the pending state of the keys within b (caller holds ov_lock):
+ * *out and the bytes it points into, one malloc'd block freed with
+ * free(*out), in no order (kv_pending_sort, without the lock). Returns 0 or
+ * -ENOMEM. */
+int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **out, size_t *n);
 void kv_pending_sort(struct ov_copy *c, size_t n);
 /* Syncs the database directory if LevelDB created or removed a file since
  * it was last synced. Returns 0 or KVFS_ESTORAGE. */

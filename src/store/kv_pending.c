@@ -207,15 +207,18 @@ static int copy_cmp(const void *a, const void *b)
 	return kv_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
-/* Whether e is copied: a change, under prefix, not hidden by a newer one. */
-static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen, const uint8_t *prefix,
-		   size_t plen)
+/* Whether e is copied: a change, within b, not hidden by a newer one. */
+static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen,
+		   const struct kv_bounds *b)
 {
-	return e->key && e->state != OV_DB && e->klen >= plen &&
-	       (!plen || memcmp(e->key, prefix, plen) == 0) && !(frozen && shadowed(kv, e));
+	return e->key && e->state != OV_DB && e->klen >= b->plen &&
+	       (!b->plen || memcmp(e->key, b->prefix, b->plen) == 0) &&
+	       (!b->lolen || kv_key_cmp(e->key, e->klen, b->lo, b->lolen) >= 0) &&
+	       (!b->hi || kv_key_cmp(e->key, e->klen, b->hi, b->hilen) <= 0) &&
+	       !(frozen && shadowed(kv, e));
 }
 
-int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov_copy **out,
+int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **out,
 		    size_t *count)
 {
 	/* A table keeps its slots between flushes (KEEP_SLOTS): an empty one
@@ -229,7 +232,7 @@ int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov
 	for (int j = 0; j < 2; j++)
 		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
 			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!copied(kv, e, j == 1, prefix, plen))
+			if (!copied(kv, e, j == 1, b))
 				continue;
 			n++;
 			bytes += e->klen + (e->state == OV_PRESENT ? e->rlen : 0);
@@ -244,7 +247,7 @@ int kv_pending_copy(struct kv *kv, const uint8_t *prefix, size_t plen, struct ov
 	for (int j = 0; j < 2; j++)
 		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
 			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!copied(kv, e, j == 1, prefix, plen))
+			if (!copied(kv, e, j == 1, b))
 				continue;
 			c[k] = (struct ov_copy){.key = p, .klen = e->klen};
 			memcpy(p, e->key, e->klen);

@@ -1224,6 +1224,31 @@ static void test_pending_state_merges_with_database(void **state)
 	assert_keys_from(it, "a", (const char *const[]){"b", "bb", NULL});
 	kv_iter_destroy(it);
 
+	/* Bounded: keys from lo to hi inclusive, pending or stored, nothing past
+	 * hi even where the database has more; a seek before lo starts at lo. */
+	assert_int_equal(put(f, "ba", "pending"), 0);  /* pending, inside */
+	assert_int_equal(put(f, "bz", "pending"), 0);  /* pending, past hi */
+	assert_int_equal(del(f, "bb", 0), 0);          /* a pending deletion hides it */
+	struct kv_bounds bd = {.lo = "b", .lolen = 1, .hi = "c", .hilen = 1};
+	assert_non_null(it = kv_iter_create_range(f->kv, &bd));
+	assert_keys_from(it, "", (const char *const[]){"b", "ba", "bz", "c", NULL});
+	kv_iter_destroy(it);
+	bd = (struct kv_bounds){.lo = "ba", .lolen = 2, .hi = "by", .hilen = 2};
+	assert_non_null(it = kv_iter_create_range(f->kv, &bd));
+	assert_keys_from(it, "a", (const char *const[]){"ba", NULL});
+	kv_iter_destroy(it);
+	bd = (struct kv_bounds){.prefix = "b", .plen = 1, .lo = "bb", .lolen = 2};
+	assert_non_null(it = kv_iter_create_range(f->kv, &bd));
+	assert_keys_from(it, "", (const char *const[]){"bz", NULL});
+	kv_iter_destroy(it);
+	bd = (struct kv_bounds){.lo = "d", .lolen = 1, .hi = "c", .hilen = 1};
+	assert_non_null(it = kv_iter_create_range(f->kv, &bd)); /* lo > hi: empty */
+	assert_keys_from(it, "", (const char *const[]){NULL});
+	kv_iter_destroy(it);
+	assert_int_equal(put(f, "bb", "7"), 0);
+	assert_int_equal(del(f, "ba", 0), 0);
+	assert_int_equal(del(f, "bz", 0), 0);
+
 	uint64_t applied = kv_applied_index(f->kv);
 	fx_reopen(f); /* the close flushes */
 	assert_int_equal(kv_applied_index(f->kv), applied);
