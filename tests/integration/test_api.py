@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import KVFSD, Client, Node, put_batches, run, wait_for  # noqa: E402
@@ -444,6 +445,13 @@ def test_table_reads_modes_read_the_same_tables():
     assert n.stop() == 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_workers_with_and_without_busy_poll():
     """Every HTTP worker answers its connections, reads and writes (whose
     connections wait suspended on the node and are woken from its thread),
@@ -474,6 +482,13 @@ def test_workers_with_and_without_busy_poll():
         for th in threads:
             th.join()
         assert not errors, errors
+        # Polling ends once the clients fall silent, their keep-alive
+        # connections still open: an idle node uses next to no CPU.
+        idle = n.client()
+        assert idle.get("w0/0").status == 200
+        used = cpu_seconds(n.proc.pid)
+        time.sleep(1.0)  # an interval to measure over, not a wait for a condition
+        assert cpu_seconds(n.proc.pid) - used < 0.2, (poll, cpu_seconds(n.proc.pid) - used)
         assert n.stop() == 0
 
 
