@@ -108,6 +108,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	}
 	pthread_rwlock_init(&kv->gen_lock, NULL);
 	pthread_rwlock_init(&kv->ov_lock, NULL);
+	pthread_mutex_init(&kv->view_lock, NULL);
 	pthread_mutex_init(&kv->flush_lock, NULL);
 	kv->active = &kv->tables[0];
 	kv->durable = kv->applied; /* every write of the live state was synced */
@@ -159,6 +160,7 @@ void kv_close(struct kv *kv)
 	free(kv->pend_members);
 	free(kv->flush_members);
 	pthread_rwlock_destroy(&kv->ov_lock);
+	pthread_mutex_destroy(&kv->view_lock);
 	pthread_mutex_destroy(&kv->flush_lock);
 	if (kv->notify_fd >= 0)
 		close(kv->notify_fd);

@@ -45,10 +45,25 @@ struct ov_ent {
 	size_t rlen;
 };
 
+/* The changes of a pending table sorted by key, built for iterators once the
+ * table has stayed unchanged across two of them (kv_pending_copy), dropped
+ * at its next change. Points into the table's keys and records. */
+struct ov_view {
+	size_t n;
+	struct ov_view_ent {
+		const uint8_t *key, *rec; /* rec NULL: deleted */
+		size_t klen, rlen;
+	} e[];
+};
+
 struct ov_table {
 	struct ov_ent *tab;
 	size_t cap, used;
 	size_t bytes; /* keys, records and slots, for the memory bound */
+	/* Of the store's two tables only; changed under view_lock and a read
+	 * lock of ov_lock, or under its write lock. */
+	struct ov_view *view;
+	unsigned scans; /* iterators that scanned the table since it changed */
 };
 
 uint32_t ov_hash(const uint8_t *k, size_t n);
@@ -85,6 +100,7 @@ struct kv {
 	 * applied with them, flush_members: with frozen. Lock order: gen_lock, then
  * ov_lock. */
 	pthread_rwlock_t ov_lock;
+	pthread_mutex_t view_lock; /* building a table's view (struct ov_view) */
 	struct ov_table tables[2];
 	struct ov_table *active, *frozen;
 	uint8_t *pend_members, *flush_members; /* in active, in frozen */

@@ -105,8 +105,17 @@ struct ov_ent *ov_slot(struct ov_table *t, const uint8_t *key, size_t klen)
 	return e;
 }
 
+/* Forgets the sorted view: the table is about to change. */
+static void ov_changed(struct ov_table *t)
+{
+	free(t->view);
+	t->view = NULL;
+	t->scans = 0;
+}
+
 void ov_clear(struct ov_table *t)
 {
+	ov_changed(t);
 	for (size_t i = 0; i < t->cap; i++) {
 		free(t->tab[i].key);
 		free(t->tab[i].rec);
@@ -218,48 +227,143 @@ static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen,
 	       !(frozen && shadowed(kv, e));
 }
 
+static int view_cmp(const void *a, const void *b)
+{
+	const struct ov_view_ent *x = a, *y = b;
+	return kv_key_cmp(x->key, x->klen, y->key, y->klen);
+}
+
+/* The sorted view of t (caller holds ov_lock for reading), built if this is
+ * at least the second iterator since t last changed; NULL: scan the slots.
+ * A table that keeps changing (writes flowing) is scanned, since sorting it
+ * all for each iterator would cost more than a scan; one at rest (a load
+ * just ended, its flush pending) is sorted once, and every later range finds
+ * its keys by binary search instead of scanning up to 64K slots. */
+static const struct ov_view *table_view(struct kv *kv, struct ov_table *t)
+{
+	pthread_mutex_lock(&kv->view_lock);
+	if (!t->view && ++t->scans >= 2) {
+		size_t n = 0;
+		for (size_t i = 0; i < t->cap; i++)
+			n += t->tab[i].key && t->tab[i].state != OV_DB;
+		struct ov_view *v = malloc(sizeof *v + n * sizeof v->e[0]);
+		if (v) { /* else scan, as before */
+			v->n = 0;
+			for (size_t i = 0; i < t->cap; i++) {
+				const struct ov_ent *e = &t->tab[i];
+				if (e->key && e->state != OV_DB)
+					v->e[v->n++] = (struct ov_view_ent){
+						.key = e->key, .klen = e->klen,
+						.rec = e->state == OV_PRESENT ? e->rec : NULL,
+						.rlen = e->state == OV_PRESENT ? e->rlen : 0};
+			}
+			qsort(v->e, v->n, sizeof v->e[0], view_cmp);
+			t->view = v;
+		}
+	}
+	const struct ov_view *v = t->view;
+	pthread_mutex_unlock(&kv->view_lock);
+	return v;
+}
+
+/* Calls fn for each change of table j (0 active, 1 frozen) within b. */
+static void each_copied(struct kv *kv, struct ov_table *t, const struct ov_view *v, int j,
+			const struct kv_bounds *b, void (*fn)(void *ud, const uint8_t *key,
+						       size_t klen, const uint8_t *rec, size_t rlen),
+			void *ud)
+{
+	if (!v) {
+		for (size_t i = 0; i < t->cap; i++) {
+			const struct ov_ent *e = &t->tab[i];
+			if (copied(kv, e, j == 1, b))
+				fn(ud, e->key, e->klen, e->state == OV_PRESENT ? e->rec : NULL,
+				   e->state == OV_PRESENT ? e->rlen : 0);
+		}
+		return;
+	}
+	/* From the first key >= max(lo, prefix), while under prefix and <= hi. */
+	const uint8_t *from = b->lo;
+	size_t flen = b->lolen;
+	if (b->plen && (!flen || kv_key_cmp(from, flen, b->prefix, b->plen) < 0)) {
+		from = b->prefix;
+		flen = b->plen;
+	}
+	size_t lo = 0, hi = flen ? v->n : 0; /* no lower bound: from the first */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (kv_key_cmp(v->e[mid].key, v->e[mid].klen, from, flen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < v->n; i++) {
+		const struct ov_view_ent *e = &v->e[i];
+		if (e->klen < b->plen || (b->plen && memcmp(e->key, b->prefix, b->plen) != 0) ||
+		    (b->hi && kv_key_cmp(e->key, e->klen, b->hi, b->hilen) > 0))
+			break;
+		if (j == 1) { /* hidden by a newer state in active? */
+			const struct ov_ent *a =
+				ov_find(kv->active, e->key, e->klen, ov_hash(e->key, e->klen));
+			if (a && a->key)
+				continue;
+		}
+		fn(ud, e->key, e->klen, e->rec, e->rlen);
+	}
+}
+
+struct copy_pass {
+	struct ov_copy *c; /* NULL: counting */
+	uint8_t *p;
+	size_t n, bytes;
+};
+
+static void copy_one(void *ud, const uint8_t *key, size_t klen, const uint8_t *rec, size_t rlen)
+{
+	struct copy_pass *cp = ud;
+	if (!cp->c) {
+		cp->n++;
+		cp->bytes += klen + rlen;
+		return;
+	}
+	struct ov_copy *c = &cp->c[cp->n++];
+	*c = (struct ov_copy){.key = cp->p, .klen = klen};
+	memcpy(cp->p, key, klen);
+	cp->p += klen;
+	if (rec) {
+		c->rec = cp->p;
+		c->rlen = rlen;
+		memcpy(cp->p, rec, rlen);
+		cp->p += rlen;
+	}
+}
+
 int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **out,
 		    size_t *count)
 {
 	/* A table keeps its slots between flushes (KEEP_SLOTS): an empty one
 	 * is skipped rather than scanned, which made every range over an idle
 	 * store read 2.6 MB of empty slots. */
-	const struct ov_table *ts[2] = {kv->active->used ? kv->active : NULL,
-					kv->frozen && kv->frozen->used ? kv->frozen : NULL};
-	size_t n = 0, bytes = 0;
+	struct ov_table *ts[2] = {kv->active->used ? kv->active : NULL,
+				  kv->frozen && kv->frozen->used ? kv->frozen : NULL};
+	const struct ov_view *vs[2] = {NULL, NULL};
+	struct copy_pass cp = {0};
 	*out = NULL;
 	*count = 0;
 	for (int j = 0; j < 2; j++)
-		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
-			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!copied(kv, e, j == 1, b))
-				continue;
-			n++;
-			bytes += e->klen + (e->state == OV_PRESENT ? e->rlen : 0);
+		if (ts[j]) {
+			vs[j] = table_view(kv, ts[j]);
+			each_copied(kv, ts[j], vs[j], j, b, copy_one, &cp);
 		}
-	if (!n)
+	if (!cp.n)
 		return 0;
-	struct ov_copy *c = malloc(n * sizeof *c + bytes + 1);
+	size_t n = cp.n;
+	struct ov_copy *c = malloc(n * sizeof *c + cp.bytes + 1);
 	if (!c)
 		return -ENOMEM;
-	uint8_t *p = (uint8_t *)(c + n);
-	size_t k = 0;
+	cp = (struct copy_pass){.c = c, .p = (uint8_t *)(c + n)};
 	for (int j = 0; j < 2; j++)
-		for (size_t i = 0; ts[j] && i < ts[j]->cap; i++) {
-			const struct ov_ent *e = &ts[j]->tab[i];
-			if (!copied(kv, e, j == 1, b))
-				continue;
-			c[k] = (struct ov_copy){.key = p, .klen = e->klen};
-			memcpy(p, e->key, e->klen);
-			p += e->klen;
-			if (e->state == OV_PRESENT) {
-				c[k].rec = p;
-				c[k].rlen = e->rlen;
-				memcpy(p, e->rec, e->rlen);
-				p += e->rlen;
-			}
-			k++;
-		}
+		if (ts[j])
+			each_copied(kv, ts[j], vs[j], j, b, copy_one, &cp);
 	*out = c;
 	*count = n;
 	return 0;
@@ -284,6 +388,7 @@ int kv_pending_merge(struct kv *kv, struct ov_table *b, uint64_t applied, uint64
 	}
 	pthread_rwlock_wrlock(&kv->ov_lock);
 	struct ov_table *t = kv->active;
+	ov_changed(t);
 	if (ov_reserve(t, t->used + b->used) < 0) {
 		pthread_rwlock_unlock(&kv->ov_lock);
 		free(m);
@@ -459,6 +564,7 @@ int kv_sync(struct kv *kv, uint64_t upto)
 		/* In LevelDB now: readers may stop looking here. The slots stay
 		 * for the next window unless a burst made them big. */
 		pthread_rwlock_wrlock(&kv->ov_lock);
+		ov_changed(fz);
 		struct ov_table done = *fz;
 		*fz = (struct ov_table){0};
 		if (done.cap <= KEEP_SLOTS) {

@@ -1256,6 +1256,84 @@ static void test_pending_state_merges_with_database(void **state)
 	assert_dump(f, "b=20;bb=7;c=33;d=4;e=5;");
 }
 
+/* The keys an iterator created on bounds b returns, as "k1,k2,". */
+static void keys_of(struct fx *f, const struct kv_bounds *b, char *out, size_t cap)
+{
+	struct kv_iter *it = kv_iter_create_range(f->kv, b);
+	assert_non_null(it);
+	size_t used = 0;
+	out[0] = 0;
+	for (kv_iter_seek(it, "", 0); kv_iter_valid(it); kv_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = kv_iter_key(it, &kl);
+		assert_true(used + kl + 2 < cap);
+		memcpy(out + used, k, kl);
+		used += kl;
+		out[used++] = ',';
+		out[used] = 0;
+	}
+	assert_int_equal(kv_iter_status(it), 0);
+	kv_iter_destroy(it);
+}
+
+static void test_iterators_over_a_pending_table_at_rest(void **state)
+{
+	/* A pending table unchanged across iterators gets a sorted view (built
+	 * by the second one); iterators through it see exactly what a scan of
+	 * the slots shows, for any bounds, and the next change drops it. */
+	struct fx *f = *state;
+	put_all(f, (const char *const[]){"a=1", "m/1=1", "m/3=3", "z=9", NULL});
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	char key[16];
+	for (int i = 0; i < 300; i++) { /* pending: m/000..m/299, every 7th deleted */
+		snprintf(key, sizeof key, "m/%03d", i);
+		assert_int_equal(put(f, key, "v"), 0);
+	}
+	for (int i = 0; i < 300; i += 7) {
+		snprintf(key, sizeof key, "m/%03d", i);
+		assert_int_equal(del(f, key, 0), 0);
+	}
+	assert_int_equal(del(f, "m/3", 0), 0); /* a pending deletion of a stored key */
+	const struct kv_bounds bounds[] = {
+		{0},
+		{.prefix = "m/", .plen = 2},
+		{.lo = "m/1", .lolen = 3, .hi = "m/100", .hilen = 5},
+		{.prefix = "m/", .plen = 2, .lo = "m/29", .lolen = 4},
+		{.lo = "m/298", .lolen = 5, .hi = "z", .hilen = 1},
+		{.prefix = "q", .plen = 1},
+	};
+	enum { NB = sizeof bounds / sizeof bounds[0] };
+	static char scanned[NB][4096], viewed[NB][4096];
+	struct ov_table *t = f->kv->active;
+	assert_null(t->view);
+	for (int i = 0; i < NB; i++) { /* each the first since a change: scans */
+		free(t->view);
+		t->view = NULL;
+		t->scans = 0;
+		keys_of(f, &bounds[i], scanned[i], sizeof scanned[i]);
+		assert_null(t->view);
+	}
+	keys_of(f, &bounds[0], viewed[0], sizeof viewed[0]);
+	assert_non_null(t->view); /* built by the second iterator */
+	for (int i = 0; i < NB; i++) {
+		keys_of(f, &bounds[i], viewed[i], sizeof viewed[i]);
+		assert_string_equal(viewed[i], scanned[i]);
+	}
+	assert_string_equal(scanned[2], "m/1,m/100,");
+	assert_string_equal(scanned[4], "m/298,m/299,z,");
+	assert_string_equal(scanned[5], "");
+	assert_null(strstr(scanned[1], "m/007,"));
+	assert_null(strstr(scanned[0], "m/3,"));
+	assert_int_equal(strncmp(scanned[0], "a,m/001,m/002,", 14), 0); /* m/000 deleted */
+
+	assert_int_equal(put(f, "m/3", "back"), 0); /* a change drops the view */
+	assert_null(f->kv->active->view);
+	keys_of(f, &bounds[2], viewed[0], sizeof viewed[0]);
+	assert_string_equal(viewed[0], "m/1,m/100,");
+	keys_of(f, &bounds[1], viewed[1], sizeof viewed[1]);
+	assert_non_null(strstr(viewed[1], "m/299,m/3,"));
+}
+
 static void test_crash_keeps_the_last_flushed_state(void **state)
 {
 	/* A process killed after a flush and more batches comes back with
@@ -1565,6 +1643,7 @@ int main(void)
 		T(test_touch_missing),
 		T(test_iterator_order_and_snapshot),
 		T(test_pending_state_merges_with_database),
+		T(test_iterators_over_a_pending_table_at_rest),
 		T(test_crash_keeps_the_last_flushed_state),
 		T(test_filter_learns_keys_written_again_while_deletion_pending),
 		T(test_readers_during_flushes),
