@@ -254,6 +254,8 @@ int kv_get_membership(struct kv *kv, char **blob, size_t *len)
 	return *blob ? 0 : KVFS_ENOTFOUND;
 }
 
+#define KV_ITER_CACHED (256u * 1024)
+
 /* An iterator merges two sorted sources taken at the same moment: a copy of
  * the pending state (kv_pending.c), which wins on equal keys and whose
  * deletions hide keys, and a LevelDB snapshot. */
@@ -266,6 +268,7 @@ struct kv_iter {
 	size_t plen;
 	uint8_t *lo, *hi; /* bounds (malloc'd copies), NULL when none */
 	size_t lolen, hilen;
+	size_t cached_left; /* bytes still read through the block cache */
 	struct ov_copy *ov;
 	size_t n_ov, oi;
 	int cur; /* where the current key is: 0 LevelDB, 1 ov[oi], -1 nowhere */
@@ -312,7 +315,11 @@ struct kv_iter *kv_iter_create_range(struct kv *kv, const struct kv_bounds *b)
 	kv_pending_sort(it->ov, it->n_ov);
 	it->ro = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(it->ro, 1);
-	leveldb_readoptions_set_fill_cache(it->ro, 0); /* scans must not evict hot keys */
+	/* The first KV_ITER_CACHED bytes go through the block cache, so that
+	 * short ranges repeated over the same keys find their blocks there;
+	 * the rest of a long scan does not, and cannot evict hot keys. */
+	leveldb_readoptions_set_fill_cache(it->ro, 1);
+	it->cached_left = KV_ITER_CACHED;
 	leveldb_readoptions_set_snapshot(it->ro, it->snap);
 	it->it = leveldb_create_iterator(kv->db, it->ro);
 	return it;
@@ -416,12 +423,46 @@ bool kv_iter_valid(struct kv_iter *it)
 	return it->cur >= 0;
 }
 
+/* Goes on reading without filling the block cache: a new LevelDB iterator
+ * on the same snapshot, at the current key. Kept as it is on any error. */
+static void stop_caching(struct kv_iter *it)
+{
+	char *e = NULL;
+	leveldb_iter_get_error(it->it, &e);
+	if (e) {
+		leveldb_free(e);
+		return;
+	}
+	size_t len;
+	const char *k = leveldb_iter_key(it->it, &len);
+	char stackbuf[512], *copy = len <= sizeof stackbuf ? stackbuf : malloc(len);
+	if (!copy)
+		return;
+	memcpy(copy, k, len);
+	leveldb_readoptions_set_fill_cache(it->ro, 0);
+	leveldb_iterator_t *nit = leveldb_create_iterator(it->kv->db, it->ro);
+	leveldb_iter_seek(nit, copy, len);
+	if (copy != stackbuf)
+		free(copy);
+	leveldb_iter_destroy(it->it);
+	it->it = nit;
+}
+
 void kv_iter_next(struct kv_iter *it)
 {
-	if (it->cur == 1)
+	if (it->cur == 1) {
 		it->oi++;
-	else if (it->cur == 0)
+	} else if (it->cur == 0) {
+		if (it->cached_left) {
+			size_t kl, vl;
+			leveldb_iter_key(it->it, &kl);
+			leveldb_iter_value(it->it, &vl);
+			it->cached_left = it->cached_left > kl + vl ? it->cached_left - kl - vl : 0;
+			if (!it->cached_left)
+				stop_caching(it);
+		}
 		leveldb_iter_next(it->it);
+	}
 	settle(it);
 }
 
