@@ -442,8 +442,21 @@ static void stop_caching(struct kv_iter *it)
 	leveldb_readoptions_set_fill_cache(it->ro, 0);
 	leveldb_iterator_t *nit = leveldb_create_iterator(it->kv->db, it->ro);
 	leveldb_iter_seek(nit, copy, len);
+	/* It must stand on the same key (same snapshot), or the old one goes
+	 * on: LevelDB's Next on an invalid iterator is undefined. */
+	size_t nlen = 0;
+	const char *nk = leveldb_iter_valid(nit) ? leveldb_iter_key(nit, &nlen) : NULL;
+	leveldb_iter_get_error(nit, &e);
+	bool same = !e && nk && nlen == len && memcmp(nk, copy, len) == 0;
+	if (e)
+		leveldb_free(e);
 	if (copy != stackbuf)
 		free(copy);
+	if (!same) {
+		leveldb_readoptions_set_fill_cache(it->ro, 1);
+		leveldb_iter_destroy(nit);
+		return;
+	}
 	leveldb_iter_destroy(it->it);
 	it->it = nit;
 }
