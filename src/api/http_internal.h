@@ -42,7 +42,7 @@ struct http_req;
 typedef enum MHD_Result (*http_stage_fn)(struct http_req *req);
 
 /* One HTTP request. Allocated on the first handler call, freed when MHD
- * reports the request completed. Owned by the connection's pool thread,
+ * reports the request completed. Owned by the connection's worker thread,
  * except req->nreq while the node holds it. */
 struct http_req {
 	struct http_server *srv;
