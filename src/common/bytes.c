@@ -42,17 +42,12 @@ int bb_reserve(struct byte_buf *b, size_t extra)
 	return 0;
 }
 
-void bb_put(struct byte_buf *b, const void *p, size_t n)
+void bb_put_slow(struct byte_buf *b, const void *p, size_t n)
 {
 	if (n == 0 || bb_reserve(b, n) < 0)
 		return;
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
-}
-
-void bb_u8(struct byte_buf *b, uint8_t v)
-{
-	bb_put(b, &v, 1);
 }
 
 void bb_le32(struct byte_buf *b, uint32_t v)
