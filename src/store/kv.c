@@ -406,15 +406,7 @@ void kv_iter_seek(struct kv_iter *it, const void *start, size_t slen)
 	leveldb_iter_seek(it->it, k, slen + 1);
 	if (k != stackbuf)
 		free(k);
-	size_t lo = 0, hi = it->n_ov; /* first pending key >= start */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (kv_key_cmp(it->ov[mid].key, it->ov[mid].klen, start, slen) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	it->oi = lo;
+	it->oi = kv_pending_lower_bound(it->ov, it->n_ov, start, slen);
 	settle(it);
 }
 

@@ -45,15 +45,18 @@ struct ov_ent {
 	size_t rlen;
 };
 
+/* A pending change: the key, and its record (NULL: deleted). */
+struct ov_copy {
+	const uint8_t *key, *rec;
+	size_t klen, rlen;
+};
+
 /* The changes of a pending table sorted by key, built for iterators once the
  * table has stayed unchanged across two of them (kv_pending_copy), dropped
  * at its next change. Points into the table's keys and records. */
 struct ov_view {
 	size_t n;
-	struct ov_view_ent {
-		const uint8_t *key, *rec; /* rec NULL: deleted */
-		size_t klen, rlen;
-	} e[];
+	struct ov_copy e[];
 };
 
 struct ov_table {
@@ -171,17 +174,14 @@ void kv_pending_discard(struct kv *kv);
 void kv_pending_each_present(struct kv *kv, void (*fn)(void *ud, const uint8_t *k, size_t klen),
 			     void *ud);
 
-/* A copy of the pending changes in key order, for an iterator. */
-struct ov_copy {
-	const uint8_t *key, *rec; /* rec NULL: deleted */
-	size_t klen, rlen;
-};
 /* Copies the pending state of the keys within b (caller holds ov_lock):
  * *out and the bytes it points into, one malloc'd block freed with
  * free(*out), in no order (kv_pending_sort, without the lock). Returns 0 or
  * -ENOMEM. */
 int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **out, size_t *n);
 void kv_pending_sort(struct ov_copy *c, size_t n);
+/* The first of c[0..n) (sorted) whose key is >= key: n when none. */
+size_t kv_pending_lower_bound(const struct ov_copy *c, size_t n, const void *key, size_t klen);
 /* Syncs the database directory if LevelDB created or removed a file since
  * it was last synced. Returns 0 or KVFS_ESTORAGE. */
 int kv_sync_dir(struct kv *kv);

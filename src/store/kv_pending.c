@@ -203,10 +203,10 @@ void kv_pending_each_present(struct kv *kv, void (*fn)(void *ud, const uint8_t *
 				fn(ud, ts[j]->tab[i].key, ts[j]->tab[i].klen);
 }
 
-/* Whether frozen entry e is hidden by a newer state in active. */
-static bool shadowed(const struct kv *kv, const struct ov_ent *e)
+/* Whether a frozen entry's key is hidden by a newer state in active. */
+static bool shadowed(const struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash)
 {
-	const struct ov_ent *a = ov_find(kv->active, e->key, e->klen, e->hash);
+	const struct ov_ent *a = ov_find(kv->active, key, klen, hash);
 	return a && a->key;
 }
 
@@ -224,13 +224,7 @@ static bool copied(const struct kv *kv, const struct ov_ent *e, bool frozen,
 	       (!b->plen || memcmp(e->key, b->prefix, b->plen) == 0) &&
 	       (!b->lolen || kv_key_cmp(e->key, e->klen, b->lo, b->lolen) >= 0) &&
 	       (!b->hi || kv_key_cmp(e->key, e->klen, b->hi, b->hilen) <= 0) &&
-	       !(frozen && shadowed(kv, e));
-}
-
-static int view_cmp(const void *a, const void *b)
-{
-	const struct ov_view_ent *x = a, *y = b;
-	return kv_key_cmp(x->key, x->klen, y->key, y->klen);
+	       !(frozen && shadowed(kv, e->key, e->klen, e->hash));
 }
 
 /* The sorted view of t (caller holds ov_lock for reading), built if this is
@@ -252,12 +246,12 @@ static const struct ov_view *table_view(struct kv *kv, struct ov_table *t)
 			for (size_t i = 0; i < t->cap; i++) {
 				const struct ov_ent *e = &t->tab[i];
 				if (e->key && e->state != OV_DB)
-					v->e[v->n++] = (struct ov_view_ent){
+					v->e[v->n++] = (struct ov_copy){
 						.key = e->key, .klen = e->klen,
 						.rec = e->state == OV_PRESENT ? e->rec : NULL,
 						.rlen = e->state == OV_PRESENT ? e->rlen : 0};
 			}
-			qsort(v->e, v->n, sizeof v->e[0], view_cmp);
+			kv_pending_sort(v->e, v->n);
 			t->view = v;
 		}
 	}
@@ -288,25 +282,13 @@ static void each_copied(struct kv *kv, struct ov_table *t, const struct ov_view 
 		from = b->prefix;
 		flen = b->plen;
 	}
-	size_t lo = 0, hi = flen ? v->n : 0; /* no lower bound: from the first */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (kv_key_cmp(v->e[mid].key, v->e[mid].klen, from, flen) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < v->n; i++) {
-		const struct ov_view_ent *e = &v->e[i];
+	for (size_t i = kv_pending_lower_bound(v->e, v->n, from, flen); i < v->n; i++) {
+		const struct ov_copy *e = &v->e[i];
 		if (e->klen < b->plen || (b->plen && memcmp(e->key, b->prefix, b->plen) != 0) ||
 		    (b->hi && kv_key_cmp(e->key, e->klen, b->hi, b->hilen) > 0))
 			break;
-		if (j == 1) { /* hidden by a newer state in active? */
-			const struct ov_ent *a =
-				ov_find(kv->active, e->key, e->klen, ov_hash(e->key, e->klen));
-			if (a && a->key)
-				continue;
-		}
+		if (j == 1 && shadowed(kv, e->key, e->klen, ov_hash(e->key, e->klen)))
+			continue;
 		fn(ud, e->key, e->klen, e->rec, e->rlen);
 	}
 }
@@ -373,6 +355,19 @@ void kv_pending_sort(struct ov_copy *c, size_t n)
 {
 	if (n > 1)
 		qsort(c, n, sizeof *c, copy_cmp);
+}
+
+size_t kv_pending_lower_bound(const struct ov_copy *c, size_t n, const void *key, size_t klen)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (kv_key_cmp(c[mid].key, c[mid].klen, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /* ---- the apply stage ---- */
