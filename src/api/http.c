@@ -504,8 +504,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
  * waking a sleeping thread on another CPU costs tens of microseconds, more
  * than serving a GET, so a client sending its next request right after an
  * answer finds the worker awake. An idle server does not spin: it blocks
- * until a socket, a resumed connection (MHD's inter-thread channel, in the
- * daemon's epoll set) or a timeout wakes it. */
+ * until a socket, a resumed connection (its wake_fd, resume_from_afar) or a
+ * timeout wakes it. */
 static void *worker_main(void *arg)
 {
 	struct http_worker *w = arg;
