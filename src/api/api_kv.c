@@ -531,8 +531,10 @@ static bool in_range(struct range_scan *r, const uint8_t *k, size_t kl)
 /* A range whose whole reply fits in this many bytes is sent as one buffer
  * with a Content-Length: one send for the headers and body together, where
  * a streamed reply takes three (headers, chunk, last chunk), each waking the
- * client. Larger replies stream in pieces of RANGE_PIECE. */
-#define RANGE_WHOLE (256 * 1024)
+ * client. Larger replies stream in pieces of RANGE_PIECE. No more than a
+ * streamed reply holds at once (its piece and MHD's copy of it), so that
+ * many connections ranging at once need no more memory than before. */
+#define RANGE_WHOLE (128 * 1024)
 #define RANGE_PIECE (64 * 1024)
 
 /* Produces the next piece of the response into r->out (about `budget`
