@@ -84,6 +84,12 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	kv->bloom_min_keys = o->filter_min_keys ? o->filter_min_keys : 1;
 
 	kv->db = leveldb_open(kv->opts, path, &e);
+	if (e && strncmp(e, "Corruption:", 11) == 0 && kv_wal_fix_tail(path) > 0) {
+		/* a power loss tore the write being synced: try again without it */
+		leveldb_free(e);
+		e = NULL;
+		kv->db = leveldb_open(kv->opts, path, &e);
+	}
 	if (e) {
 		log_error("kv", "cannot open %s: %s", path, e);
 		leveldb_free(e);

@@ -190,4 +190,15 @@ int kv_sync_dir(struct kv *kv);
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,
 		char **val, size_t *vlen);
 
+/* After LevelDB found its database in dir corrupt: drops the torn last
+ * write from the end of the newest write-ahead log, the unsynced write of a
+ * power loss (kv_wal.c). Returns how many logs it cut (0: none, the damage
+ * is elsewhere), or KVFS_ECORRUPT when a log is damaged where only synced
+ * data lies (then nothing was changed), or -errno. */
+int kv_wal_fix_tail(const char *dir);
+/* Scans the size bytes of a LevelDB log at d: *end is where its last whole
+ * record ends (size when nothing is damaged or cut short); false when a
+ * damaged record has a good one after it (damage to synced data). */
+bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end);
+
 #endif

@@ -213,13 +213,12 @@ struct kv_snap_writer {
 	bool ended;
 };
 
-static int write_batch(struct kv *kv, leveldb_writebatch_t *wb, bool sync)
+/* Synced, as every write kvfs gives LevelDB: after a power loss only the
+ * write being synced can be torn, which is what kv_wal.c relies on. */
+static int write_batch(struct kv *kv, leveldb_writebatch_t *wb)
 {
 	char *e = NULL;
-	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
-	leveldb_writeoptions_set_sync(wo, sync);
-	leveldb_write(kv->db, wo, wb, &e);
-	leveldb_writeoptions_destroy(wo);
+	leveldb_write(kv->db, kv->sync_wopts, wb, &e);
 	leveldb_writebatch_clear(wb);
 	if (e) {
 		log_error("kv", "snapshot write failed: %s", e);
@@ -250,7 +249,7 @@ int kv_cleanup_step(struct kv *kv, size_t max_keys)
 	bool more = n == max_keys;
 	leveldb_iter_destroy(it);
 	leveldb_readoptions_destroy(ro);
-	int rc = n ? write_batch(kv, wb, false) : 0;
+	int rc = n ? write_batch(kv, wb) : 0;
 	leveldb_writebatch_destroy(wb);
 	if (rc)
 		return rc;
@@ -324,7 +323,7 @@ static long parse(struct kv_snap_writer *w, const uint8_t *p, size_t len)
 			/* Synced: after a power loss LevelDB does not promise that
 			 * unsynced writes before a later synced one survive, and the
 			 * flip below must never expose a half-written generation. */
-			int rc = write_batch(w->kv, w->wb, true);
+			int rc = write_batch(w->kv, w->wb);
 			if (rc)
 				return rc;
 			w->wb_bytes = 0;
@@ -384,7 +383,7 @@ int kv_snap_commit(struct kv_snap_writer *w)
 	 * the flip together. */
 	int rc;
 	pthread_rwlock_wrlock(&kv->gen_lock);
-	rc = write_batch(kv, w->wb, true);
+	rc = write_batch(kv, w->wb);
 	if (rc == 0) /* the new state may be in a new LevelDB log file */
 		rc = kv_sync_dir(kv);
 	if (rc == 0) {
