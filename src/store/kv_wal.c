@@ -1,16 +1,25 @@
 /*
- * The torn tail of LevelDB's write-ahead log after a power loss.
+ * The torn tail of LevelDB's write-ahead log (and manifest) after a power
+ * loss.
  *
  * Every write kvfs gives LevelDB is synced, so after a power loss only the
  * last one, whose sync never returned, can be missing from the newest log:
  * whole, in part, or with its 4 KiB pages kept in any order (the disk's
- * write-back stores any subset). LevelDB's reader reports such a torn
- * record as corruption, and with paranoid checks (kv.c) the database no
- * longer opens. The write was never acknowledged, and the Raft log holds
- * the entries it carried; dropping it is what a clean crash would have
- * done. Anything else that fails its checksum, a bad record with a good
- * one after it, or a bad record in an older log, is damage to synced
- * data: the node must not run on it, and nothing is changed.
+ * write-back stores any subset; a page it never stored reads as zeros).
+ * LevelDB's reader reports such a torn record as corruption, and with
+ * paranoid checks (kv.c) the database no longer opens. The write was never
+ * acknowledged, and the Raft log holds the entries it carried; dropping it
+ * is what a clean crash would have done. The manifest, which LevelDB syncs
+ * at every change of its table set, can be torn the same way; dropping its
+ * last change leaves the tables and logs that change would have retired,
+ * which LevelDB deletes only after the sync.
+ *
+ * Damage is taken for a torn write only when it looks like one: after the
+ * last whole record, with a page of zeros in it (or cut short by the end
+ * of the file), and no whole record with a good checksum after it.
+ * Anything else is damage to synced data: the node must not run on it, and
+ * nothing is changed. Older logs are not looked at: they were synced whole
+ * before the newest was started, or are obsolete, left for deletion.
  *
  * The log format (LevelDB's doc/log_format.md): 32 KiB blocks of records
  * with a 7-byte header (masked CRC-32C of type and payload, u16 LE length,
@@ -35,6 +44,7 @@
 
 #define WAL_BLOCK 32768
 #define WAL_HEADER 7
+#define WAL_PAGE 4096
 
 enum { WAL_ZERO = 0, WAL_FULL = 1, WAL_FIRST = 2, WAL_MIDDLE = 3, WAL_LAST = 4 };
 
@@ -82,6 +92,22 @@ static bool wal_good_record_after(const uint8_t *d, size_t size, size_t pos)
 		else /* damaged, zero or a trailer: on to the next block */
 			pos = block_end;
 	}
+}
+
+/* Whether a 4 KiB page of the file overlapping [from, to) is all zeros
+ * from from on (and up to the end of the file): a page the disk never
+ * stored, the mark a lost write leaves. */
+static bool zero_page(const uint8_t *d, size_t size, size_t from, size_t to)
+{
+	for (size_t p = from - from % WAL_PAGE; p < to && p < size; p += WAL_PAGE) {
+		size_t lo = p < from ? from : p, hi = p + WAL_PAGE < size ? p + WAL_PAGE : size;
+		size_t i = lo;
+		while (i < hi && d[i] == 0)
+			i++;
+		if (i == hi)
+			return true;
+	}
+	return false;
 }
 
 bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end)
@@ -136,6 +162,10 @@ bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end)
 			 * block (a bad checksum), else at the next block. */
 			size_t next = pos + WAL_HEADER + claimed <= block_end
 					      ? pos + WAL_HEADER + claimed : block_end;
+			/* A torn write lost whole pages, which read as zeros;
+			 * damage without one is not a torn write. */
+			if (!zero_page(d, size, good_end, next))
+				return false;
 			return !wal_good_record_after(d, size, next);
 		}
 		in_record = type == WAL_FIRST || type == WAL_MIDDLE;
@@ -173,40 +203,45 @@ static int read_all(int fd, uint8_t **out, size_t *size)
 	return 0;
 }
 
-/* Checks (and, newest, truncates) the log file name in dir. */
-static int wal_fix_file(const char *dir, const char *name, bool newest, int *fixed)
-{
+/* A log-format file of dir to check: its name, contents and verdict. */
+struct wal_file {
 	char path[4096];
-	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+	uint8_t *d;
+	size_t size, end;
+};
+
+/* Reads and scans dir/name into f; KVFS_ECORRUPT when it is damaged in a
+ * way no torn last write explains. */
+static int wal_check(const char *dir, const char *name, struct wal_file *f)
+{
+	if (snprintf(f->path, sizeof f->path, "%s/%s", dir, name) >= (int)sizeof f->path)
 		return -ENAMETOOLONG;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	uint8_t *d = NULL;
-	size_t size = 0, end = 0;
-	int rc = read_all(fd, &d, &size);
-	if (rc == 0) {
-		if (!kv_wal_scan(d, size, &end)) {
-			log_error("kv", "%s: a damaged record with whole records after it: "
-					"synced data is damaged", path);
-			rc = KVFS_ECORRUPT;
-		} else if (end < size && !newest) {
-			log_error("kv", "%s: damaged at offset %zu, and a newer log follows: "
-					"synced data is damaged", path, end);
-			rc = KVFS_ECORRUPT;
-		} else if (end < size) {
-			if (ftruncate(fd, (off_t)end) < 0 || fsync(fd) < 0) {
-				rc = -errno;
-			} else {
-				log_warn("kv", "%s: dropped a torn write at its end (%zu bytes from "
-					       "offset %zu), the unsynced last write of a power loss",
-					 path, size - end, end);
-				(*fixed)++;
-			}
-		}
-		free(d);
-	}
+	int rc = read_all(fd, &f->d, &f->size);
 	close(fd);
+	if (rc == 0 && !kv_wal_scan(f->d, f->size, &f->end)) {
+		log_error("kv", "%s: a damaged record that no torn last write explains: "
+				"synced data is damaged", f->path);
+		rc = KVFS_ECORRUPT;
+	}
+	return rc;
+}
+
+/* Cuts f's torn last write off. */
+static int wal_cut(struct wal_file *f)
+{
+	int fd = open(f->path, O_WRONLY | O_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)f->end) < 0 || fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0)
+		log_warn("kv", "%s: dropped a torn write at its end (%zu bytes from offset %zu), "
+			       "the unsynced last write of a power loss", f->path, f->size - f->end,
+			 f->end);
 	return rc;
 }
 
@@ -224,8 +259,31 @@ static bool wal_name(const char *name, uint64_t *num)
 	return true;
 }
 
+/* The manifest CURRENT names, in name (empty if there is none). */
+static void current_manifest(const char *dir, char *name, size_t cap)
+{
+	char path[4096];
+	name[0] = 0;
+	if (snprintf(path, sizeof path, "%s/CURRENT", dir) >= (int)sizeof path)
+		return;
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return;
+	if (fgets(name, (int)cap, fp)) {
+		name[strcspn(name, "\n")] = 0;
+		if (strncmp(name, "MANIFEST-", 9) != 0 || strchr(name, '/'))
+			name[0] = 0;
+	}
+	fclose(fp);
+}
+
 int kv_wal_fix_tail(const char *dir)
 {
+	/* The newest log is the one being written; older ones were synced
+	 * whole before it was started (and may be obsolete, left for
+	 * deletion). The manifest gets one synced record per change of the
+	 * table set, the last of which may be torn the same way. */
+	char names[2][256];
 	DIR *dh = opendir(dir);
 	if (!dh)
 		return -errno;
@@ -237,18 +295,22 @@ int kv_wal_fix_tail(const char *dir)
 			newest = num;
 			any = true;
 		}
-	rewinddir(dh);
-	int rc = 0, fixed = 0;
-	while (rc == 0 && (de = readdir(dh)))
-		if (wal_name(de->d_name, &num))
-			rc = wal_fix_file(dir, de->d_name, num == newest, &fixed);
 	closedir(dh);
-	if (rc == 0 && fixed) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
+	names[0][0] = 0;
+	if (any)
+		snprintf(names[0], sizeof names[0], "%06llu.log", (unsigned long long)newest);
+	current_manifest(dir, names[1], sizeof names[1]);
+
+	/* Every file is judged before any is cut: a refusal changes nothing. */
+	struct wal_file f[2] = {0};
+	int rc = 0, fixed = 0;
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (names[i][0])
+			rc = wal_check(dir, names[i], &f[i]);
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (f[i].d && f[i].end < f[i].size && (rc = wal_cut(&f[i])) == 0)
+			fixed++;
+	for (int i = 0; i < 2; i++)
+		free(f[i].d);
 	return rc ? rc : fixed;
 }

@@ -5,7 +5,9 @@
  *
  * Oracle: besides ASan/UBSan, the end it reports lies within the input, and
  * when it would cut the log there (a torn tail), the cut log scans clean to
- * its own end: cutting once is enough, and nothing whole is cut off.
+ * its own end (cutting once is enough), and no block after the cut starts
+ * with a whole record (FULL or FIRST) whose checksum is good: nothing a
+ * reader would find is cut off.
  *
  * Seed corpus: tests/fuzz/corpus/wal, logs written by LevelDB (a few small
  * records, one spanning blocks), whole and torn.
@@ -14,7 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "store/kv_internal.h"
+
+/* Whether a FULL or FIRST fragment with a good checksum starts at d + at. */
+static int whole_record_at(const uint8_t *d, size_t size, size_t at)
+{
+	if (size - at < 7)
+		return 0;
+	size_t len = (size_t)d[at + 4] | (size_t)d[at + 5] << 8;
+	if (7 + len > size - at || 7 + len > 32768 || (d[at + 6] != 1 && d[at + 6] != 2))
+		return 0;
+	uint32_t c = crc32c(0, d + at + 6, 1 + len);
+	return get_le32(d + at) == ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,6 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t again = SIZE_MAX;
 		if (!cut)
 			return 0;
+		for (size_t b = (end + 32767) / 32768 * 32768; b < size; b += 32768)
+			if (whole_record_at(data, size, b))
+				abort();
 		memcpy(cut, data, end);
 		if (!kv_wal_scan(cut, end, &again) || again != end)
 			abort();

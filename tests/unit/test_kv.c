@@ -1541,48 +1541,99 @@ static void test_torn_last_write_of_a_power_loss_is_dropped(void **state)
 	}
 }
 
+/* Flips bits of the byte at off of path. */
+static void flip(const char *path, off_t off, int bits)
+{
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fseeko(fp, off, SEEK_SET), 0);
+	int c = fgetc(fp);
+	assert_true(c >= 0);
+	assert_int_equal(fseeko(fp, off, SEEK_SET), 0);
+	assert_int_equal(fputc(c ^ bits, fp), c ^ bits);
+	assert_int_equal(fclose(fp), 0);
+}
+
 static void test_damaged_synced_write_stops_the_open(void **state)
 {
-	/* A byte of the first, synced batch changed on disk, with the second
-	 * after it whole: that is damage to synced data, not a torn last
-	 * write. The store refuses to open and leaves the log as it was. A
-	 * torn end of a log with a newer log after it is refused the same way. */
+	/* A bit of a synced record changed on disk: in the first record's
+	 * payload or length field (with the second whole after it), or in
+	 * the last record's payload. No page was lost, so this is damage to
+	 * synced data, not a torn last write: the store refuses to open and
+	 * leaves the log as it was. Then the last record (6 KB) torn for
+	 * real, its second page lost: it is dropped. */
 	struct fx *f = *state;
 	char path[4096], dir[4096];
 	struct kv_options o;
 	struct kv *kv = NULL;
-	crash_after_two_writes(f, 1000);
+	static const struct {
+		off_t at; /* from the start, or (< 0) from the end */
+		int bits;
+	} damage[] = {{20, 0x40}, {4, 0x01}, {-10, 0x04}};
+	off_t first = crash_after_two_writes(f, 6000);
 	off_t size = newest_log(f, path, sizeof path);
-	FILE *fp = fopen(path, "r+");
-	assert_non_null(fp);
-	assert_int_equal(fseeko(fp, 20, SEEK_SET), 0);
-	int c = fgetc(fp);
-	assert_int_equal(fseeko(fp, 20, SEEK_SET), 0);
-	assert_int_equal(fputc(c ^ 0x40, fp), c ^ 0x40);
-	assert_int_equal(fclose(fp), 0);
 	kv_options_default(&o);
 	path_join(dir, sizeof dir, f->dir, "kv");
-	assert_int_equal(kv_open(dir, &o, &kv), KVFS_ESTORAGE);
-	assert_int_equal(kv_wal_fix_tail(dir), KVFS_ECORRUPT);
-	assert_int_equal(newest_log(f, path, sizeof path), size);
-
-	/* the same byte back, the last write torn, and a newer log */
-	fp = fopen(path, "r+");
-	assert_non_null(fp);
-	assert_int_equal(fseeko(fp, 20, SEEK_SET), 0);
-	assert_int_equal(fputc(c, fp), c);
-	assert_int_equal(fclose(fp), 0);
-	zero_range(path, size - 500, 100);
-	char newer[4200];
-	snprintf(newer, sizeof newer, "%s/999999.log", dir);
-	fp = fopen(newer, "w");
-	assert_non_null(fp);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(kv_wal_fix_tail(dir), KVFS_ECORRUPT);
-	assert_int_equal(unlink(newer), 0);
+	for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+		off_t at = damage[i].at >= 0 ? damage[i].at : size + damage[i].at;
+		flip(path, at, damage[i].bits);
+		assert_int_equal(kv_open(dir, &o, &kv), KVFS_ESTORAGE);
+		assert_int_equal(kv_wal_fix_tail(dir), KVFS_ECORRUPT);
+		assert_int_equal(newest_log(f, path, sizeof path), size);
+		flip(path, at, damage[i].bits);
+	}
+	/* the last record's second page: its header stays */
+	off_t page = (first / 4096 + 1) * 4096;
+	off_t page_end = page + 4096;
+	assert_true(page > first + 7 && page < size);
+	zero_range(path, page, (size_t)((page_end < size ? page_end : size) - page));
 	assert_int_equal(kv_wal_fix_tail(dir), 1);
+	assert_int_equal(newest_log(f, path, sizeof path), first);
 	fx_open(f);
 	assert_dump(f, "a=1;b=2;");
+}
+
+static void test_torn_manifest_change_is_dropped(void **state)
+{
+	/* The power went while LevelDB synced a change of its table set: the
+	 * manifest ends in a torn record (its header, then a lost page).
+	 * LevelDB alone refuses to open; the store drops that change and
+	 * opens with everything that was synced. */
+	struct fx *f = *state;
+	char dir[4096], cur[256], path[4400];
+	put_all(f, (const char *const[]){"a=1", "b=2", NULL});
+	fx_reopen(f); /* the log becomes a table: a manifest change */
+	kv_close(f->kv);
+	f->kv = NULL;
+	path_join(dir, sizeof dir, f->dir, "kv");
+	snprintf(path, sizeof path, "%s/CURRENT", dir);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(cur, sizeof cur, fp));
+	fclose(fp);
+	cur[strcspn(cur, "\n")] = 0;
+	snprintf(path, sizeof path, "%s/%s", dir, cur);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	/* a FULL record of 5000 bytes whose payload never reached the disk */
+	uint8_t hdr[7] = {0x12, 0x34, 0x56, 0x78, 5000 & 0xff, 5000 >> 8, 1};
+	fp = fopen(path, "a");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(hdr, 1, sizeof hdr, fp), sizeof hdr);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(truncate(path, st.st_size + 7 + 5000), 0);
+	struct kv_options o;
+	kv_options_default(&o);
+	char *e = NULL;
+	leveldb_options_t *lo = leveldb_options_create();
+	leveldb_t *db = leveldb_open(lo, dir, &e);
+	assert_null(db); /* what the store has to get past */
+	assert_non_null(e);
+	leveldb_free(e);
+	leveldb_options_destroy(lo);
+	fx_open(f);
+	assert_dump(f, "a=1;b=2;");
+	assert_int_equal(kv_applied_index(f->kv), 2);
 }
 
 static void test_filter_learns_keys_written_again_while_deletion_pending(void **state)
@@ -1868,6 +1919,7 @@ int main(void)
 		T(test_crash_keeps_the_last_flushed_state),
 		T(test_torn_last_write_of_a_power_loss_is_dropped),
 		T(test_damaged_synced_write_stops_the_open),
+		T(test_torn_manifest_change_is_dropped),
 		T(test_filter_learns_keys_written_again_while_deletion_pending),
 		T(test_readers_during_flushes),
 		T(test_filter_knows_keys_written_before_open),
