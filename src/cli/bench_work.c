@@ -462,6 +462,23 @@ static size_t count_substr(const char *s, size_t n, const char *needle)
 	return count;
 }
 
+/* The objects of a range reply that start with a "key" member: results in
+ * kvfs's reply, kvs in etcd's. memchr finds each '{' (one per object, as
+ * none can be inside a JSON string) far faster than memmem finds a
+ * five-byte needle, which showed in the latency of large ranges. */
+static size_t count_key_objects(const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+	size_t count = 0;
+
+	while ((p = memchr(p, '{', (size_t)(end - p))) != NULL) {
+		p++;
+		if ((size_t)(end - p) >= 5 && memcmp(p, "\"key\"", 5) == 0)
+			count++;
+	}
+	return count;
+}
+
 /* Whether body holds exactly one member introduced by `name` and it is
  * `value` followed by `after`. */
 static int value_is(const char *body, size_t n, const char *name, const char *value,
@@ -499,7 +516,7 @@ int bench_check_reply(const struct bench_job *job, const struct bench_op *op, in
 		return value_is(body, body_len, "\"value\":", job->value_json, "") ? -1
 										 : BENCH_ERR_MISMATCH;
 	case BENCH_OP_RANGE:
-		return count_substr(body, body_len, "\"key\"") < op->n ? BENCH_ERR_SHORT : -1;
+		return count_key_objects(body, body_len) < op->n ? BENCH_ERR_SHORT : -1;
 	case BENCH_OP_PUT:
 	case BENCH_OP_BATCH:
 		if (etcd && memmem(body, body_len, "\"error\"", 7))

@@ -439,6 +439,9 @@ static void test_check_reply(void **state)
 	assert_int_equal(bench_check_reply(&job, &range, 200, two, strlen(two)), -1);
 	assert_int_equal(bench_check_reply(&job, &range, 200, "{\"results\":[]}", 14),
 			 BENCH_ERR_SHORT);
+	/* one result, whose value holds the text of another: still short */
+	const char *one = "{\"results\":[{\"key\":\"k04\",\"value\":\"{\\\"key\\\":1}\"}]}";
+	assert_int_equal(bench_check_reply(&job, &range, 200, one, strlen(one)), BENCH_ERR_SHORT);
 	bench_job_close(&job);
 
 	make_job(&job, BENCH_TARGET_ETCD, BENCH_GET);
@@ -450,6 +453,9 @@ static void test_check_reply(void **state)
 	assert_int_equal(bench_check_reply(&job, &ver, 200,
 					   "{\"kvs\":[{\"key\":\"azAy\",\"value\":\"dnZ=\"}]}", 39),
 			 BENCH_ERR_MISMATCH);
+	const char *kvs = "{\"header\":{},\"kvs\":[{\"key\":\"azA0\"},{\"key\":\"azA1\"}]}";
+	assert_int_equal(bench_check_reply(&job, &range, 200, kvs, strlen(kvs)), -1);
+	assert_int_equal(bench_check_reply(&job, &range, 200, kvs, strlen(kvs) / 2), BENCH_ERR_SHORT);
 	bench_job_close(&job);
 }
 
