@@ -506,6 +506,17 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
  * answer finds the worker awake. An idle server does not spin: it blocks
  * until a socket, a resumed connection (its wake_fd, resume_from_afar) or a
  * timeout wakes it. */
+/* Counts the closes of the worker's connections (see worker_main). */
+static void conn_notify(void *cls, struct MHD_Connection *c, void **ctx,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)ctx;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED && current_worker)
+		current_worker->closed++;
+}
+
 static void *worker_main(void *arg)
 {
 	struct http_worker *w = arg;
@@ -515,9 +526,16 @@ static void *worker_main(void *arg)
 	pthread_setname_np(pthread_self(), "kvfs-http");
 	bool stopping = false;
 	for (;;) {
+		unsigned closed = w->closed;
 		MHD_run(w->mhd);
 		if (stopping && !w->suspended)
 			return NULL;
+		/* A daemon at its connection limit stops listening, and starts
+		 * again only at the run after a close: without that run now, a
+		 * connection waiting to be accepted would wait for some other
+		 * event, maybe forever. */
+		if (w->closed != closed)
+			continue;
 		MHD_UNSIGNED_LONG_LONG ms;
 		int timeout = -1, n = 0;
 		if (MHD_get_timeout(w->mhd, &ms) == MHD_YES)
@@ -581,6 +599,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *s, unsigned flags, un
 		MHD_OPTION_ARRAY, where,
 		MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
 		s->cfg.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
 		/* Room for the longest key percent-encoded in the URL (3 bytes a
 		 * byte) plus headers; the body is streamed separately. No more:

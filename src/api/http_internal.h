@@ -22,6 +22,7 @@ struct http_worker {
 	int epfd;    /* the daemon's epoll fd, wake_fd and the server's stop_fd */
 	int wake_fd; /* eventfd: a connection of this daemon was resumed */
 	unsigned suspended; /* its requests waiting on the node (its thread only) */
+	unsigned closed;    /* connections it closed, ever (its thread only) */
 	pthread_t thread;
 	bool running;
 };

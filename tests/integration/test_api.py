@@ -452,6 +452,47 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def test_connection_limit_lets_a_waiting_connection_in_when_one_closes():
+    """--max-connections: past the limit a new connection waits unanswered;
+    as soon as a connection closes, the waiting one is let in and answered
+    (it used to wait for some unrelated event, possibly forever)."""
+    import http.client
+    import socket
+
+    n = Node(name="limit", extra=["--max-connections", "2", "--http-threads", "1"]).start()
+    host, port = n.url.replace("http://", "").split(":")
+    held = []
+    try:
+        for _ in range(2):
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            held.append(c)
+        waiting = http.client.HTTPConnection(host, int(port), timeout=10)
+        waiting.request("GET", "/kv/nothing-here")
+        waiting.sock.settimeout(0.3)  # the limit holds: no answer meanwhile
+        try:
+            waiting.getresponse()
+            assert False, "a third connection was served past --max-connections 2"
+        except socket.timeout:
+            pass
+        waiting.close()
+        # the same again, and this time a held connection closes
+        waiting = http.client.HTTPConnection(host, int(port), timeout=10)
+        waiting.request("GET", "/kv/nothing-here")
+        held.pop(0).close()
+        r = waiting.getresponse()
+        r.read()
+        assert r.status == 404, r.status
+        held.append(waiting)
+    finally:
+        for c in held:
+            c.close()
+    assert n.stop() == 0
+
+
 def test_workers_with_and_without_busy_poll():
     """Every HTTP worker answers its connections, reads and writes (whose
     connections wait suspended on the node and are woken from its thread),
