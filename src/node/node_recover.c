@@ -137,8 +137,24 @@ int node_raft_open(struct node *n)
 	init.entries = lc.ents;
 	init.n_entries = lc.n;
 	__atomic_store_n(&n->log_bytes, lc.bytes, __ATOMIC_RELAXED);
-	/* The membership in effect at the state machine's applied index. */
+	/* The log was only ever compacted up to what the state machine held
+	 * durably, and a snapshot installed before the log learnt of it: a
+	 * state machine behind the log's snapshot has lost writes the log no
+	 * longer holds (its directory replaced or emptied, a disk that lost
+	 * synced data). The core would hand out only the entries after the
+	 * snapshot, and the node would serve a state with a hole in it. */
 	uint64_t applied = kv_applied_index(n->kv);
+	if (applied < snap.index) {
+		log_error("node",
+			  "the state machine (applied index %llu) is behind the Raft log's snapshot "
+			  "(%llu): it lost writes the log no longer holds; not starting on it "
+			  "(restore the data directory from a backup, or, in a cluster, empty it "
+			  "and join the node again to copy the state from the others)",
+			  (unsigned long long)applied, (unsigned long long)snap.index);
+		rc = KVFS_ECORRUPT;
+		goto out;
+	}
+	/* The membership in effect at the state machine's applied index. */
 	for (size_t i = 0; i < lc.n && lc.ents[i].index <= applied; i++)
 		if (lc.ents[i].type == RAFT_ENTRY_CONF)
 			if (raft_conf_decode(&n->applied_conf, lc.ents[i].data, lc.ents[i].len) == 0)

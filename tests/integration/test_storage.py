@@ -52,5 +52,42 @@ def test_disk_full_stops_the_node_and_keeps_acknowledged_writes():
         subprocess.run(["umount", "-l", mnt])
 
 
+def test_state_machine_behind_the_log_refuses_to_start():
+    """A node whose state machine lost writes its Raft log no longer holds
+    (here its kv directory put back to an older copy, after the log was
+    compacted past it) refuses to start, with a message saying so, instead
+    of serving a state with a hole in it; with the newer copy back it
+    starts and has everything."""
+    n = Node(name="behind", extra=["--snapshot-entries", "50"]).start()
+    c = n.client()
+    for i in range(20):
+        assert c.put("early/%d" % i, i).status == 200
+    assert n.stop() == 0
+    kv = os.path.join(n.data, "db", "kv")
+    old = tmpdir()
+    shutil.copytree(kv, os.path.join(old, "kv"))
+    n.start()
+    c = n.client()
+    for i in range(400):  # far past --snapshot-entries: the log compacts
+        assert c.put("late/%d" % i, i).status == 200
+    assert n.stop() == 0
+    new = tmpdir()
+    shutil.move(kv, os.path.join(new, "kv"))
+    shutil.copytree(os.path.join(old, "kv"), kv)
+    try:
+        n.start(timeout=10)
+        raise AssertionError("started on a state machine behind its log")
+    except AssertionError as e:
+        assert "is behind the Raft log's snapshot" in str(e), e
+    n._gone()
+    shutil.rmtree(kv)
+    shutil.move(os.path.join(new, "kv"), kv)
+    n.start()
+    c = n.client()
+    got = c.request("POST", "/kv/range", json_body={"prefix": "late/"}).json()["results"]
+    assert len(got) == 400, len(got)
+    assert n.stop() == 0
+
+
 if __name__ == "__main__":
     run(globals())
