@@ -496,16 +496,6 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 
 /* ---- workers ---- */
 
-/* A worker runs its daemon until the server's stop_fd becomes readable and
- * none of its requests waits on the node any more (stopping the node first
- * answers those; MHD must not stop a daemon with suspended connections).
- * After every burst of work it polls its sockets without sleeping for
- * cfg.busy_poll_us before it blocks in epoll_wait: on a virtual machine,
- * waking a sleeping thread on another CPU costs tens of microseconds, more
- * than serving a GET, so a client sending its next request right after an
- * answer finds the worker awake. An idle server does not spin: it blocks
- * until a socket, a resumed connection (its wake_fd, resume_from_afar) or a
- * timeout wakes it. */
 /* Counts the closes of the worker's connections (see worker_main). */
 static void conn_notify(void *cls, struct MHD_Connection *c, void **ctx,
 			enum MHD_ConnectionNotificationCode toe)
@@ -517,6 +507,16 @@ static void conn_notify(void *cls, struct MHD_Connection *c, void **ctx,
 		current_worker->closed++;
 }
 
+/* A worker runs its daemon until the server's stop_fd becomes readable and
+ * none of its requests waits on the node any more (stopping the node first
+ * answers those; MHD must not stop a daemon with suspended connections).
+ * After every burst of work it polls its sockets without sleeping for
+ * cfg.busy_poll_us before it blocks in epoll_wait: on a virtual machine,
+ * waking a sleeping thread on another CPU costs tens of microseconds, more
+ * than serving a GET, so a client sending its next request right after an
+ * answer finds the worker awake. An idle server does not spin: it blocks
+ * until a socket, a resumed connection (its wake_fd, resume_from_afar) or a
+ * timeout wakes it. */
 static void *worker_main(void *arg)
 {
 	struct http_worker *w = arg;
@@ -530,16 +530,17 @@ static void *worker_main(void *arg)
 		MHD_run(w->mhd);
 		if (stopping && !w->suspended)
 			return NULL;
-		/* A daemon at its connection limit stops listening, and starts
-		 * again only at the run after a close: without that run now, a
-		 * connection waiting to be accepted would wait for some other
-		 * event, maybe forever. */
-		if (w->closed != closed)
-			continue;
 		MHD_UNSIGNED_LONG_LONG ms;
 		int timeout = -1, n = 0;
 		if (MHD_get_timeout(w->mhd, &ms) == MHD_YES)
 			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+		/* A daemon at its connection limit stops listening, and starts
+		 * again only at the run after a close: without a run at once, a
+		 * connection waiting to be accepted would wait for some other
+		 * event, maybe forever. (Not a plain rerun: stop_fd and wake_fd
+		 * are still looked at.) */
+		if (w->closed != closed)
+			timeout = 0;
 		/* No spinning while requests wait on the node: their answers
 		 * come through wake_fd, and the node's threads need the CPU
 		 * (spinning then cost a third of the throughput of 64

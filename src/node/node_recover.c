@@ -139,17 +139,21 @@ int node_raft_open(struct node *n)
 	__atomic_store_n(&n->log_bytes, lc.bytes, __ATOMIC_RELAXED);
 	/* The log was only ever compacted up to what the state machine held
 	 * durably, and a snapshot installed before the log learnt of it: a
-	 * state machine behind the log's snapshot has lost writes the log no
-	 * longer holds (its directory replaced or emptied, a disk that lost
-	 * synced data). The core would hand out only the entries after the
-	 * snapshot, and the node would serve a state with a hole in it. */
+	 * state machine behind the log's snapshot has lost durable writes (its
+	 * directory replaced or emptied, a disk that lost synced data). The
+	 * core would hand out only the entries after the snapshot, and the
+	 * node would serve a state with a hole in it. (The kept tail of the
+	 * log may still hold the missing entries; replaying them from there
+	 * is not done: such a node is refused as well.) */
 	uint64_t applied = kv_applied_index(n->kv);
 	if (applied < snap.index) {
 		log_error("node",
 			  "the state machine (applied index %llu) is behind the Raft log's snapshot "
-			  "(%llu): it lost writes the log no longer holds; not starting on it "
-			  "(restore the data directory from a backup, or, in a cluster, empty it "
-			  "and join the node again to copy the state from the others)",
+			  "(%llu): it lost writes that were durable; not starting on it (restore the "
+			  "data directory from a backup, or, in a cluster, remove the member with "
+			  "'kvfs member remove', empty its whole data directory, start it with "
+			  "--join and add it back with 'kvfs member add': it copies the state from "
+			  "the others)",
 			  (unsigned long long)applied, (unsigned long long)snap.index);
 		rc = KVFS_ECORRUPT;
 		goto out;

@@ -191,10 +191,10 @@ int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key,
 		char **val, size_t *vlen);
 
 /* After LevelDB found its database in dir corrupt: drops the torn last
- * write from the end of the newest write-ahead log and of the manifest, the
- * unsynced write of a power loss (kv_wal.c). Returns how many files it cut
- * (0: none, the damage is elsewhere), or KVFS_ECORRUPT when one is damaged
- * in a way no torn write explains (then nothing was changed), or -errno. */
+ * write from the end of the newest write-ahead log, the unsynced write of a
+ * power loss (kv_wal.c). Returns 1 if it cut it, 0 if there was nothing to
+ * cut (the damage is elsewhere), KVFS_ECORRUPT when the log is damaged in a
+ * way no torn write explains (then nothing was changed), or -errno. */
 int kv_wal_fix_tail(const char *dir);
 /* Scans the size bytes of a LevelDB log at d: *end is where its last whole
  * record ends (size when nothing is damaged or cut short); false when a

@@ -1,25 +1,28 @@
 /*
- * The torn tail of LevelDB's write-ahead log (and manifest) after a power
- * loss.
+ * The torn tail of LevelDB's write-ahead log after a power loss.
  *
  * Every write kvfs gives LevelDB is synced, so after a power loss only the
  * last one, whose sync never returned, can be missing from the newest log:
  * whole, in part, or with its 4 KiB pages kept in any order (the disk's
- * write-back stores any subset; a page it never stored reads as zeros).
+ * write-back stores any subset; a sector it never stored reads as zeros).
  * LevelDB's reader reports such a torn record as corruption, and with
  * paranoid checks (kv.c) the database no longer opens. The write was never
  * acknowledged, and the Raft log holds the entries it carried; dropping it
- * is what a clean crash would have done. The manifest, which LevelDB syncs
- * at every change of its table set, can be torn the same way; dropping its
- * last change leaves the tables and logs that change would have retired,
- * which LevelDB deletes only after the sync.
+ * is what a clean crash would have done.
  *
  * Damage is taken for a torn write only when it looks like one: after the
- * last whole record, with a page of zeros in it (or cut short by the end
+ * last whole record, with a sector of zeros in it (or cut short by the end
  * of the file), and no whole record with a good checksum after it.
  * Anything else is damage to synced data: the node must not run on it, and
  * nothing is changed. Older logs are not looked at: they were synced whole
  * before the newest was started, or are obsolete, left for deletion.
+ *
+ * The manifest (the same format, one synced record per change of the table
+ * set) is left alone: a torn last change would be safe to drop, but a
+ * synced one that a damaged disk made look torn would not (the logs and
+ * tables it retired are gone), and telling the two apart means decoding
+ * LevelDB's version edits. A torn manifest still stops the start; its
+ * records are small, so it takes one that straddles a sector boundary.
  *
  * The log format (LevelDB's doc/log_format.md): 32 KiB blocks of records
  * with a 7-byte header (masked CRC-32C of type and payload, u16 LE length,
@@ -44,7 +47,7 @@
 
 #define WAL_BLOCK 32768
 #define WAL_HEADER 7
-#define WAL_PAGE 4096
+#define WAL_SECTOR 512
 
 enum { WAL_ZERO = 0, WAL_FULL = 1, WAL_FIRST = 2, WAL_MIDDLE = 3, WAL_LAST = 4 };
 
@@ -94,13 +97,14 @@ static bool wal_good_record_after(const uint8_t *d, size_t size, size_t pos)
 	}
 }
 
-/* Whether a 4 KiB page of the file overlapping [from, to) is all zeros
- * from from on (and up to the end of the file): a page the disk never
- * stored, the mark a lost write leaves. */
+/* Whether a 512-byte sector of the file overlapping [from, to) is all
+ * zeros from from on (and up to the end of the file): a sector the disk
+ * never stored, the mark a lost write leaves (a disk stores whole sectors;
+ * 512 bytes is the smallest, and a page of 4 KiB is eight of them). */
 static bool zero_page(const uint8_t *d, size_t size, size_t from, size_t to)
 {
-	for (size_t p = from - from % WAL_PAGE; p < to && p < size; p += WAL_PAGE) {
-		size_t lo = p < from ? from : p, hi = p + WAL_PAGE < size ? p + WAL_PAGE : size;
+	for (size_t p = from - from % WAL_SECTOR; p < to && p < size; p += WAL_SECTOR) {
+		size_t lo = p < from ? from : p, hi = p + WAL_SECTOR < size ? p + WAL_SECTOR : size;
 		size_t i = lo;
 		while (i < hi && d[i] == 0)
 			i++;
@@ -162,7 +166,7 @@ bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end)
 			 * block (a bad checksum), else at the next block. */
 			size_t next = pos + WAL_HEADER + claimed <= block_end
 					      ? pos + WAL_HEADER + claimed : block_end;
-			/* A torn write lost whole pages, which read as zeros;
+			/* A torn write lost whole sectors, which read as zeros;
 			 * damage without one is not a torn write. */
 			if (!zero_page(d, size, good_end, next))
 				return false;
@@ -203,7 +207,7 @@ static int read_all(int fd, uint8_t **out, size_t *size)
 	return 0;
 }
 
-/* A log-format file of dir to check: its name, contents and verdict. */
+/* A log of dir to check: its path, contents and verdict. */
 struct wal_file {
 	char path[4096];
 	uint8_t *d;
@@ -259,31 +263,8 @@ static bool wal_name(const char *name, uint64_t *num)
 	return true;
 }
 
-/* The manifest CURRENT names, in name (empty if there is none). */
-static void current_manifest(const char *dir, char *name, size_t cap)
-{
-	char path[4096];
-	name[0] = 0;
-	if (snprintf(path, sizeof path, "%s/CURRENT", dir) >= (int)sizeof path)
-		return;
-	FILE *fp = fopen(path, "re");
-	if (!fp)
-		return;
-	if (fgets(name, (int)cap, fp)) {
-		name[strcspn(name, "\n")] = 0;
-		if (strncmp(name, "MANIFEST-", 9) != 0 || strchr(name, '/'))
-			name[0] = 0;
-	}
-	fclose(fp);
-}
-
 int kv_wal_fix_tail(const char *dir)
 {
-	/* The newest log is the one being written; older ones were synced
-	 * whole before it was started (and may be obsolete, left for
-	 * deletion). The manifest gets one synced record per change of the
-	 * table set, the last of which may be torn the same way. */
-	char names[2][256];
 	DIR *dh = opendir(dir);
 	if (!dh)
 		return -errno;
@@ -296,21 +277,14 @@ int kv_wal_fix_tail(const char *dir)
 			any = true;
 		}
 	closedir(dh);
-	names[0][0] = 0;
-	if (any)
-		snprintf(names[0], sizeof names[0], "%06llu.log", (unsigned long long)newest);
-	current_manifest(dir, names[1], sizeof names[1]);
-
-	/* Every file is judged before any is cut: a refusal changes nothing. */
-	struct wal_file f[2] = {0};
-	int rc = 0, fixed = 0;
-	for (int i = 0; i < 2 && rc == 0; i++)
-		if (names[i][0])
-			rc = wal_check(dir, names[i], &f[i]);
-	for (int i = 0; i < 2 && rc == 0; i++)
-		if (f[i].d && f[i].end < f[i].size && (rc = wal_cut(&f[i])) == 0)
-			fixed++;
-	for (int i = 0; i < 2; i++)
-		free(f[i].d);
-	return rc ? rc : fixed;
+	if (!any)
+		return 0;
+	char name[32];
+	snprintf(name, sizeof name, "%06llu.log", (unsigned long long)newest);
+	struct wal_file f = {0};
+	int rc = wal_check(dir, name, &f);
+	if (rc == 0 && f.end < f.size && (rc = wal_cut(&f)) == 0)
+		rc = 1;
+	free(f.d);
+	return rc;
 }
