@@ -86,8 +86,8 @@ const char bench_help[] =
 	"  -r, --rate R         open loop: R operations per second in all\n"
 	"      --read-ratio F   mixed: share of reads, 0 to 1 (default 0.9)\n"
 	"  -k, --keys N         key space of get, mixed and range, preloaded before\n"
-	"                       the run (default 10000); put overwrites N keys\n"
-	"                       instead of writing new ones\n"
+	"                       the run (default 10000); put and batch overwrite N\n"
+	"                       keys instead of writing new ones\n"
 	"      --key-size N     key length in bytes (default 16)\n"
 	"      --value-size N   value length in bytes (default 100)\n"
 	"  -b, --batch-size K   keys per batch or range request (default 100)\n"
@@ -329,11 +329,10 @@ int bench_opts_check(struct bench_opts *o, char *err, size_t err_len)
 		return 0;
 	if (!o->keys && o->kind != BENCH_PUT && o->kind != BENCH_BATCH)
 		o->keys = 10000;
-	if (o->kind == BENCH_BATCH && o->keys)
-		return fail(err, err_len, "batch writes new keys: no --keys");
-	if (o->kind == BENCH_RANGE && o->keys < o->batch)
-		return fail(err, err_len, "range: --keys (%llu) must be at least --batch-size (%u)",
-			    (unsigned long long)o->keys, o->batch);
+	if ((o->kind == BENCH_RANGE || (o->kind == BENCH_BATCH && o->keys)) && o->keys < o->batch)
+		return fail(err, err_len, "%s: --keys (%llu) must be at least --batch-size (%u)",
+			    o->kind == BENCH_RANGE ? "range" : "batch", (unsigned long long)o->keys,
+			    o->batch);
 	if (o->verify && (o->kind == BENCH_GET || o->kind == BENCH_RANGE))
 		return fail(err, err_len, "--verify applies to the write workloads (put, mixed, "
 					  "batch)");

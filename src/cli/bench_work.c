@@ -192,7 +192,9 @@ int bench_job_prepare(struct bench_job *job)
 	job->value_json[n + 1] = '"';
 	job->value_json[n + 2] = '\0';
 	bench_base64(job->value, n, job->value_b64);
-	space = job->kind == BENCH_RANGE ? job->nkeys - job->batch + 1 : job->nkeys;
+	/* A range, or a batch over a key space, starts where its batch fits. */
+	space = job->kind == BENCH_RANGE || (job->kind == BENCH_BATCH && job->nkeys)
+			? job->nkeys - job->batch + 1 : job->nkeys;
 	if (job->dist == BENCH_ZIPF && job->nkeys && job->kind != BENCH_PRELOAD &&
 	    job->kind != BENCH_VERIFY)
 		return bench_zipf_init(&job->zipf, space, job->zipf.theta);
@@ -218,7 +220,8 @@ void bench_gen_init(struct bench_gen *g, const struct bench_job *job, unsigned t
 /* A key index (or range start) by the job's distribution. */
 static uint64_t pick(struct bench_gen *g, const struct bench_job *job)
 {
-	uint64_t n = job->kind == BENCH_RANGE ? job->nkeys - job->batch + 1 : job->nkeys;
+	uint64_t n = job->kind == BENCH_RANGE || job->kind == BENCH_BATCH
+			     ? job->nkeys - job->batch + 1 : job->nkeys;
 
 	if (job->dist == BENCH_ZIPF)
 		return bench_zipf_next(&job->zipf, bench_rng_unit(&g->rng));
@@ -279,8 +282,12 @@ int bench_gen_next(struct bench_gen *g, struct bench_job *job, struct bench_op *
 	case BENCH_BATCH:
 		op->type = BENCH_OP_BATCH;
 		op->n = job->batch;
-		op->index = job->batch * atomic_fetch_add_explicit(&job->next_unique, 1,
-								   memory_order_relaxed);
+		/* Over a key space (--keys): batch-size consecutive key numbers
+		 * from a random start, which the key mapping spreads over the
+		 * space, written again and again; else new keys. */
+		op->index = job->nkeys ? pick(g, job)
+				       : job->batch * atomic_fetch_add_explicit(&job->next_unique, 1,
+										memory_order_relaxed);
 		op->record = job->record_acks;
 		break;
 	case BENCH_PRELOAD:

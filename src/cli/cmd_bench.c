@@ -75,7 +75,7 @@ static void job_setup(struct bench_job *job, const struct bench_env *env,
 	/* Keys are spread over the key space, except for range, which needs them
 	 * in index order (bench_work.c). */
 	bench_keys_init(&job->keys, t->prefix, t->key_size, t->kind != BENCH_RANGE);
-	if (kind == BENCH_BATCH || (kind == BENCH_PUT && !t->nkeys)) {
+	if ((kind == BENCH_BATCH || kind == BENCH_PUT) && !t->nkeys) {
 		/* New keys: from --key-start, or an index of the run's own
 		 * (splitmix64 of the seed, batch size and connections, so that
 		 * the seed suite's rows do not rewrite each other's keys). */

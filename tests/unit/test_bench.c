@@ -493,6 +493,35 @@ static void test_generators(void **state)
 	assert_int_equal(bench_gen_next(&g, &job, &op), -ENODATA);
 	bench_job_close(&job);
 
+	/* Batches of new keys take fresh numbers; over a key space (--keys)
+	 * they start anywhere their batch fits, and reach both ends. */
+	make_job(&job, BENCH_TARGET_KVFS, BENCH_BATCH);
+	job.nkeys = 0;
+	job.batch = 4;
+	job.count = 3;
+	bench_gen_init(&g, &job, 0, 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(bench_gen_next(&g, &job, &op), 0);
+		assert_int_equal(op.index, (uint64_t)i * 4);
+		assert_int_equal(op.n, 4);
+	}
+	bench_job_close(&job);
+	make_job(&job, BENCH_TARGET_KVFS, BENCH_BATCH);
+	job.batch = 4; /* over 10 keys: starts 0 to 6 */
+	job.count = 2000;
+	bench_gen_init(&g, &job, 0, 2000);
+	{
+		unsigned seen = 0;
+		for (i = 0; i < 2000; i++) {
+			assert_int_equal(bench_gen_next(&g, &job, &op), 0);
+			assert_int_equal(op.n, 4);
+			assert_true(op.index + op.n <= job.nkeys);
+			seen |= 1u << op.index;
+		}
+		assert_int_equal(seen, 0x7f);
+	}
+	bench_job_close(&job);
+
 	make_job(&job, BENCH_TARGET_KVFS, BENCH_PRELOAD);
 	job.batch = 4;
 	bench_gen_init(&g, &job, 0, 0);
@@ -603,7 +632,7 @@ static void test_option_errors(void **state)
 		{{"-n", "5", "-d", "1"}, "not both"},
 		{{"-w", "range", "-k", "10", "-b", "20"}, "at least --batch-size"},
 		{{"-w", "get", "--verify"}, "--verify applies"},
-		{{"-w", "batch", "-k", "5"}, "no --keys"},
+		{{"-w", "batch", "-k", "5"}, "batch: --keys (5) must be at least --batch-size"},
 		{{"--key-prefix", "a b"}, "bad --key-prefix"},
 		{{"--key-size", "4", "--key-prefix", "abcd"}, "bad --key-prefix"},
 		{{"--seed-suite", "-d", "3"}, "--seed-suite"},
