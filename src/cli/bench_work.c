@@ -177,6 +177,15 @@ size_t bench_base64(const void *in, size_t n, char *out)
 
 /* ------------------------------------------------------------------ job -- */
 
+/* How many key numbers pick() chooses from: a range, or a batch over a key
+ * space, starts where its whole batch fits. */
+static uint64_t pick_space(const struct bench_job *job)
+{
+	int block = job->kind == BENCH_RANGE || (job->kind == BENCH_BATCH && job->nkeys);
+
+	return block ? job->nkeys - job->batch + 1 : job->nkeys;
+}
+
 int bench_job_prepare(struct bench_job *job)
 {
 	size_t n = job->value_len;
@@ -192,9 +201,7 @@ int bench_job_prepare(struct bench_job *job)
 	job->value_json[n + 1] = '"';
 	job->value_json[n + 2] = '\0';
 	bench_base64(job->value, n, job->value_b64);
-	/* A range, or a batch over a key space, starts where its batch fits. */
-	space = job->kind == BENCH_RANGE || (job->kind == BENCH_BATCH && job->nkeys)
-			? job->nkeys - job->batch + 1 : job->nkeys;
+	space = pick_space(job);
 	if (job->dist == BENCH_ZIPF && job->nkeys && job->kind != BENCH_PRELOAD &&
 	    job->kind != BENCH_VERIFY)
 		return bench_zipf_init(&job->zipf, space, job->zipf.theta);
@@ -220,8 +227,7 @@ void bench_gen_init(struct bench_gen *g, const struct bench_job *job, unsigned t
 /* A key index (or range start) by the job's distribution. */
 static uint64_t pick(struct bench_gen *g, const struct bench_job *job)
 {
-	uint64_t n = job->kind == BENCH_RANGE || job->kind == BENCH_BATCH
-			     ? job->nkeys - job->batch + 1 : job->nkeys;
+	uint64_t n = pick_space(job);
 
 	if (job->dist == BENCH_ZIPF)
 		return bench_zipf_next(&job->zipf, bench_rng_unit(&g->rng));

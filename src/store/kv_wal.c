@@ -101,7 +101,7 @@ static bool wal_good_record_after(const uint8_t *d, size_t size, size_t pos)
  * zeros from from on (and up to the end of the file): a sector the disk
  * never stored, the mark a lost write leaves (a disk stores whole sectors;
  * 512 bytes is the smallest, and a page of 4 KiB is eight of them). */
-static bool zero_page(const uint8_t *d, size_t size, size_t from, size_t to)
+static bool zero_sector(const uint8_t *d, size_t size, size_t from, size_t to)
 {
 	for (size_t p = from - from % WAL_SECTOR; p < to && p < size; p += WAL_SECTOR) {
 		size_t lo = p < from ? from : p, hi = p + WAL_SECTOR < size ? p + WAL_SECTOR : size;
@@ -168,7 +168,7 @@ bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end)
 					      ? pos + WAL_HEADER + claimed : block_end;
 			/* A torn write lost whole sectors, which read as zeros;
 			 * damage without one is not a torn write. */
-			if (!zero_page(d, size, good_end, next))
+			if (!zero_sector(d, size, good_end, next))
 				return false;
 			return !wal_good_record_after(d, size, next);
 		}
