@@ -18,8 +18,8 @@
  * a system call and a copy for each block not in the block cache, which
  * makes random reads over a dataset far larger than memory slower
  * (kvfsd --table-reads mmap keeps LevelDB's maps, and LevelDB's own
- * environment altogether; kvfsd(8)). Everything else is LevelDB's own
- * environment.
+ * environment altogether; kvfsd(8)). The background thread is named
+ * "kvfs-compact". Everything else is LevelDB's own environment.
  *
  * The C API takes an environment only as its opaque leveldb_env_t, a struct
  * whose first member is the Env pointer (leveldb/db/c.cc, unchanged since
@@ -35,6 +35,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -279,7 +280,36 @@ public:
 		return leveldb::Status::OK();
 	}
 
+	/* LevelDB's background thread (memtable writes and compactions) is
+	 * started by the first Schedule, from the thread that wrote, and took
+	 * its name ("kvfs-sync"): it is named for what it does, so that top -H
+	 * and perf tell the two apart. */
+	void Schedule(void (*fn)(void *), void *arg) override
+	{
+		Job *j = new (std::nothrow) Job{fn, arg};
+		if (!j) {
+			target()->Schedule(fn, arg);
+			return;
+		}
+		target()->Schedule(run_job, j);
+	}
+
 private:
+	struct Job {
+		void (*fn)(void *);
+		void *arg;
+	};
+	static void run_job(void *p)
+	{
+		static thread_local bool named;
+		Job j = *static_cast<Job *>(p);
+		delete static_cast<Job *>(p);
+		if (!named) {
+			named = true;
+			pthread_setname_np(pthread_self(), "kvfs-compact");
+		}
+		j.fn(j.arg);
+	}
 	FdBudget budget_;
 };
 
