@@ -67,6 +67,8 @@ static void usage(FILE *f)
 		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 32)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
+		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"
+		"                          reads no record (default 8; 0: off)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
 		"  --mount-consistency C   linearizable (default) or stale reads on the mount\n"
@@ -101,6 +103,7 @@ enum {
 	OPT_FLUSH_MS,
 	OPT_FLUSH_MAX,
 	OPT_CACHE,
+	OPT_META_CACHE,
 	OPT_TABLE_READS,
 	OPT_READY_FILE,
 	OPT_PEER,
@@ -139,6 +142,7 @@ static const struct option options[] = {
 	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
 	{"flush-max", required_argument, NULL, OPT_FLUSH_MAX},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
+	{"meta-cache", required_argument, NULL, OPT_META_CACHE},
 	{"table-reads", required_argument, NULL, OPT_TABLE_READS},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"peer", required_argument, NULL, OPT_PEER},
@@ -365,6 +369,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;
+			break;
+		case OPT_META_CACHE:
+			ncfg.kv.meta_cache_bytes = num_arg("meta-cache", optarg, 0, 65536) << 20;
 			break;
 		case OPT_TABLE_READS:
 			if (strcmp(optarg, "pread") && strcmp(optarg, "mmap")) {

@@ -556,6 +556,18 @@ static double m_kv_pending(void *ud)
 {
 	return (double)kv_pending_bytes(((struct node *)ud)->kv);
 }
+static double m_meta_hits(void *ud)
+{
+	uint64_t hits, misses;
+	kv_meta_stats(((struct node *)ud)->kv, &hits, &misses);
+	return (double)hits;
+}
+static double m_meta_misses(void *ud)
+{
+	uint64_t hits, misses;
+	kv_meta_stats(((struct node *)ud)->kv, &hits, &misses);
+	return (double)misses;
+}
 static double m_pending(void *ud)
 {
 	return (double)__atomic_load_n(&((struct node *)ud)->inflight, __ATOMIC_RELAXED);
@@ -652,6 +664,14 @@ int node_register_metrics(struct node *n)
 	}
 	rc |= metrics_counter_fn("kvfs_disk_wal_fsync_total", "Synced Raft log writes.", NULL,
 				 m_fsyncs, n);
+	rc |= metrics_counter_fn("kvfs_disk_backend_meta_cache_lookups_total",
+				 "Writes, checks and deletes of existing keys that found the key's "
+				 "revisions in the metadata cache (hit) or read its record (miss).",
+				 "result=\"hit\"", m_meta_hits, n);
+	rc |= metrics_counter_fn("kvfs_disk_backend_meta_cache_lookups_total",
+				 "Writes, checks and deletes of existing keys that found the key's "
+				 "revisions in the metadata cache (hit) or read its record (miss).",
+				 "result=\"miss\"", m_meta_misses, n);
 	rc |= metrics_counter("kvfs_server_proposals_committed_total",
 			      "Proposals committed and applied successfully.", NULL,
 			      &n->proposals_committed);

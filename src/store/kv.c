@@ -24,6 +24,7 @@ void kv_options_default(struct kv_options *o)
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
 	o->filter_min_keys = 1u << 20;
+	o->meta_cache_bytes = 8u << 20;
 }
 
 static uint64_t read_meta_u64(struct kv *kv, const char *key, size_t klen, int *err)
@@ -140,6 +141,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	if (kv->notify_fd < 0)
 		log_warn("kv", "no inotify watch on %s (%s): every sync lists the directory",
 			 path, strerror(errno));
+	kv_meta_init(kv, o->meta_cache_bytes);
 	kv_bloom_start(kv);
 	*out = kv;
 	return 0;
@@ -160,6 +162,7 @@ void kv_close(struct kv *kv)
 	if (!kv->flush_failed && kv_sync(kv, kv_applied_index(kv)) != 0)
 		log_warn("kv", "applied state not flushed at close: the next start replays the log");
 	kv_bloom_stop(kv);
+	kv_meta_free(kv);
 	pthread_rwlock_destroy(&kv->gen_lock);
 	ov_clear(&kv->tables[0]);
 	ov_clear(&kv->tables[1]);

@@ -31,6 +31,9 @@ struct kv_options {
 				 instead of pread (kv_env.cc; default 0) */
 	uint64_t filter_min_keys; /* the key filter is sized for at least this
 				     many keys (default 1 Mi; kv_bloom.c) */
+	size_t meta_cache_bytes; /* metadata of overwritten keys, so that the
+				    next write need not read the old record
+				    (default 8 MiB, 0 = none; kv_meta.c) */
 };
 
 void kv_options_default(struct kv_options *o);
@@ -95,6 +98,9 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
  * stop). On success kv_durable_index() is at least upto.
  */
 int kv_sync(struct kv *kv, uint64_t upto);
+/* Lookups of the metadata cache (kv_options.meta_cache_bytes) that found
+ * the key, and that did not; any thread. */
+void kv_meta_stats(struct kv *kv, uint64_t *hits, uint64_t *misses);
 /* Bytes of applied state waiting for kv_sync (the node bounds them). */
 uint64_t kv_pending_bytes(struct kv *kv);
 /* The applied index known to be on disk. */

@@ -44,13 +44,15 @@ struct apply_ctx {
 	int64_t count_delta, txn_count_delta;
 };
 
-/* Current record of key as the running batch sees it. *owned tells whether the
- * caller must kv_free() *rec (database read) or not (borrowed from overlay). */
-static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const uint8_t **rec,
-		  size_t *rlen, bool *owned)
+/* Current record of key (hash h) as the running batch sees it. *owned tells
+ * whether the caller must kv_free() *rec (database read) or not (borrowed
+ * from overlay). With m, an existing key the metadata cache knows is
+ * answered from it: 0 with *m filled and *rec NULL. */
+static int lookup_h(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32_t h,
+		    struct record_meta *m, const uint8_t **rec, size_t *rlen, bool *owned)
 {
 	*owned = false;
-	struct ov_ent *e = ov_find(&c->ov, key, klen, ov_hash(key, klen));
+	struct ov_ent *e = ov_find(&c->ov, key, klen, h);
 	if (e && e->key && e->state != OV_DB) {
 		if (e->state == OV_ABSENT)
 			return KVFS_ENOTFOUND;
@@ -74,6 +76,11 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 		e->fresh = true;
 		return KVFS_ENOTFOUND;
 	}
+	/* (Asked after the filter: a new key costs no probe of the cache.) */
+	if (m && kv_meta_get(c->kv, key, klen, h, m)) {
+		*rec = NULL;
+		return 0;
+	}
 	/* Applied by an earlier batch, not in the database yet. */
 	char *v;
 	int rc = kv_pending_get(c->kv, key, klen, &v, rlen);
@@ -88,6 +95,35 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 	if (rc == 0) {
 		*rec = (const uint8_t *)v;
 		*owned = true;
+	}
+	return rc;
+}
+
+static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const uint8_t **rec,
+		  size_t *rlen, bool *owned)
+{
+	return lookup_h(c, key, klen, ov_hash(key, klen), NULL, rec, rlen, owned);
+}
+
+/* The metadata of key as the running batch sees it: 0 (*m filled),
+ * KVFS_ENOTFOUND, or a fatal code. Reads the record only when the metadata
+ * cache does not know the key, and caches what it read. */
+static int lookup_meta(struct apply_ctx *c, const uint8_t *key, size_t klen,
+		       struct record_meta *m)
+{
+	const uint8_t *rec, *val;
+	size_t rlen, vlen;
+	bool owned;
+	uint32_t h = ov_hash(key, klen);
+	int rc = lookup_h(c, key, klen, h, m, &rec, &rlen, &owned);
+	if (rc || !rec)
+		return rc; /* not found, failed, or a hit of the cache */
+	rc = record_decode(rec, rlen, m, &val, &vlen);
+	if (owned) { /* read outside the running batch (its own changes are
+		      * cached at its end) */
+		if (rc == 0)
+			kv_meta_put(c->kv, key, klen, h, m);
+		kv_free((void *)rec);
 	}
 	return rc;
 }
@@ -372,18 +408,16 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 
 	switch (op->type) {
 	case TXN_CHECK:
-		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		cur = lookup_meta(c, op->key, op->key_len, &m);
 		if (cur != 0 && cur != KVFS_ENOTFOUND)
 			return cur;
-		if (cur == 0 && (rc = record_decode(rec, rlen, &m, &val, &vlen)) != 0)
-			break;
 		if (op->rev == 0)
 			rc = ((cur == 0) == !!(op->flags & TXN_F_MUST_EXIST)) ? 0 : KVFS_EPRECOND;
 		else
 			rc = (cur == 0 && m.mod_rev == op->rev) ? 0 : KVFS_EPRECOND;
 		break;
 	case TXN_PUT: {
-		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		cur = lookup_meta(c, op->key, op->key_len, &m);
 		if (cur != 0 && cur != KVFS_ENOTFOUND)
 			return cur;
 		struct record_meta nm = {.kind = op->kind,
@@ -393,8 +427,6 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 					 .mod_rev = ent->index,
 					 .version = 1};
 		if (cur == 0) {
-			if ((rc = record_decode(rec, rlen, &m, &val, &vlen)) != 0)
-				break;
 			nm.create_rev = m.create_rev;
 			nm.version = m.version + 1;
 			if (op->flags & TXN_F_KEEP_MODE)
@@ -408,7 +440,7 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 		break;
 	}
 	case TXN_DELETE:
-		cur = lookup(c, op->key, op->key_len, &rec, &rlen, &owned);
+		cur = lookup_meta(c, op->key, op->key_len, &m);
 		if (cur == KVFS_ENOTFOUND) {
 			rc = (op->flags & TXN_F_MUST_EXIST) ? KVFS_ENOTFOUND : 0;
 		} else if (cur == 0) {
@@ -578,9 +610,16 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	if (rc) {
 		log_error("kv", "apply failed: %s", kvfs_strerror(rc));
 		ctx_free(&c);
+		kv_meta_clear(kv);
 		return KVFS_ESTORAGE;
 	}
 
+	for (size_t i = 0; i < c.ov.cap; i++) {
+		const struct ov_ent *oe = &c.ov.tab[i];
+		if (oe->key && oe->state != OV_DB && !oe->fresh) /* fresh: not live, not cached */
+			kv_meta_written(kv, oe->key, oe->klen, oe->hash,
+					oe->state == OV_PRESENT ? oe->rec : NULL, oe->rlen);
+	}
 	uint64_t count = (uint64_t)((int64_t)kv_key_count(kv) + c.count_delta);
 	if (note_written(&c) < 0) {
 		/* A filter that misses some of the batch's keys must go (and a
@@ -591,6 +630,7 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 	rc = kv_pending_merge(kv, &c.ov, applied, count, membership, membership_len);
 	ctx_free(&c);
 	if (rc) {
+		kv_meta_clear(kv);
 		log_error("kv", "apply failed: %s", kvfs_strerror(rc));
 		return KVFS_ESTORAGE;
 	}

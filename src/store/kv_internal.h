@@ -128,7 +128,28 @@ struct kv {
 	pthread_t bloom_thread;
 	bool bloom_thread_started, bloom_stop;
 	uint64_t bloom_epoch, bloom_min_keys;
+	/* The metadata cache (kv_meta.c): node loop only; the counters are
+	 * read by any thread. */
+	struct kv_meta_ent *meta;
+	size_t meta_sets;
+	uint64_t meta_hits, meta_misses;
 };
+
+/* Metadata cache (kv_meta.c), node loop only. init with a budget in bytes
+ * (0: no cache); get: the metadata of key's newest applied state if cached
+ * (the key exists); put: caches it (read outside the running batch; counts
+ * a miss);
+ * written: a batch changed key to rec (NULL: deleted), at its end; clear:
+ * forgets everything (snapshot install, failed apply). */
+void kv_meta_init(struct kv *kv, size_t bytes);
+void kv_meta_free(struct kv *kv);
+void kv_meta_clear(struct kv *kv);
+bool kv_meta_get(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
+		 struct record_meta *m);
+void kv_meta_put(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
+		 const struct record_meta *m);
+void kv_meta_written(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
+		     const uint8_t *rec, size_t rlen);
 
 /* Key filter (kv_bloom.c). Start/stop at open/close; the rest on the apply
  * path: adopt a finished build and start one when needed (before a batch),

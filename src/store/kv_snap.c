@@ -393,6 +393,7 @@ int kv_snap_commit(struct kv_snap_writer *w)
 		kv_pending_discard(kv);
 		kv->gen = g;
 		kv_bloom_invalidate(kv); /* it knew the other generation's keys */
+		kv_meta_clear(kv);
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);
 		__atomic_store_n(&kv->applied, w->applied, __ATOMIC_RELEASE);
 		__atomic_store_n(&kv->durable, w->applied, __ATOMIC_RELEASE);

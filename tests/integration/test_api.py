@@ -289,6 +289,26 @@ def test_metrics_exposition():
         p.stdout + p.stderr).decode()
 
 
+def test_overwrites_take_revisions_from_the_metadata_cache():
+    """From its second overwrite on, a key's revisions come from the metadata
+    cache (no read of its old record): /metrics counts the hits and misses,
+    and compare-and-swap against the cached revision passes or fails as it
+    must."""
+    hit = 'kvfs_disk_backend_meta_cache_lookups_total{result="hit"}'
+    miss = 'kvfs_disk_backend_meta_cache_lookups_total{result="miss"}'
+    hits, misses = c.metric(hit), c.metric(miss)
+    for v in range(4):
+        assert c.put("mc", v).status == 200
+    assert c.metric(miss) - misses >= 1  # the first overwrite reads
+    assert c.metric(hit) - hits >= 2
+    rev = int(c.get("mc").headers["etag"].strip('"'))
+    assert c.put("mc", "x", headers={"If-Match": '"%d"' % (rev - 1)}).status == 412
+    assert c.put("mc", "y", headers={"If-Match": '"%d"' % rev}).status == 200
+    assert c.delete("mc").status == 200
+    assert c.put("mc", "z", headers={"If-None-Match": "*"}).status == 200
+    assert c.get("mc").json() == {"value": "z"}
+
+
 def test_concurrent_writers_share_fsyncs():
     """Writes that arrive together are group-committed: one log fsync serves many.
 

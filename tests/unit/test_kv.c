@@ -52,6 +52,8 @@ struct fx {
 	size_t n, cap;
 	int *res;             /* results of the last flush, by queue position */
 	uint64_t *deleted;
+	size_t meta_bytes;    /* metadata cache budget, when meta_set */
+	bool meta_set;
 };
 
 /* --- scenario helpers ---------------------------------------------------- */
@@ -64,6 +66,8 @@ static void fx_open(struct fx *f)
 	o.cache_bytes = 1u << 20;
 	o.write_buffer = 1u << 20;
 	o.filter_min_keys = 64; /* small key filters, outgrown by a few hundred keys */
+	if (f->meta_set)
+		o.meta_cache_bytes = f->meta_bytes;
 	assert_int_equal(kv_open(path_join(path, sizeof path, f->dir, "kv"), &o, &f->kv), 0);
 }
 
@@ -1110,23 +1114,10 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 	}
 }
 
-static void test_filter_follows_snapshot_install(void **state)
+/* Installs the snapshot of src's database in f. */
+static void install_from(struct fx *f, struct fx *src)
 {
-	/* After installing another node's snapshot, the filter knows the keys of
-	 * the new state, not those of the old one. */
-	struct fx *f = *state;
-	put_many(f, 120, "old");
-	filter_in_use(f);
-	struct fx src = {0};
-	assert_non_null(src.dir = tmpdir_create("kvsrc"));
-	fx_open(&src);
-	src.index = f->index;
-	put_all(&src, (const char *const[]){"k3=a", "other=b", NULL});
-	assert_int_equal(put(&src, "k3", "again"), 0); /* version 2 there */
-	/* A snapshot is what the database holds: the applied state once flushed. */
-	assert_int_equal(kv_sync(src.kv, kv_applied_index(src.kv)), 0);
-
-	struct kv_snap_reader *r = kv_snap_reader_create(src.kv);
+	struct kv_snap_reader *r = kv_snap_reader_create(src->kv);
 	struct kv_snap_writer *w;
 	assert_non_null(r);
 	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
@@ -1143,6 +1134,37 @@ static void test_filter_follows_snapshot_install(void **state)
 	kv_snap_writer_destroy(w);
 	kv_snap_reader_destroy(r);
 	f->index = kv_applied_index(f->kv);
+}
+
+/* Closes and removes a second store a test opened. */
+static void fx_free(struct fx *f)
+{
+	kv_close(f->kv);
+	clear_queue(f);
+	free(f->ents);
+	free(f->res);
+	free(f->deleted);
+	bb_free(&f->txn);
+	tmpdir_destroy(f->dir);
+}
+
+static void test_filter_follows_snapshot_install(void **state)
+{
+	/* After installing another node's snapshot, the filter knows the keys of
+	 * the new state, not those of the old one. */
+	struct fx *f = *state;
+	put_many(f, 120, "old");
+	filter_in_use(f);
+	struct fx src = {0};
+	assert_non_null(src.dir = tmpdir_create("kvsrc"));
+	fx_open(&src);
+	src.index = f->index;
+	put_all(&src, (const char *const[]){"k3=a", "other=b", NULL});
+	assert_int_equal(put(&src, "k3", "again"), 0); /* version 2 there */
+	/* A snapshot is what the database holds: the applied state once flushed. */
+	assert_int_equal(kv_sync(src.kv, kv_applied_index(src.kv)), 0);
+
+	install_from(f, &src);
 
 	filter_in_use(f);
 	assert_int_equal(put(f, "k3", "mine"), 0);
@@ -1152,13 +1174,206 @@ static void test_filter_follows_snapshot_install(void **state)
 	assert_int_equal(put(f, "k4", "new"), 0); /* existed only before the install */
 	assert_int_equal(meta_of(f, "k4").version, 1);
 	assert_int_equal(kv_key_count(f->kv), 3);
-	kv_close(src.kv);
-	clear_queue(&src);
-	free(src.ents);
-	free(src.res);
-	free(src.deleted);
-	bb_free(&src.txn);
-	tmpdir_destroy(src.dir);
+	fx_free(&src);
+}
+
+/* --- the metadata cache (kv_meta.c) -------------------------------------- */
+
+static uint64_t meta_hits(struct fx *f)
+{
+	uint64_t hits, misses;
+	kv_meta_stats(f->kv, &hits, &misses);
+	return hits;
+}
+
+static void test_overwrites_take_revisions_from_the_meta_cache(void **state)
+{
+	/* A key overwritten once is known to the cache: later writes, checks and
+	 * its delete read no record, and give what a read would have. */
+	struct fx *f = *state;
+	txn_new(f);
+	txn_add_put(&f->txn, "k", 1, RECORD_RAW, 0600, 0, "v1", 2);
+	uint64_t created = queue(f);
+	flush(f);
+	assert_int_equal(kv_sync(f->kv, f->index), 0); /* in LevelDB, out of the pending maps */
+	assert_int_equal(put(f, "k", "v2"), 0);          /* read, then cached */
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	uint64_t hits = meta_hits(f);
+	txn_new(f);
+	txn_add_put(&f->txn, "k", 1, RECORD_RAW, 0, TXN_F_KEEP_MODE, "v3", 2);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(meta_hits(f), hits + 1);
+	struct record_meta m = meta_of(f, "k");
+	assert_int_equal(m.create_rev, created);
+	assert_int_equal(m.mod_rev, f->index);
+	assert_int_equal(m.version, 3);
+	assert_int_equal(m.mode, 0644); /* v2's, kept from the cached metadata */
+	assert_value(f, "k", "v3");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	assert_int_equal(check_then_put(f, "k", f->index, 0), 0); /* exact revision: passes */
+	assert_int_equal(check_then_put(f, "k", f->index - 1, 0), KVFS_EPRECOND);
+	assert_true(meta_hits(f) >= hits + 3);
+	assert_int_equal(del(f, "k", TXN_F_MUST_EXIST), 0);
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	/* deleted: dropped from the cache, so a new write starts over */
+	assert_int_equal(del(f, "k", TXN_F_MUST_EXIST), KVFS_ENOTFOUND);
+	assert_int_equal(put(f, "k", "again"), 0);
+	m = meta_of(f, "k");
+	assert_int_equal(m.version, 1);
+	assert_int_equal(m.create_rev, f->index);
+	assert_int_equal(kv_key_count(f->kv), 1);
+}
+
+/* Every key with its full metadata, "key:create,mod,version,kind,mode=value;". */
+static void dump_meta(struct fx *f, struct byte_buf *out)
+{
+	struct kv_iter *it = kv_iter_create(f->kv);
+	assert_non_null(it);
+	out->len = 0;
+	for (kv_iter_seek(it, "", 0); kv_iter_valid(it); kv_iter_next(it)) {
+		size_t klen, rlen, vlen;
+		const uint8_t *k = kv_iter_key(it, &klen), *r = kv_iter_record(it, &rlen), *v;
+		struct record_meta m;
+		char head[160];
+		assert_int_equal(record_decode(r, rlen, &m, &v, &vlen), 0);
+		int w = snprintf(head, sizeof head, ":%llu,%llu,%llu,%u,%o=",
+				 (unsigned long long)m.create_rev, (unsigned long long)m.mod_rev,
+				 (unsigned long long)m.version, m.kind, m.mode);
+		assert_true(w > 0 && (size_t)w < sizeof head);
+		bb_put(out, k, klen);
+		bb_put(out, head, (size_t)w);
+		bb_put(out, v, vlen);
+		bb_put(out, ";", 1);
+	}
+	assert_int_equal(out->err, 0);
+	assert_int_equal(kv_iter_status(it), 0);
+	kv_iter_destroy(it);
+}
+
+/* A random key of the test's small key space: short ones, and ones longer
+ * than the cache takes. */
+static int random_key(unsigned *seed, char *out)
+{
+	int i = rand_r(seed) % 24;
+	if (i < 16)
+		return sprintf(out, "d/k%d", i);
+	return sprintf(out, "d/a-key-longer-than-the-cache-holds-%d", i);
+}
+
+/* Adds one random op to the transactions of both stores. */
+static void random_op(struct fx *a, struct fx *b, unsigned *seed)
+{
+	char k[64], k2[64], v[32];
+	int kl = random_key(seed, k), k2l = random_key(seed, k2);
+	int vl = sprintf(v, "v%d", rand_r(seed) % 1000);
+	uint64_t back = (uint64_t)(rand_r(seed) % 8);
+	uint64_t rev = a->index > back ? a->index - back : 0;
+	uint8_t flags = rand_r(seed) % 2 ? TXN_F_MUST_EXIST : 0;
+	int kind = rand_r(seed) % 8;
+	struct byte_buf *ts[2] = {&a->txn, &b->txn};
+	for (int s = 0; s < 2; s++) {
+		struct byte_buf *t = ts[s];
+		switch (kind) {
+		case 0:
+		case 1:
+		case 2:
+			txn_add_put(t, k, (size_t)kl, RECORD_RAW, 0640, 0, v, (size_t)vl);
+			break;
+		case 3:
+			txn_add_put(t, k, (size_t)kl, RECORD_JSON, 0600, TXN_F_KEEP_MODE, "1", 1);
+			break;
+		case 4:
+			txn_add_delete(t, k, (size_t)kl, flags);
+			break;
+		case 5:
+			txn_add_check(t, k, (size_t)kl, rev, flags);
+			break;
+		case 6:
+			txn_add_rename(t, k, (size_t)kl, k2, (size_t)k2l, 0);
+			break;
+		default:
+			txn_add_touch(t, k, (size_t)kl, TXN_F_SET_MODE, 0444, 0);
+		}
+	}
+}
+
+static void test_meta_cache_changes_no_result(void **state)
+{
+	/* Random transactions (puts, keep-mode puts, deletes, checks, renames,
+	 * touches, over keys that fit the cache and keys that do not) applied in
+	 * random batches with random flushes to a store whose cache is tiny
+	 * (two sets: constant evictions) and to one without a cache: every
+	 * result and every record, revisions included, are the same. */
+	struct fx *a = *state, b = {0};
+	struct byte_buf da, db;
+	kv_close(a->kv);
+	a->meta_set = true;
+	a->meta_bytes = 2 * 4 * 64;
+	fx_open(a);
+	assert_non_null(b.dir = tmpdir_create("kvnometa"));
+	bb_init(&b.txn);
+	b.meta_set = true;
+	b.meta_bytes = 0;
+	fx_open(&b);
+	bb_init(&da);
+	bb_init(&db);
+	unsigned seed = 20261127;
+	for (int round = 0; round < 300; round++) {
+		int n = 1 + rand_r(&seed) % 6;
+		for (int i = 0; i < n; i++) {
+			txn_new(a);
+			txn_new(&b);
+			for (int ops = 1 + rand_r(&seed) % 3; ops > 0; ops--)
+				random_op(a, &b, &seed);
+			queue(a);
+			queue(&b);
+		}
+		flush(a);
+		flush(&b);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(a->res[i], b.res[i]);
+		if (rand_r(&seed) % 3 == 0) {
+			assert_int_equal(kv_sync(a->kv, a->index), 0);
+			assert_int_equal(kv_sync(b.kv, b.index), 0);
+		}
+		dump_meta(a, &da);
+		dump_meta(&b, &db);
+		assert_int_equal(da.len, db.len);
+		assert_memory_equal(da.data, db.data, da.len);
+	}
+	assert_true(meta_hits(a) > 0);
+	uint64_t hits, misses;
+	kv_meta_stats(b.kv, &hits, &misses);
+	assert_int_equal(hits + misses, 0);
+	bb_free(&da);
+	bb_free(&db);
+	fx_free(&b);
+}
+
+static void test_meta_cache_forgets_an_installed_over_state(void **state)
+{
+	/* A snapshot install replaces every key: what the cache knew of the
+	 * old state must not number the next writes. */
+	struct fx *f = *state, src = {0};
+	for (int i = 0; i < 4; i++) { /* version 4 here, cached from the 2nd */
+		assert_int_equal(put(f, "k", "old"), 0);
+		assert_int_equal(kv_sync(f->kv, f->index), 0);
+	}
+	assert_true(meta_hits(f) > 0);
+	assert_non_null(src.dir = tmpdir_create("kvsrc"));
+	bb_init(&src.txn);
+	fx_open(&src);
+	src.index = f->index + 10;
+	assert_int_equal(put(&src, "k", "a"), 0);
+	assert_int_equal(put(&src, "k", "b"), 0); /* version 2 there */
+	uint64_t created = src.index - 1;
+	assert_int_equal(kv_sync(src.kv, kv_applied_index(src.kv)), 0);
+	install_from(f, &src);
+	assert_int_equal(put(f, "k", "mine"), 0);
+	struct record_meta m = meta_of(f, "k");
+	assert_int_equal(m.version, 3);
+	assert_int_equal(m.create_rev, created);
+	fx_free(&src);
 }
 
 static void test_iterator_order_and_snapshot(void **state)
@@ -1927,8 +2142,15 @@ int main(void)
 		T(test_filter_saved_at_another_state_is_not_used),
 		T(test_filter_says_no_to_absent_keys),
 		T(test_filter_follows_snapshot_install),
+		T(test_overwrites_take_revisions_from_the_meta_cache),
+		T(test_meta_cache_changes_no_result),
+		T(test_meta_cache_forgets_an_installed_over_state),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
 	};
+	/* KVFS_TEST_ONLY=pattern runs the matching tests only (as in the
+	 * integration tests) */
+	if (getenv("KVFS_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("KVFS_TEST_ONLY"));
 	return cmocka_run_group_tests_name("kv", tests, NULL, NULL);
 }
