@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;
 			break;
 		case OPT_META_CACHE:
-			ncfg.kv.meta_cache_bytes = num_arg("meta-cache", optarg, 0, 65536) << 20;
+			ncfg.kv.meta_cache_bytes = num_arg("meta-cache", optarg, 0, 16384) << 20;
 			break;
 		case OPT_TABLE_READS:
 			if (strcmp(optarg, "pread") && strcmp(optarg, "mmap")) {

@@ -49,7 +49,7 @@ struct apply_ctx {
  * from overlay). With m, an existing key the metadata cache knows is
  * answered from it: 0 with *m filled and *rec NULL. */
 static int lookup_h(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32_t h,
-		    struct record_meta *m, const uint8_t **rec, size_t *rlen, bool *owned)
+		    struct kv_revs *m, const uint8_t **rec, size_t *rlen, bool *owned)
 {
 	*owned = false;
 	struct ov_ent *e = ov_find(&c->ov, key, klen, h);
@@ -105,26 +105,43 @@ static int lookup(struct apply_ctx *c, const uint8_t *key, size_t klen, const ui
 	return lookup_h(c, key, klen, ov_hash(key, klen), NULL, rec, rlen, owned);
 }
 
-/* The metadata of key as the running batch sees it: 0 (*m filled),
- * KVFS_ENOTFOUND, or a fatal code. Reads the record only when the metadata
- * cache does not know the key, and caches what it read. */
-static int lookup_meta(struct apply_ctx *c, const uint8_t *key, size_t klen,
-		       struct record_meta *m)
+/* The revisions, version and mode of key as the running batch sees it: 0
+ * (*r filled), KVFS_ENOTFOUND, or a fatal code. Reads the record only when
+ * the metadata cache does not know the key, and caches what it read. */
+static int lookup_revs(struct apply_ctx *c, const uint8_t *key, size_t klen, struct kv_revs *r)
 {
 	const uint8_t *rec, *val;
 	size_t rlen, vlen;
 	bool owned;
+	struct record_meta m;
 	uint32_t h = ov_hash(key, klen);
-	int rc = lookup_h(c, key, klen, h, m, &rec, &rlen, &owned);
+	int rc = lookup_h(c, key, klen, h, r, &rec, &rlen, &owned);
 	if (rc || !rec)
 		return rc; /* not found, failed, or a hit of the cache */
-	rc = record_decode(rec, rlen, m, &val, &vlen);
+	rc = record_decode(rec, rlen, &m, &val, &vlen);
+	if (rc == 0)
+		*r = (struct kv_revs){m.create_rev, m.mod_rev, m.version, m.mode};
 	if (owned) { /* read outside the running batch (its own changes are
 		      * cached at its end) */
 		if (rc == 0)
-			kv_meta_put(c->kv, key, klen, h, m);
+			kv_meta_put(c->kv, key, klen, h, r);
 		kv_free((void *)rec);
 	}
+	return rc;
+}
+
+/* Whether key exists as the running batch sees it: 0, KVFS_ENOTFOUND, or a
+ * fatal code. The metadata cache answers for the keys it knows; others are
+ * looked up, but neither decoded nor cached (a delete needs no more). */
+static int lookup_exists(struct apply_ctx *c, const uint8_t *key, size_t klen)
+{
+	const uint8_t *rec;
+	size_t rlen;
+	bool owned;
+	struct kv_revs r;
+	int rc = lookup_h(c, key, klen, ov_hash(key, klen), &r, &rec, &rlen, &owned);
+	if (rc == 0 && owned)
+		kv_free((void *)rec);
 	return rc;
 }
 
@@ -404,20 +421,21 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 	size_t rlen = 0, vlen;
 	bool owned = false;
 	struct record_meta m = {0};
+	struct kv_revs revs = {0};
 	int rc = 0, cur;
 
 	switch (op->type) {
 	case TXN_CHECK:
-		cur = lookup_meta(c, op->key, op->key_len, &m);
+		cur = lookup_revs(c, op->key, op->key_len, &revs);
 		if (cur != 0 && cur != KVFS_ENOTFOUND)
 			return cur;
 		if (op->rev == 0)
 			rc = ((cur == 0) == !!(op->flags & TXN_F_MUST_EXIST)) ? 0 : KVFS_EPRECOND;
 		else
-			rc = (cur == 0 && m.mod_rev == op->rev) ? 0 : KVFS_EPRECOND;
+			rc = (cur == 0 && revs.mod_rev == op->rev) ? 0 : KVFS_EPRECOND;
 		break;
 	case TXN_PUT: {
-		cur = lookup_meta(c, op->key, op->key_len, &m);
+		cur = lookup_revs(c, op->key, op->key_len, &revs);
 		if (cur != 0 && cur != KVFS_ENOTFOUND)
 			return cur;
 		struct record_meta nm = {.kind = op->kind,
@@ -427,10 +445,10 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 					 .mod_rev = ent->index,
 					 .version = 1};
 		if (cur == 0) {
-			nm.create_rev = m.create_rev;
-			nm.version = m.version + 1;
+			nm.create_rev = revs.create_rev;
+			nm.version = revs.version + 1;
 			if (op->flags & TXN_F_KEEP_MODE)
-				nm.mode = m.mode;
+				nm.mode = revs.mode;
 		} else {
 			c->txn_count_delta++;
 		}
@@ -440,7 +458,7 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 		break;
 	}
 	case TXN_DELETE:
-		cur = lookup_meta(c, op->key, op->key_len, &m);
+		cur = lookup_exists(c, op->key, op->key_len);
 		if (cur == KVFS_ENOTFOUND) {
 			rc = (op->flags & TXN_F_MUST_EXIST) ? KVFS_ENOTFOUND : 0;
 		} else if (cur == 0) {

@@ -135,6 +135,14 @@ struct kv {
 	uint64_t meta_hits, meta_misses;
 };
 
+/* What the metadata cache keeps of a record (kv_meta.c): the fields a put,
+ * a check or a delete of an existing key needs, and nothing else, so that
+ * no code can read a field a hit does not have (kind, mtime). */
+struct kv_revs {
+	uint64_t create_rev, mod_rev, version;
+	uint32_t mode;
+};
+
 /* Metadata cache (kv_meta.c), node loop only. init with a budget in bytes
  * (0: no cache); get: the metadata of key's newest applied state if cached
  * (the key exists); put: caches it (read outside the running batch; counts
@@ -145,9 +153,9 @@ void kv_meta_init(struct kv *kv, size_t bytes);
 void kv_meta_free(struct kv *kv);
 void kv_meta_clear(struct kv *kv);
 bool kv_meta_get(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
-		 struct record_meta *m);
+		 struct kv_revs *m);
 void kv_meta_put(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
-		 const struct record_meta *m);
+		 const struct kv_revs *m);
 void kv_meta_written(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
 		     const uint8_t *rec, size_t rlen);
 

@@ -23,15 +23,17 @@
  * Hits return what a read would have found, so replicas apply alike whether
  * or not a key is cached; test_kv checks this against a store without one.
  *
- * Layout: sets of META_WAYS 64-byte entries picked by the key's hash, with
- * CLOCK replacement within a set. Keys longer than META_KEY_MAX are not
- * cached (the read path serves them, as before).
+ * Layout: sets of META_WAYS 64-byte entries picked by the key's hash; a
+ * full set replaces an entry not used since the last replacement there.
+ * Keys longer than META_KEY_MAX are not cached (the read path serves them,
+ * as before). The table is an anonymous mapping: pages are used as sets
+ * fill, and emptying it gives them back.
  */
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "common/log.h"
 #include "store/kv_internal.h"
-#include "store/record.h"
 
 #define META_WAYS 4
 #define META_KEY_MAX 29
@@ -45,6 +47,11 @@ struct kv_meta_ent {
 
 _Static_assert(sizeof(struct kv_meta_ent) == 64, "a cache entry is one cache line");
 
+static size_t table_bytes(const struct kv *kv)
+{
+	return kv->meta_sets * META_WAYS * sizeof(struct kv_meta_ent);
+}
+
 void kv_meta_init(struct kv *kv, size_t bytes)
 {
 	size_t sets = 1, want = bytes / (META_WAYS * sizeof(struct kv_meta_ent));
@@ -52,25 +59,34 @@ void kv_meta_init(struct kv *kv, size_t bytes)
 	kv->meta_sets = 0;
 	if (!want)
 		return;
-	while (sets * 2 <= want)
+	while (sets * 2 <= want) /* a power of two, rounded down */
 		sets *= 2;
-	/* calloc of this size maps zero pages: memory is used as sets fill */
-	kv->meta = calloc(sets * META_WAYS, sizeof(struct kv_meta_ent));
-	if (kv->meta)
-		kv->meta_sets = sets;
+	void *p = mmap(NULL, sets * META_WAYS * sizeof(struct kv_meta_ent),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		log_warn("kv", "no metadata cache (%zu MiB: out of memory): overwrites read "
+			       "the old record",
+			 bytes >> 20);
+		return;
+	}
+	kv->meta = p;
+	kv->meta_sets = sets;
 }
 
 void kv_meta_free(struct kv *kv)
 {
-	free(kv->meta);
+	if (kv->meta)
+		munmap(kv->meta, table_bytes(kv));
 	kv->meta = NULL;
 	kv->meta_sets = 0;
 }
 
 void kv_meta_clear(struct kv *kv)
 {
-	if (kv->meta)
-		memset(kv->meta, 0, kv->meta_sets * META_WAYS * sizeof(struct kv_meta_ent));
+	/* The pages go back to the system and read as zeros (empty) again;
+	 * if that failed, emptying them by hand is as good. */
+	if (kv->meta && madvise(kv->meta, table_bytes(kv), MADV_DONTNEED) != 0)
+		memset(kv->meta, 0, table_bytes(kv));
 }
 
 static struct kv_meta_ent *set_of(struct kv *kv, uint32_t hash)
@@ -92,7 +108,7 @@ static struct kv_meta_ent *find(struct kv *kv, const uint8_t *key, size_t klen, 
 	return NULL;
 }
 
-static void fill(struct kv_meta_ent *e, const struct record_meta *m)
+static void fill(struct kv_meta_ent *e, const struct kv_revs *m)
 {
 	e->create_rev = m->create_rev;
 	e->mod_rev = m->mod_rev;
@@ -101,7 +117,7 @@ static void fill(struct kv_meta_ent *e, const struct record_meta *m)
 }
 
 bool kv_meta_get(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
-		 struct record_meta *m)
+		 struct kv_revs *m)
 {
 	if (!kv->meta)
 		return false;
@@ -109,16 +125,16 @@ bool kv_meta_get(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
 	if (!e)
 		return false;
 	e->ref = 1;
-	*m = (struct record_meta){.create_rev = e->create_rev,
-				  .mod_rev = e->mod_rev,
-				  .version = e->version,
-				  .mode = e->mode};
+	*m = (struct kv_revs){.create_rev = e->create_rev,
+			      .mod_rev = e->mod_rev,
+			      .version = e->version,
+			      .mode = e->mode};
 	__atomic_store_n(&kv->meta_hits, kv->meta_hits + 1, __ATOMIC_RELAXED);
 	return true;
 }
 
 void kv_meta_put(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
-		 const struct record_meta *m)
+		 const struct kv_revs *m)
 {
 	if (!kv->meta)
 		return;
@@ -128,7 +144,8 @@ void kv_meta_put(struct kv *kv, const uint8_t *key, size_t klen, uint32_t hash,
 		return;
 	struct kv_meta_ent *e = find(kv, key, klen, hash);
 	if (!e) {
-		/* CLOCK: the first way not used since the hand last passed */
+		/* an empty way, else the first not used since the last
+		 * replacement in this set (not recently used) */
 		struct kv_meta_ent *s = set_of(kv, hash);
 		for (int w = 0; !e && w < META_WAYS; w++)
 			if (!s[w].used)
@@ -157,7 +174,7 @@ void kv_meta_written(struct kv *kv, const uint8_t *key, size_t klen, uint32_t ha
 	const uint8_t *val;
 	size_t vlen;
 	if (rec && record_decode(rec, rlen, &m, &val, &vlen) == 0)
-		fill(e, &m);
+		fill(e, &(struct kv_revs){m.create_rev, m.mod_rev, m.version, m.mode});
 	else
 		e->used = 0; /* deleted (or, never, a record that does not decode) */
 }

@@ -393,13 +393,14 @@ int kv_snap_commit(struct kv_snap_writer *w)
 		kv_pending_discard(kv);
 		kv->gen = g;
 		kv_bloom_invalidate(kv); /* it knew the other generation's keys */
-		kv_meta_clear(kv);
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);
 		__atomic_store_n(&kv->applied, w->applied, __ATOMIC_RELEASE);
 		__atomic_store_n(&kv->durable, w->applied, __ATOMIC_RELEASE);
 		kv->cleanup_pending = 1;
 	}
 	pthread_rwlock_unlock(&kv->gen_lock);
+	if (rc == 0)
+		kv_meta_clear(kv); /* node loop only: no lock, no reader waits */
 	return rc;
 }
 

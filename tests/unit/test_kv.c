@@ -1269,7 +1269,11 @@ static void random_op(struct fx *a, struct fx *b, unsigned *seed)
 	uint64_t back = (uint64_t)(rand_r(seed) % 8);
 	uint64_t rev = a->index > back ? a->index - back : 0;
 	uint8_t flags = rand_r(seed) % 2 ? TXN_F_MUST_EXIST : 0;
-	int kind = rand_r(seed) % 8;
+	int kind = rand_r(seed) % 10;
+	/* prefixes that make short keys long (past the cache's limit) and back */
+	static const char *const pfx[] = {"d/k1", "d/k", "d/a-key-longer-than-the-cache-holds-",
+					  "d/k2"};
+	int p1 = rand_r(seed) % 4, p2 = rand_r(seed) % 4;
 	struct byte_buf *ts[2] = {&a->txn, &b->txn};
 	for (int s = 0; s < 2; s++) {
 		struct byte_buf *t = ts[s];
@@ -1291,6 +1295,13 @@ static void random_op(struct fx *a, struct fx *b, unsigned *seed)
 		case 6:
 			txn_add_rename(t, k, (size_t)kl, k2, (size_t)k2l, 0);
 			break;
+		case 7:
+			txn_add_delete_prefix(t, pfx[p1], strlen(pfx[p1]), 0);
+			break;
+		case 8:
+			txn_add_rename_prefix(t, pfx[p1], strlen(pfx[p1]), pfx[p2], strlen(pfx[p2]),
+					      0);
+			break;
 		default:
 			txn_add_touch(t, k, (size_t)kl, TXN_F_SET_MODE, 0444, 0);
 		}
@@ -1300,7 +1311,8 @@ static void random_op(struct fx *a, struct fx *b, unsigned *seed)
 static void test_meta_cache_changes_no_result(void **state)
 {
 	/* Random transactions (puts, keep-mode puts, deletes, checks, renames,
-	 * touches, over keys that fit the cache and keys that do not) applied in
+	 * touches, deletes and renames of prefixes, over keys that fit the cache
+	 * and keys that do not) applied in
 	 * random batches with random flushes to a store whose cache is tiny
 	 * (two sets: constant evictions) and to one without a cache: every
 	 * result and every record, revisions included, are the same. */
@@ -1373,6 +1385,27 @@ static void test_meta_cache_forgets_an_installed_over_state(void **state)
 	struct record_meta m = meta_of(f, "k");
 	assert_int_equal(m.version, 3);
 	assert_int_equal(m.create_rev, created);
+	fx_free(&src);
+}
+
+static void test_meta_cache_install_drops_absent_keys(void **state)
+{
+	/* A key the cache knew and the installed state does not have is gone:
+	 * no phantom revisions let a check or a delete pass. */
+	struct fx *f = *state, src = {0};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(put(f, "gone", "old"), 0);
+		assert_int_equal(kv_sync(f->kv, f->index), 0);
+	}
+	assert_non_null(src.dir = tmpdir_create("kvsrc"));
+	bb_init(&src.txn);
+	fx_open(&src);
+	src.index = f->index + 10;
+	assert_int_equal(put(&src, "other", "a"), 0);
+	assert_int_equal(kv_sync(src.kv, kv_applied_index(src.kv)), 0);
+	install_from(f, &src);
+	assert_int_equal(check_then_put(f, "gone", 0, TXN_F_MUST_EXIST), KVFS_EPRECOND);
+	assert_int_equal(del(f, "gone", TXN_F_MUST_EXIST), KVFS_ENOTFOUND);
 	fx_free(&src);
 }
 
@@ -2145,6 +2178,7 @@ int main(void)
 		T(test_overwrites_take_revisions_from_the_meta_cache),
 		T(test_meta_cache_changes_no_result),
 		T(test_meta_cache_forgets_an_installed_over_state),
+		T(test_meta_cache_install_drops_absent_keys),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
 	};
