@@ -686,7 +686,7 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 			node_send_hellos(n);
 		sweep(n, now);
 		maybe_compact(n);
-		if (kv_cleanup_step(n->kv, 10000) < 0)
+		if (kv_cleanup_error(n->kv) < 0) /* the store's cleanup thread */
 			node_fail(n, KVFS_ESTORAGE);
 		node_update_status(n);
 	} else if (n->applied_now) {

@@ -123,7 +123,9 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 		rc = -ENOMEM;
 		goto err_after_open;
 	}
-	kv->cleanup_pending = 1; /* whatever an interrupted install left behind */
+	kv->cleanup_pending = true; /* whatever an interrupted install left behind */
+	pthread_mutex_init(&kv->cleanup_lock, NULL);
+	pthread_cond_init(&kv->cleanup_cond, NULL);
 	kv->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (kv->dir_fd < 0) {
 		log_error("kv", "cannot open %s: %s", path, strerror(errno));
@@ -143,6 +145,10 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 			 path, strerror(errno));
 	kv_meta_init(kv, o->meta_cache_bytes);
 	kv_bloom_start(kv);
+	if ((rc = kv_cleanup_start(kv)) < 0) {
+		kv_close(kv);
+		return rc;
+	}
 	*out = kv;
 	return 0;
 
@@ -157,6 +163,7 @@ void kv_close(struct kv *kv)
 {
 	if (!kv)
 		return;
+	kv_cleanup_stop(kv);
 	/* What was applied goes to LevelDB (then the saved key filter matches
 	 * it); a failed flush leaves it to the log replay of the next start. */
 	if (!kv->flush_failed && kv_sync(kv, kv_applied_index(kv)) != 0)
@@ -171,6 +178,8 @@ void kv_close(struct kv *kv)
 	pthread_rwlock_destroy(&kv->ov_lock);
 	pthread_mutex_destroy(&kv->view_lock);
 	pthread_mutex_destroy(&kv->flush_lock);
+	pthread_mutex_destroy(&kv->cleanup_lock);
+	pthread_cond_destroy(&kv->cleanup_cond);
 	if (kv->notify_fd >= 0)
 		close(kv->notify_fd);
 	if (kv->dir_fd >= 0)

@@ -165,9 +165,13 @@ int kv_snap_commit(struct kv_snap_writer *w);
 uint64_t kv_snap_writer_index(struct kv_snap_writer *w);
 void kv_snap_writer_destroy(struct kv_snap_writer *w);
 
-/* Deletes up to max_keys of a dead generation (after an install or an
- * interrupted one). Returns 1 while more remains, 0 when clean, or a
- * negative code. Node loop thread. */
-int kv_cleanup_step(struct kv *kv, size_t max_keys);
+/* The keys of a dead generation (the state an install replaced, or what an
+ * interrupted install left) are deleted by a thread of the store, 10,000
+ * at a time, in the background. kv_cleanup_error: 0, or the storage error
+ * that stopped it (the node must stop); any thread. kv_cleanup_wait: waits
+ * until nothing is left to delete or a step failed, returns
+ * kv_cleanup_error (tests). */
+int kv_cleanup_error(struct kv *kv);
+int kv_cleanup_wait(struct kv *kv);
 
 #endif

@@ -20,9 +20,9 @@
  * a received snapshot is written under the other generation's prefix in as
  * many batches as it takes, then one small synced batch flips "\0gen" (with
  * the applied index, count and membership); the old generation is deleted
- * afterwards, a little per node loop turn. A crash before the flip leaves the
- * old state live and some garbage under the other prefix, removed at the next
- * install or start.
+ * afterwards by the store's cleanup thread (kv_snap.c). A crash before the
+ * flip leaves the old state live and some garbage under the other prefix,
+ * removed after the next start.
  */
 #define KV_GEN_PREFIX(gen) ((char)((gen) ? 'l' : 'k'))
 #define KV_META_APPLIED "\0applied"
@@ -118,8 +118,15 @@ struct kv {
 	int notify_fd, dir_fd;
 	bool dir_synced, flush_failed;
 	uint64_t durable;  /* atomic: applied index known to be on disk */
-	/* Old-generation cleanup still to do (node loop only). */
-	int cleanup_pending;
+	/* The dead generation's cleanup (kv_snap.c): a thread of the store's
+	 * deletes it a step at a time, holding cleanup_lock for each step; it
+	 * waits while an install writes into that generation (installing).
+	 * cleanup_error: a step failed (sticky, atomic). */
+	pthread_mutex_t cleanup_lock;
+	pthread_cond_t cleanup_cond;
+	pthread_t cleanup_thread;
+	bool cleanup_started, cleanup_stop, cleanup_pending, installing;
+	int cleanup_error;
 	/* The key filter (kv_bloom.c): bloom is the apply path's own; the
 	 * others are shared with the builder thread under bloom_lock
 	 * (bloom_next is set while a build runs). */
@@ -211,6 +218,11 @@ int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **o
 void kv_pending_sort(struct ov_copy *c, size_t n);
 /* The first of c[0..n) (sorted) whose key is >= key: n when none. */
 size_t kv_pending_lower_bound(const struct ov_copy *c, size_t n, const void *key, size_t klen);
+/* The dead generation's cleanup thread (kv_snap.c), started by kv_open and
+ * stopped by kv_close. */
+int kv_cleanup_start(struct kv *kv);
+void kv_cleanup_stop(struct kv *kv);
+
 /* Syncs the database directory if LevelDB created or removed a file since
  * it was last synced. Returns 0 or KVFS_ESTORAGE. */
 int kv_sync_dir(struct kv *kv);

@@ -22,6 +22,8 @@
  * point before the flip leaves the old state live.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +230,11 @@ static int write_batch(struct kv *kv, leveldb_writebatch_t *wb)
 	return 0;
 }
 
-int kv_cleanup_step(struct kv *kv, size_t max_keys)
+/* Deletes up to max_keys of the dead generation; caller holds cleanup_lock
+ * (so no install writes there meanwhile) and gen_lock (so the generations
+ * do not flip). Returns 1 while more remains, 0 when clean, or
+ * KVFS_ESTORAGE. */
+static int cleanup_step(struct kv *kv, size_t max_keys)
 {
 	if (!kv->cleanup_pending)
 		return 0;
@@ -254,8 +260,86 @@ int kv_cleanup_step(struct kv *kv, size_t max_keys)
 	if (rc)
 		return rc;
 	if (!more)
-		kv->cleanup_pending = 0;
+		kv->cleanup_pending = false;
 	return more ? 1 : 0;
+}
+
+/* The cleanup thread: a step at a time while something is left, no install
+ * is writing into the dead generation and no step failed. 10,000 keys a
+ * step (a synced write of as many deletes, some milliseconds): an install
+ * starting waits for one step at most. Off the node loop, which used to
+ * take these steps between its turns and stalled for each. */
+static void *cleanup_main(void *arg)
+{
+	struct kv *kv = arg;
+	pthread_setname_np(pthread_self(), "kvfs-cleanup");
+	pthread_mutex_lock(&kv->cleanup_lock);
+	for (;;) {
+		while (!kv->cleanup_stop &&
+		       (!kv->cleanup_pending || kv->installing || kv_cleanup_error(kv)))
+			pthread_cond_wait(&kv->cleanup_cond, &kv->cleanup_lock);
+		if (kv->cleanup_stop)
+			break;
+		pthread_rwlock_rdlock(&kv->gen_lock);
+		int rc = cleanup_step(kv, 10000);
+		pthread_rwlock_unlock(&kv->gen_lock);
+		if (rc < 0)
+			__atomic_store_n(&kv->cleanup_error, rc, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&kv->cleanup_cond); /* kv_cleanup_wait */
+		/* let an install that waits for the lock have it */
+		pthread_mutex_unlock(&kv->cleanup_lock);
+		sched_yield();
+		pthread_mutex_lock(&kv->cleanup_lock);
+	}
+	pthread_mutex_unlock(&kv->cleanup_lock);
+	return NULL;
+}
+
+int kv_cleanup_start(struct kv *kv)
+{
+	if (pthread_create(&kv->cleanup_thread, NULL, cleanup_main, kv) != 0)
+		return -ENOMEM;
+	kv->cleanup_started = true;
+	return 0;
+}
+
+void kv_cleanup_stop(struct kv *kv)
+{
+	if (!kv->cleanup_started)
+		return;
+	pthread_mutex_lock(&kv->cleanup_lock);
+	kv->cleanup_stop = true;
+	pthread_cond_broadcast(&kv->cleanup_cond);
+	pthread_mutex_unlock(&kv->cleanup_lock);
+	pthread_join(kv->cleanup_thread, NULL);
+	kv->cleanup_started = false;
+}
+
+int kv_cleanup_error(struct kv *kv)
+{
+	return __atomic_load_n(&kv->cleanup_error, __ATOMIC_ACQUIRE);
+}
+
+int kv_cleanup_wait(struct kv *kv)
+{
+	pthread_mutex_lock(&kv->cleanup_lock);
+	while (kv->cleanup_pending && !kv_cleanup_error(kv) && kv->cleanup_started)
+		pthread_cond_wait(&kv->cleanup_cond, &kv->cleanup_lock);
+	pthread_mutex_unlock(&kv->cleanup_lock);
+	return kv_cleanup_error(kv);
+}
+
+/* An install is over (committed or given up): its generation is dead if
+ * it was not made live, the replaced one if it was. */
+static void install_over(struct kv *kv)
+{
+	pthread_mutex_lock(&kv->cleanup_lock);
+	if (kv->installing) {
+		kv->installing = false;
+		kv->cleanup_pending = true;
+		pthread_cond_broadcast(&kv->cleanup_cond);
+	}
+	pthread_mutex_unlock(&kv->cleanup_lock);
 }
 
 int kv_snap_writer_create(struct kv *kv, struct kv_snap_writer **out)
@@ -264,11 +348,20 @@ int kv_snap_writer_create(struct kv *kv, struct kv_snap_writer **out)
 	int rc;
 	if (!w)
 		return -ENOMEM;
-	/* Leftovers of an interrupted install live under the other prefix. */
-	kv->cleanup_pending = 1;
-	while ((rc = kv_cleanup_step(kv, 100000)) > 0)
+	/* What is left of the dead generation (an earlier install's or an
+	 * interrupted one's) goes first, here if the cleanup thread has not
+	 * finished it: the snapshot is written into that generation. The
+	 * thread stays off it until the install is over. */
+	pthread_mutex_lock(&kv->cleanup_lock);
+	kv->installing = true;
+	kv->cleanup_pending = true;
+	pthread_rwlock_rdlock(&kv->gen_lock);
+	while ((rc = cleanup_step(kv, 100000)) > 0)
 		;
+	pthread_rwlock_unlock(&kv->gen_lock);
+	pthread_mutex_unlock(&kv->cleanup_lock);
 	if (rc < 0) {
+		install_over(kv);
 		free(w);
 		return rc;
 	}
@@ -396,11 +489,12 @@ int kv_snap_commit(struct kv_snap_writer *w)
 		__atomic_store_n(&kv->count, w->count, __ATOMIC_RELAXED);
 		__atomic_store_n(&kv->applied, w->applied, __ATOMIC_RELEASE);
 		__atomic_store_n(&kv->durable, w->applied, __ATOMIC_RELEASE);
-		kv->cleanup_pending = 1;
 	}
 	pthread_rwlock_unlock(&kv->gen_lock);
-	if (rc == 0)
+	if (rc == 0) {
 		kv_meta_clear(kv); /* node loop only: no lock, no reader waits */
+		install_over(kv);  /* the replaced generation is dead */
+	}
 	return rc;
 }
 
@@ -413,6 +507,7 @@ void kv_snap_writer_destroy(struct kv_snap_writer *w)
 {
 	if (!w)
 		return;
+	install_over(w->kv); /* (not committed: what it wrote is dead) */
 	leveldb_writebatch_destroy(w->wb);
 	bb_free(&w->partial);
 	free(w);

@@ -1409,6 +1409,97 @@ static void test_meta_cache_install_drops_absent_keys(void **state)
 	fx_free(&src);
 }
 
+/* --- the dead generation's cleanup ---------------------------------------- */
+
+/* Keys LevelDB holds under generation prefix p. */
+static size_t count_gen(struct fx *f, char p)
+{
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_iterator_t *it = leveldb_create_iterator(f->kv->db, ro);
+	size_t n = 0;
+	for (leveldb_iter_seek(it, &p, 1); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		size_t kl;
+		const char *k = leveldb_iter_key(it, &kl);
+		if (kl < 1 || k[0] != p)
+			break;
+		n++;
+	}
+	leveldb_iter_destroy(it);
+	leveldb_readoptions_destroy(ro);
+	return n;
+}
+
+/* A second store holding keys s0..s(n-1) = v, flushed, its index past f's. */
+static void source_store(struct fx *src, struct fx *f, int n, const char *v)
+{
+	char key[32];
+	assert_non_null(src->dir = tmpdir_create("kvsrc"));
+	bb_init(&src->txn);
+	fx_open(src);
+	src->index = f->index + 10;
+	for (int i = 0; i < n; i++) {
+		txn_new(src);
+		int kl = snprintf(key, sizeof key, "s%d", i);
+		txn_add_put(&src->txn, key, (size_t)kl, RECORD_RAW, 0644, 0, v, strlen(v));
+		queue(src);
+		if (i % 500 == 499 || i == n - 1)
+			flush(src);
+	}
+	assert_int_equal(kv_sync(src->kv, kv_applied_index(src->kv)), 0);
+}
+
+static void assert_source_state(struct fx *f, int n, const char *v)
+{
+	char key[32];
+	assert_int_equal(kv_key_count(f->kv), n);
+	for (int i = 0; i < n; i += 97) {
+		snprintf(key, sizeof key, "s%d", i);
+		assert_value(f, key, v);
+	}
+	assert_absent(f, "k0");
+	size_t live = count_gen(f, KV_GEN_PREFIX(f->kv->gen));
+	assert_int_equal(live, (size_t)n);
+}
+
+static void test_replaced_state_is_deleted_in_the_background(void **state)
+{
+	/* After an install, the store's own thread deletes the replaced
+	 * generation: nobody calls anything, and the live state is untouched. */
+	struct fx *f = *state, src = {0};
+	put_many(f, 25000, "old");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&src, f, 300, "new");
+	install_from(f, &src);
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	assert_int_equal(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)), 0);
+	assert_source_state(f, 300, "new");
+	fx_free(&src);
+}
+
+static void test_install_while_the_cleanup_runs(void **state)
+{
+	/* A second install right after a first, while the thread is still
+	 * deleting what the first replaced: the second is written into that
+	 * very generation, so the thread must stay off it. Every key of the
+	 * second snapshot is there after its commit and after the cleanup of
+	 * the first snapshot's keys. */
+	struct fx *f = *state, a = {0}, b = {0};
+	put_many(f, 30000, "old");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&a, f, 200, "first");
+	source_store(&b, f, 2000, "second");
+	install_from(f, &a);
+	install_from(f, &b);
+	assert_source_state(f, 2000, "second");
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	assert_int_equal(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)), 0);
+	assert_source_state(f, 2000, "second");
+	fx_reopen(f); /* and as LevelDB has it */
+	assert_source_state(f, 2000, "second");
+	fx_free(&a);
+	fx_free(&b);
+}
+
 static void test_iterator_order_and_snapshot(void **state)
 {
 	/* Iterators return user keys in byte order from the start key, hide metadata,
@@ -2179,6 +2270,8 @@ int main(void)
 		T(test_meta_cache_changes_no_result),
 		T(test_meta_cache_forgets_an_installed_over_state),
 		T(test_meta_cache_install_drops_absent_keys),
+		T(test_replaced_state_is_deleted_in_the_background),
+		T(test_install_while_the_cleanup_runs),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
 	};
