@@ -119,14 +119,23 @@ struct kv {
 	bool dir_synced, flush_failed;
 	uint64_t durable;  /* atomic: applied index known to be on disk */
 	/* The dead generation's cleanup (kv_snap.c): a thread of the store's
-	 * deletes it a step at a time, holding cleanup_lock for each step; it
-	 * waits while an install writes into that generation (installing).
-	 * cleanup_error: a step failed (sticky, atomic). */
+	 * deletes it a step at a time, holding cleanup_lock for each step
+	 * (lock order: cleanup_lock, then gen_lock; never the other way); it
+	 * stays off while an install (install_owner) writes into that
+	 * generation, after a failed flush, and after cleanup_error (sticky,
+	 * atomic: a failed step, or a failed commit of an install, after which
+	 * the generation on disk may differ from gen). cleanup_resume: the
+	 * last key deleted, where the next step seeks (not over the
+	 * tombstones of the earlier ones). cleanup_hook: tests only. */
 	pthread_mutex_t cleanup_lock;
 	pthread_cond_t cleanup_cond;
 	pthread_t cleanup_thread;
-	bool cleanup_started, cleanup_stop, cleanup_pending, installing;
+	bool cleanup_started, cleanup_stop, cleanup_pending;
+	struct kv_snap_writer *install_owner;
+	char *cleanup_resume;
+	size_t cleanup_resume_len;
 	int cleanup_error;
+	void (*cleanup_hook)(struct kv *kv);
 	/* The key filter (kv_bloom.c): bloom is the apply path's own; the
 	 * others are shared with the builder thread under bloom_lock
 	 * (bloom_next is set while a build runs). */

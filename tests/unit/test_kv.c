@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -1114,25 +1116,44 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 	}
 }
 
-/* Installs the snapshot of src's database in f. */
-static void install_from(struct fx *f, struct fx *src)
+/* Streams the snapshot of src into w, up to limit bytes (0: all); returns
+ * 0 or the first failing code (no cmocka asserts: callable from any
+ * thread). */
+static int stream_snapshot(struct kv_snap_writer *w, struct kv *src, uint64_t limit)
 {
-	struct kv_snap_reader *r = kv_snap_reader_create(src->kv);
-	struct kv_snap_writer *w;
-	assert_non_null(r);
-	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+	struct kv_snap_reader *r = kv_snap_reader_create(src);
 	char buf[4096];
 	uint64_t off = 0;
 	bool done = false;
-	while (!done) {
+	int rc = r ? 0 : -ENOMEM;
+	while (rc == 0 && !done && (!limit || off < limit)) {
 		long n = kv_snap_read(r, off, buf, sizeof buf, &done);
-		assert_true(n >= 0);
-		assert_int_equal(kv_snap_write(w, off, buf, (size_t)n), 0);
-		off += (uint64_t)n;
+		if (n < 0)
+			rc = (int)n;
+		else if ((rc = kv_snap_write(w, off, buf, (size_t)n)) == 0)
+			off += (uint64_t)n;
 	}
-	assert_int_equal(kv_snap_commit(w), 0);
-	kv_snap_writer_destroy(w);
 	kv_snap_reader_destroy(r);
+	return rc;
+}
+
+/* Installs the snapshot of src in dst; returns 0 or the failing code. */
+static int install_rc(struct kv *dst, struct kv *src)
+{
+	struct kv_snap_writer *w;
+	int rc = kv_snap_writer_create(dst, &w);
+	if (rc)
+		return rc;
+	if ((rc = stream_snapshot(w, src, 0)) == 0)
+		rc = kv_snap_commit(w);
+	kv_snap_writer_destroy(w);
+	return rc;
+}
+
+/* Installs the snapshot of src's database in f. */
+static void install_from(struct fx *f, struct fx *src)
+{
+	assert_int_equal(install_rc(f->kv, src->kv), 0);
 	f->index = kv_applied_index(f->kv);
 }
 
@@ -1473,6 +1494,157 @@ static void test_replaced_state_is_deleted_in_the_background(void **state)
 	assert_int_equal(kv_cleanup_wait(f->kv), 0);
 	assert_int_equal(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)), 0);
 	assert_source_state(f, 300, "new");
+	fx_free(&src);
+}
+
+/* test_cleanup_step_holds_off_an_install: the cleanup thread stops in its
+ * first step, with its deletes collected and not written. */
+struct install_race {
+	pthread_t main;
+	bool hooked;
+	sem_t in_step, go, done;
+	struct kv *dst, *src;
+	int rc;
+};
+static struct install_race *the_install_race;
+
+static void race_hook(struct kv *kv)
+{
+	(void)kv;
+	if (pthread_equal(pthread_self(), the_install_race->main) || the_install_race->hooked)
+		return; /* an install's own steps, or a later step */
+	the_install_race->hooked = true;
+	sem_post(&the_install_race->in_step);
+	sem_wait(&the_install_race->go);
+}
+
+static void *race_install(void *arg)
+{
+	struct install_race *r = arg;
+	r->rc = install_rc(r->dst, r->src);
+	sem_post(&r->done);
+	return NULL;
+}
+
+static int sem_wait_ms(sem_t *s, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (sem_timedwait(s, &ts) != 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+static void test_cleanup_step_holds_off_an_install(void **state)
+{
+	/* The old state and the next snapshot have the same key names. The
+	 * cleanup thread collects the deletes of 10,000 old keys and is held
+	 * there; an install starting then must wait for that step, or the
+	 * deletes, written afterwards, would land on the keys it wrote into
+	 * the same generation (in synced 4 MiB batches before its commit:
+	 * hence 40,000 keys of 200 bytes). */
+	struct fx *f = *state, a = {0}, b = {0};
+	struct install_race r = {.main = pthread_self()};
+	char key[32], big[201];
+	memset(big, 'v', 200); /* 40,000 records of 200 bytes: two 4 MiB batches */
+	big[200] = '\0';
+	for (int i = 0; i < 30000; i++) {
+		txn_new(f);
+		int kl = snprintf(key, sizeof key, "s%d", i);
+		txn_add_put(&f->txn, key, (size_t)kl, RECORD_RAW, 0644, 0, "old", 3);
+		queue(f);
+		if (i % 500 == 499)
+			flush(f);
+	}
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&a, f, 200, "first");
+	source_store(&b, f, 40000, big);
+	assert_int_equal(sem_init(&r.in_step, 0, 0), 0);
+	assert_int_equal(sem_init(&r.go, 0, 0), 0);
+	assert_int_equal(sem_init(&r.done, 0, 0), 0);
+	the_install_race = &r;
+	f->kv->cleanup_hook = race_hook;
+	install_from(f, &a); /* the 30,000 old keys are now the dead generation */
+	assert_int_equal(sem_wait_ms(&r.in_step, 10000), 0);
+	r.dst = f->kv;
+	r.src = b.kv;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_install, &r), 0);
+	int finished = sem_wait_ms(&r.done, 300) == 0;
+	sem_post(&r.go);
+	pthread_join(t, NULL);
+	assert_false(finished); /* it waited for the step */
+	assert_int_equal(r.rc, 0);
+	f->index = kv_applied_index(f->kv);
+	assert_source_state(f, 40000, big);
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	assert_int_equal(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)), 0);
+	assert_source_state(f, 40000, big);
+	f->kv->cleanup_hook = NULL;
+	fx_reopen(f);
+	assert_source_state(f, 40000, big);
+	sem_destroy(&r.in_step);
+	sem_destroy(&r.go);
+	sem_destroy(&r.done);
+	fx_free(&a);
+	fx_free(&b);
+}
+
+static void test_failed_install_commit_keeps_the_cleanup_off(void **state)
+{
+	/* The commit's synced write (the flip) succeeds and the directory sync
+	 * after it fails: the flip may be on disk while the store still takes
+	 * the old generation for live. The cleanup must then delete nothing
+	 * (the node stops); the next start finds the installed state whole. */
+	struct fx *f = *state, src = {0};
+	struct kv_snap_writer *w;
+	put_many(f, 25000, "old");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&src, f, 3000, "new");
+	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+	assert_int_equal(stream_snapshot(w, src.kv, 0), 0);
+	int fd = f->kv->dir_fd;
+	f->kv->dir_fd = -1; /* fsync(-1) fails */
+	f->kv->dir_synced = false;
+	assert_int_equal(kv_snap_commit(w), KVFS_ESTORAGE);
+	f->kv->dir_fd = fd;
+	kv_snap_writer_destroy(w);
+	assert_true(kv_cleanup_wait(f->kv) < 0);
+	assert_true(kv_cleanup_error(f->kv) < 0);
+	struct kv_snap_writer *w2;
+	assert_int_equal(kv_snap_writer_create(f->kv, &w2), KVFS_ESTORAGE); /* stopping */
+	fx_reopen(f);
+	assert_source_state(f, 3000, "new");
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	fx_free(&src);
+}
+
+static void test_abandoned_install_is_deleted(void **state)
+{
+	/* An install given up halfway (a new leader, a broken stream): what it
+	 * wrote is dead and the thread deletes it; the live state stays. */
+	struct fx *f = *state, src = {0};
+	struct kv_snap_writer *w;
+	put_many(f, 500, "live");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&src, f, 20000, "partial");
+	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+	assert_int_equal(stream_snapshot(w, src.kv, 1 << 20), 0); /* more than one synced batch */
+	kv_snap_writer_destroy(w);
+	assert_true(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)) > 0 ||
+		    !kv_cleanup_error(f->kv)); /* (maybe deleted already) */
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	assert_int_equal(count_gen(f, KV_GEN_PREFIX(!f->kv->gen)), 0);
+	assert_int_equal(count_gen(f, KV_GEN_PREFIX(f->kv->gen)), 500);
+	assert_int_equal(kv_key_count(f->kv), 500);
+	assert_value(f, "k499", "live");
 	fx_free(&src);
 }
 
@@ -2272,6 +2444,9 @@ int main(void)
 		T(test_meta_cache_install_drops_absent_keys),
 		T(test_replaced_state_is_deleted_in_the_background),
 		T(test_install_while_the_cleanup_runs),
+		T(test_cleanup_step_holds_off_an_install),
+		T(test_failed_install_commit_keeps_the_cleanup_off),
+		T(test_abandoned_install_is_deleted),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
 	};
