@@ -568,7 +568,8 @@ static void ctx_free(struct apply_ctx *c)
 }
 
 /* Tells the key filter every key the batch wrote (it must know them all);
- * fresh[i] says which ones it ruled out before. */
+ * fresh[i] says which ones it ruled out before. In the same pass, updates
+ * or drops the keys of the metadata cache the batch changed. */
 static int note_written(struct apply_ctx *c)
 {
 	const void *stackkeys[64] = {0}, **keys = stackkeys;
@@ -590,7 +591,12 @@ static int note_written(struct apply_ctx *c)
 	}
 	for (size_t i = 0; i < c->ov.cap; i++) {
 		const struct ov_ent *oe = &c->ov.tab[i];
-		if (oe->key && oe->state == OV_PRESENT) {
+		if (!oe->key || oe->state == OV_DB)
+			continue;
+		if (!oe->fresh) /* (fresh: not live before, so not cached) */
+			kv_meta_written(c->kv, oe->key, oe->klen, oe->hash,
+					oe->state == OV_PRESENT ? oe->rec : NULL, oe->rlen);
+		if (oe->state == OV_PRESENT) {
 			keys[n] = oe->key;
 			fresh[n] = oe->fresh;
 			lens[n++] = oe->klen;
@@ -632,18 +638,14 @@ int kv_apply(struct kv *kv, struct kv_entry *entries, size_t n, const void *memb
 		return KVFS_ESTORAGE;
 	}
 
-	for (size_t i = 0; i < c.ov.cap; i++) {
-		const struct ov_ent *oe = &c.ov.tab[i];
-		if (oe->key && oe->state != OV_DB && !oe->fresh) /* fresh: not live, not cached */
-			kv_meta_written(kv, oe->key, oe->klen, oe->hash,
-					oe->state == OV_PRESENT ? oe->rec : NULL, oe->rlen);
-	}
 	uint64_t count = (uint64_t)((int64_t)kv_key_count(kv) + c.count_delta);
 	if (note_written(&c) < 0) {
 		/* A filter that misses some of the batch's keys must go (and a
-		 * build running now with it): rebuilt from a scan. */
+		 * build running now with it): rebuilt from a scan. The metadata
+		 * cache was not told of the batch either: emptied. */
 		log_warn("kv", "key filter dropped (out of memory): rebuilding it");
 		kv_bloom_invalidate(kv);
+		kv_meta_clear(kv);
 	}
 	rc = kv_pending_merge(kv, &c.ov, applied, count, membership, membership_len);
 	ctx_free(&c);

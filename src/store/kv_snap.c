@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/kv_internal.h"
@@ -334,13 +335,9 @@ static void *cleanup_main(void *arg)
 		}
 		pthread_cond_broadcast(&kv->cleanup_cond); /* kv_cleanup_wait */
 		if (rc > 0) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			int64_t until = clock_real_ns() + 10 * 1000000;
+			struct timespec ts = {.tv_sec = until / 1000000000,
+					      .tv_nsec = until % 1000000000};
 			pthread_cond_timedwait(&kv->cleanup_cond, &kv->cleanup_lock, &ts);
 		}
 	}
