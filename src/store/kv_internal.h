@@ -225,6 +225,18 @@ void kv_pending_each_present(struct kv *kv, void (*fn)(void *ud, const uint8_t *
  * -ENOMEM. */
 int kv_pending_copy(struct kv *kv, const struct kv_bounds *b, struct ov_copy **out, size_t *n);
 void kv_pending_sort(struct ov_copy *c, size_t n);
+/* An entry of a flush and 8 bytes of its key that order it: those after the
+ * prefix every key of the flush shares, big-endian, zero-padded. Keys whose
+ * 8 bytes differ compare as the bytes do (a key that ended, padded with
+ * zeros, before one that goes on is also the smaller of the two keys);
+ * only equal ones need a look at the whole keys. */
+struct kv_sort_ent {
+	uint64_t pfx;
+	const struct ov_ent *e;
+};
+/* Puts s[0..n) (e set) in LevelDB's bytewise order of their keys; tmp has
+ * room for n. */
+void kv_sort_entries(struct kv_sort_ent *s, struct kv_sort_ent *tmp, size_t n);
 /* The first of c[0..n) (sorted) whose key is >= key: n when none. */
 size_t kv_pending_lower_bound(const struct ov_copy *c, size_t n, const void *key, size_t klen);
 /* The dead generation's cleanup thread (kv_snap.c), started by kv_open and

@@ -2278,6 +2278,54 @@ static void test_readers_during_flushes(void **state)
 
 #define BIG 10000
 
+/* A flush writes its keys to LevelDB in key order (kv_sort_entries): every
+ * kind of key set comes out in kv_key_cmp order, each entry once. The sets
+ * mix keys that share a long prefix (decided after the 8 bytes the radix
+ * passes see), keys that are prefixes of others, zero bytes (like the
+ * padding of short keys), empty keys and 0xff bytes. */
+static void test_flush_order_is_key_order(void **state)
+{
+	(void)state;
+	static const uint8_t alpha[] = {0x00, 0x01, 'a', 'b', 0x7f, 0xfe, 0xff};
+	unsigned seed = 7;
+	for (int round = 0; round < 200; round++) {
+		size_t n = round < 4 ? (size_t)round : (size_t)(rand_r(&seed) % 2000);
+		size_t shared = (size_t)(rand_r(&seed) % 24); /* a common prefix */
+		struct ov_ent *ents = calloc(n ? n : 1, sizeof *ents);
+		struct kv_sort_ent *s = calloc(2 * (n ? n : 1), sizeof *s);
+		bool *seen = calloc(n ? n : 1, 1);
+		assert_non_null(ents);
+		assert_non_null(s);
+		assert_non_null(seen);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = (size_t)(rand_r(&seed) % 3 ? shared : 0) + (size_t)(rand_r(&seed) % 14);
+			uint8_t *k = malloc(len ? len : 1);
+			assert_non_null(k);
+			for (size_t j = 0; j < len; j++)
+				k[j] = j < shared ? (uint8_t)('p' + j % 3)
+						  : alpha[rand_r(&seed) % (int)sizeof alpha];
+			ents[i].key = k;
+			ents[i].klen = (uint32_t)len;
+			s[i].e = &ents[i];
+		}
+		kv_sort_entries(s, s + n, n);
+		for (size_t i = 0; i < n; i++) {
+			size_t at = (size_t)(s[i].e - ents);
+			assert_true(at < n);
+			assert_false(seen[at]);
+			seen[at] = true;
+			if (i > 0)
+				assert_true(kv_key_cmp(s[i - 1].e->key, s[i - 1].e->klen, s[i].e->key,
+						       s[i].e->klen) <= 0);
+		}
+		for (size_t i = 0; i < n; i++)
+			free(ents[i].key);
+		free(ents);
+		free(s);
+		free(seen);
+	}
+}
+
 static void test_large_batch(void **state)
 {
 	/* 10k entries in one batch grow the overlay far past its first size, and a
@@ -2447,6 +2495,7 @@ int main(void)
 		T(test_cleanup_step_holds_off_an_install),
 		T(test_failed_install_commit_keeps_the_cleanup_off),
 		T(test_abandoned_install_is_deleted),
+		T(test_flush_order_is_key_order),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
 	};
