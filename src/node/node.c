@@ -287,8 +287,15 @@ void node_request_sync(struct node *n, uint64_t upto)
 {
 	pthread_mutex_lock(&n->sync_lock);
 	if (upto > n->sync_requested) {
+		/* Woken only when it waits with nothing to do: with a request
+		 * already there it is flushing or sleeping until the flush is
+		 * due, which a later index does not change. (Woken at every
+		 * apply, it took the lock from this thread and the CPU from
+		 * the others hundreds of times a second, for nothing.) */
+		bool idle = n->sync_requested <= n->sync_done;
 		n->sync_requested = upto;
-		pthread_cond_broadcast(&n->sync_cond);
+		if (idle)
+			pthread_cond_broadcast(&n->sync_cond);
 	}
 	pthread_mutex_unlock(&n->sync_lock);
 }

@@ -173,6 +173,9 @@ static void *spare_main(void *arg)
 {
 	struct rlog *l = arg;
 	struct spare *sp = &l->spare;
+	/* (It inherited kvfs-raft, which made top -H and perf count its
+	 * zero-filling as the node loop's work.) */
+	pthread_setname_np(pthread_self(), "kvfs-segment");
 	pthread_mutex_lock(&sp->mu);
 	for (;;) {
 		while (!sp->want && !sp->stop)
