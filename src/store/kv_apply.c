@@ -145,7 +145,7 @@ static int lookup_exists(struct apply_ctx *c, const uint8_t *key, size_t klen)
 	return rc;
 }
 
-/* Sets key to rec (taking ownership) or, with rec NULL, to deleted. */
+/* Sets key to rec (from make_record) or, with rec NULL, to deleted. */
 static int stage(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t *rec, size_t rlen)
 {
 	struct ov_ent *e = ov_slot(&c->ov, key, klen);
@@ -159,10 +159,8 @@ static int stage(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t *
 			e = NULL;
 		}
 	}
-	if (!e) {
-		free(rec);
-		return -ENOMEM;
-	}
+	if (!e)
+		return -ENOMEM; /* (rec stays in the batch's chunks, unused) */
 	c->undo[c->n_undo++] = (struct undo){e->key, e->klen, e->hash, e->state, e->rec, e->rlen};
 	e->state = rec ? OV_PRESENT : OV_ABSENT;
 	e->rec = rec;
@@ -170,10 +168,10 @@ static int stage(struct apply_ctx *c, const uint8_t *key, size_t klen, uint8_t *
 	return 0;
 }
 
+/* (The records a transaction replaced or a rollback drops stay in the
+ * batch's chunks, like every record a pending table replaces: ov_alloc.) */
 static void txn_commit(struct apply_ctx *c)
 {
-	for (size_t i = 0; i < c->n_undo; i++)
-		free(c->undo[i].rec);
 	c->n_undo = 0;
 	c->count_delta += c->txn_count_delta;
 	c->txn_count_delta = 0;
@@ -184,7 +182,6 @@ static void txn_rollback(struct apply_ctx *c)
 	while (c->n_undo > 0) {
 		struct undo *u = &c->undo[--c->n_undo];
 		struct ov_ent *e = ov_find(&c->ov, u->key, u->klen, u->hash);
-		free(e->rec);
 		e->state = u->state;
 		e->rec = u->rec;
 		e->rlen = u->rlen;
@@ -192,10 +189,12 @@ static void txn_rollback(struct apply_ctx *c)
 	c->txn_count_delta = 0;
 }
 
-static uint8_t *make_record(const struct record_meta *m, const void *val, size_t vlen, size_t *rlen)
+/* A record in the running batch's chunks (freed with its pending table). */
+static uint8_t *make_record(struct apply_ctx *c, const struct record_meta *m, const void *val,
+			    size_t vlen, size_t *rlen)
 {
 	size_t h = record_header_size(m);
-	uint8_t *r = malloc(h + vlen);
+	uint8_t *r = ov_alloc(&c->ov, h + vlen);
 	if (!r)
 		return NULL;
 	record_encode_header(r, m);
@@ -264,7 +263,7 @@ static int place_record(struct apply_ctx *c, const uint8_t *dst, size_t dlen, ui
 	m.create_rev = index;
 	m.mod_rev = index;
 	m.version = dversion + 1;
-	uint8_t *nrec = make_record(&m, val, vlen, &rlen); /* the header's size may change */
+	uint8_t *nrec = make_record(c, &m, val, vlen, &rlen); /* the header's size may change */
 	free(rec);
 	return nrec ? stage(c, dst, dlen, nrec, rlen) : -ENOMEM;
 err:
@@ -453,7 +452,7 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 			c->txn_count_delta++;
 		}
 		size_t nlen;
-		uint8_t *nrec = make_record(&nm, op->value, op->value_len, &nlen);
+		uint8_t *nrec = make_record(c, &nm, op->value, op->value_len, &nlen);
 		rc = nrec ? stage(c, op->key, op->key_len, nrec, nlen) : -ENOMEM;
 		break;
 	}
@@ -504,7 +503,7 @@ static int apply_op(struct apply_ctx *c, const struct txn *t, const struct txn_o
 			m.mtime_ns = op->mtime_ns;
 		m.mod_rev = ent->index;
 		size_t nlen;
-		uint8_t *nrec = make_record(&m, val, vlen, &nlen);
+		uint8_t *nrec = make_record(c, &m, val, vlen, &nlen);
 		rc = nrec ? stage(c, op->key, op->key_len, nrec, nlen) : -ENOMEM;
 		break;
 	}

@@ -86,6 +86,61 @@ static int ov_reserve(struct ov_table *t, size_t n)
 	return 0;
 }
 
+/* A table's first chunk is small (a batch of one write needs little), each
+ * next one twice the last, up to a size under glibc's mmap threshold, so
+ * that chunks come from and go back to the heap without page faults. An
+ * allocation bigger than the next chunk gets one of its own. */
+#define OV_CHUNK_MIN 256u
+#define OV_CHUNK_MAX (64u << 10)
+
+void *ov_alloc(struct ov_table *t, size_t n)
+{
+	n = n ? (n + 7) & ~(size_t)7 : 8;
+	struct ov_chunk *c = t->chunks;
+	if (c && c->cap - c->used >= n) {
+		void *p = (uint8_t *)c->data + c->used;
+		c->used += n;
+		return p;
+	}
+	size_t cap = c ? 2 * c->cap : OV_CHUNK_MIN;
+	if (cap > OV_CHUNK_MAX)
+		cap = OV_CHUNK_MAX;
+	if (cap < n)
+		cap = n;
+	if (!(c = malloc(sizeof *c + cap)))
+		return NULL;
+	c->cap = cap;
+	c->used = n;
+	c->next = t->chunks;
+	t->chunks = c;
+	t->bytes += sizeof *c + cap;
+	return c->data;
+}
+
+/* Hands from's chunks over to t (from keeps none). */
+static void ov_give(struct ov_table *t, struct ov_table *from)
+{
+	struct ov_chunk *last = from->chunks;
+	if (!last)
+		return;
+	while (last->next)
+		last = last->next;
+	last->next = t->chunks;
+	t->chunks = from->chunks;
+	t->bytes += from->bytes;
+	from->chunks = NULL;
+	from->bytes = 0;
+}
+
+static void ov_free_chunks(struct ov_chunk *c)
+{
+	while (c) {
+		struct ov_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+}
+
 struct ov_ent *ov_slot(struct ov_table *t, const uint8_t *key, size_t klen)
 {
 	uint32_t h = ov_hash(key, klen);
@@ -93,14 +148,15 @@ struct ov_ent *ov_slot(struct ov_table *t, const uint8_t *key, size_t klen)
 		return NULL;
 	struct ov_ent *e = ov_find(t, key, klen, h);
 	if (!e->key) {
-		if (!(e->key = malloc(klen ? klen : 1)))
+		uint8_t *k = ov_alloc(t, klen);
+		if (!k)
 			return NULL;
-		memcpy(e->key, key, klen);
+		memcpy(k, key, klen);
+		e->key = k;
 		e->klen = (uint32_t)klen;
 		e->hash = h;
 		e->state = OV_DB;
 		t->used++;
-		t->bytes += klen;
 	}
 	return e;
 }
@@ -116,10 +172,7 @@ static void ov_changed(struct ov_table *t)
 void ov_clear(struct ov_table *t)
 {
 	ov_changed(t);
-	for (size_t i = 0; i < t->cap; i++) {
-		free(t->tab[i].key);
-		free(t->tab[i].rec);
-	}
+	ov_free_chunks(t->chunks);
 	free(t->tab);
 	*t = (struct ov_table){0};
 }
@@ -394,21 +447,17 @@ int kv_pending_merge(struct kv *kv, struct ov_table *b, uint64_t applied, uint64
 		if (!be->key || be->state == OV_DB)
 			continue;
 		struct ov_ent *e = ov_find(t, be->key, be->klen, be->hash);
-		if (e->key) { /* a newer state of a pending key */
-			t->bytes -= e->rlen;
-			free(e->rec);
-		} else { /* the key itself is taken too */
+		if (!e->key) { /* the key itself is taken too (else a newer state
+				* of a pending key: the old record stays in its
+				* chunk until the table is flushed) */
 			*e = (struct ov_ent){.key = be->key, .klen = be->klen, .hash = be->hash};
-			be->key = NULL;
 			t->used++;
-			t->bytes += e->klen;
 		}
 		e->state = be->state;
 		e->rec = be->rec;
 		e->rlen = be->rlen;
-		t->bytes += e->rlen;
-		be->rec = NULL;
 	}
+	ov_give(t, b); /* what the moved keys and records live in */
 	if (m) {
 		free(kv->pend_members);
 		kv->pend_members = m;
@@ -621,12 +670,9 @@ int kv_sync(struct kv *kv, uint64_t upto)
 		note_bytes(kv);
 		pthread_rwlock_unlock(&kv->ov_lock);
 		pthread_rwlock_unlock(&kv->gen_lock);
-		for (size_t i = 0; i < fz->cap; i++) { /* no reader looks at fz now */
-			free(fz->tab[i].key);
-			free(fz->tab[i].rec);
-			fz->tab[i] = (struct ov_ent){0};
-		}
-		ov_clear(&done);
+		if (fz->cap) /* no reader looks at fz now */
+			memset(fz->tab, 0, fz->cap * sizeof *fz->tab);
+		ov_clear(&done); /* the chunks, and the slots unless kept */
 		free(members);
 		uint64_t cur = kv_durable_index(kv);
 		while (cur < applied &&

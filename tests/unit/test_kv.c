@@ -1693,6 +1693,31 @@ static void test_iterator_order_and_snapshot(void **state)
 
 /* --- the applied state before and after its flush (kv_pending.c) --------- */
 
+/* Keys and records of the applied state waiting for its flush live in chunks
+ * freed with the whole table (ov_alloc): a record replaced before the flush
+ * stays in memory until then, and the memory bound (kv_pending_bytes, which
+ * --flush-max holds against) counts it: 400 overwrites of one key with 200
+ * bytes weigh 400 records, not one; the flush frees them all. */
+static void test_pending_bytes_count_replaced_records(void **state)
+{
+	struct fx *f = *state;
+	char val[201];
+	memset(val, 'v', 200);
+	val[200] = 0;
+	assert_int_equal(kv_pending_bytes(f->kv), 0);
+	for (int i = 0; i < 400; i++) {
+		val[0] = (char)('a' + i % 26);
+		assert_int_equal(put(f, "k", val), 0);
+	}
+	assert_true(kv_pending_bytes(f->kv) >= 400 * 200);
+	assert_true(kv_pending_bytes(f->kv) < 4 * 400 * 200);
+	assert_value(f, "k", val);
+	assert_int_equal(meta_of(f, "k").version, 400);
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	assert_int_equal(kv_pending_bytes(f->kv), 0);
+	assert_value(f, "k", val);
+}
+
 static void test_pending_state_merges_with_database(void **state)
 {
 	/* Batches not flushed yet are what readers see: newer values and
@@ -2471,6 +2496,7 @@ int main(void)
 		T(test_touch_missing),
 		T(test_iterator_order_and_snapshot),
 		T(test_pending_state_merges_with_database),
+		T(test_pending_bytes_count_replaced_records),
 		T(test_iterators_over_a_pending_table_at_rest),
 		T(test_long_scan_goes_on_past_the_cached_part),
 		T(test_crash_keeps_the_last_flushed_state),
