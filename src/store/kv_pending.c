@@ -581,7 +581,8 @@ static int flush(struct kv *kv, const struct ov_table *t, uint64_t applied, uint
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->tab[i].key && t->tab[i].state != OV_DB)
 			sorted[n++].e = &t->tab[i];
-	kv_sort_entries(sorted, sorted + t->used, n);
+	if (n > 1)
+		kv_sort_entries(sorted, sorted + t->used, n);
 	leveldb_writebatch_t *wb = leveldb_writebatch_create();
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct ov_ent *oe = sorted[i].e;
