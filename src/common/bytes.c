@@ -1,12 +1,13 @@
 /*
  * Growable byte buffer, growable arrays, and CRC-32C (Castagnoli), used for
- * checksums over wire messages and log frames. The CRC uses the CPU's
- * crc32 instruction where there is one (x86-64 with SSE4.2, checked at run
- * time), and is otherwise table-driven, slicing-by-8.
+ * checksums over wire messages and log frames, computed by ISA-L (Intel's
+ * storage acceleration library, Debian's libisal), which picks the fastest
+ * code the CPU runs.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
+
+#include <isa-l/crc.h>
 
 #include "common/bytes.h"
 
@@ -72,85 +73,24 @@ uint8_t *bb_take(struct byte_buf *b, size_t *len)
 	return d;
 }
 
-/* Slicing-by-8 (Intel's "slice-by-8" technique): eight tables let the loop
- * consume eight bytes per step instead of one, several times faster on the
- * megabyte-sized AppendEntries and snapshot chunks the wire checksums. */
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (uint32_t i = 0; i < 256; i++)
-		for (int t = 1; t < 8; t++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
-					  crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-	while (len >= 8) {
-		uint32_t lo = crc ^ get_le32(p), hi = get_le32(p + 4);
-		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-		      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-		      crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-		      crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/* SSE4.2's crc32 instruction computes CRC-32C eight bytes per instruction,
- * several times faster than the tables: the checksums were 3.5% of all CPU
- * under batch load. */
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *buf,
-							   size_t len)
-{
-	const uint8_t *p = buf;
-	uint64_t c = ~crc;
-	while (len >= 8) {
-		c = __builtin_ia32_crc32di(c, get_le64(p));
-		p += 8;
-		len -= 8;
-	}
-	uint32_t c32 = (uint32_t)c;
-	while (len--)
-		c32 = __builtin_ia32_crc32qi(c32, *p++);
-	return ~c32;
-}
-
-static uint32_t (*crc_impl)(uint32_t, const void *, size_t);
-static pthread_once_t crc_pick_once = PTHREAD_ONCE_INIT;
-
-static void crc_pick(void)
-{
-	__builtin_cpu_init();
-	crc_impl = __builtin_cpu_supports("sse4.2") ? crc32c_hw : crc32c_sw;
-}
-
+/* ISA-L's CRC-32C (its iSCSI CRC: the same polynomial, no final
+ * inversion of its own): PCLMUL folding over three streams where the CPU
+ * has it, about 15 times the single-stream crc32 instruction used before
+ * (66 against 4.4 GB/s on 56 KB here); the checksums of the log, the wire
+ * and the key filter's file were 3% of all CPU under batch writes. It takes
+ * an int length: longer buffers go in pieces. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	pthread_once(&crc_pick_once, crc_pick);
-	return crc_impl(crc, buf, len);
+	const unsigned char *p = buf;
+	unsigned int c = ~crc;
+	while (len > 0) {
+		int n = len > (1u << 30) ? 1 << 30 : (int)len;
+		c = crc32_iscsi((unsigned char *)p, n, c);
+		p += n;
+		len -= (size_t)n;
+	}
+	return ~c;
 }
-#else
-uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	return crc32c_sw(crc, buf, len);
-}
-#endif
 
 int array_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
 {

@@ -145,10 +145,7 @@ uint8_t *bb_take(struct byte_buf *b, size_t *len);
  * starting at first. Returns 0 or -ENOMEM (the array unchanged). */
 int array_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
 
-/* CRC-32C (Castagnoli) of buf continued from crc (0 to start): with the
- * CPU's instruction where it has one. crc32c_sw is the portable tables,
- * the same function (exposed for tests). */
+/* CRC-32C (Castagnoli) of buf continued from crc (0 to start). */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
-uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 #endif
