@@ -29,10 +29,10 @@
 #include "store/txn.h"
 
 struct undo {
-	const uint8_t *key; /* owned by the overlay entry */
+	const uint8_t *key; /* the overlay entry's */
 	uint32_t klen, hash;
 	uint8_t state;
-	uint8_t *rec; /* previous record, owned by the undo entry until commit */
+	uint8_t *rec; /* previous record (in the batch's chunks, like the key) */
 	size_t rlen;
 };
 

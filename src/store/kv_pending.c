@@ -442,10 +442,12 @@ int kv_pending_merge(struct kv *kv, struct ov_table *b, uint64_t applied, uint64
 		free(m);
 		return -ENOMEM;
 	}
+	bool moved = false;
 	for (size_t i = 0; i < b->cap; i++) {
 		struct ov_ent *be = &b->tab[i];
 		if (!be->key || be->state == OV_DB)
 			continue;
+		moved = true;
 		struct ov_ent *e = ov_find(t, be->key, be->klen, be->hash);
 		if (!e->key) { /* the key itself is taken too (else a newer state
 				* of a pending key: the old record stays in its
@@ -457,7 +459,11 @@ int kv_pending_merge(struct kv *kv, struct ov_table *b, uint64_t applied, uint64
 		e->rec = be->rec;
 		e->rlen = be->rlen;
 	}
-	ov_give(t, b); /* what the moved keys and records live in */
+	/* What the moved keys and records live in. (A batch that changed
+	 * nothing, all lookups or rolled back, keeps its chunks: they go with
+	 * it, not to a table whose bound would not see them while it is empty.) */
+	if (moved)
+		ov_give(t, b);
 	if (m) {
 		free(kv->pend_members);
 		kv->pend_members = m;

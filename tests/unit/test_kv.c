@@ -1718,6 +1718,24 @@ static void test_pending_bytes_count_replaced_records(void **state)
 	assert_value(f, "k", val);
 }
 
+/* A batch that changes nothing (its transactions failed, its lookups of
+ * absent keys made slots) leaves no memory behind in the pending state:
+ * its chunks go with it, not into a table that holds other keys. */
+static void test_failed_batches_leave_no_pending_memory(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(put(f, "a", "1"), 0);
+	uint64_t before = kv_pending_bytes(f->kv);
+	assert_true(before > 0);
+	char key[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof key, "absent-%d", i);
+		assert_int_equal(del(f, key, TXN_F_MUST_EXIST), KVFS_ENOTFOUND);
+	}
+	assert_int_equal(kv_pending_bytes(f->kv), before);
+	assert_value(f, "a", "1");
+}
+
 static void test_pending_state_merges_with_database(void **state)
 {
 	/* Batches not flushed yet are what readers see: newer values and
@@ -2497,6 +2515,7 @@ int main(void)
 		T(test_iterator_order_and_snapshot),
 		T(test_pending_state_merges_with_database),
 		T(test_pending_bytes_count_replaced_records),
+		T(test_failed_batches_leave_no_pending_memory),
 		T(test_iterators_over_a_pending_table_at_rest),
 		T(test_long_scan_goes_on_past_the_cached_part),
 		T(test_crash_keeps_the_last_flushed_state),
