@@ -186,6 +186,11 @@ bool node_log_over_bound(struct node *n)
 	return __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) > n->cfg.max_log_bytes;
 }
 
+bool node_log_over_half(struct node *n)
+{
+	return __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) > n->cfg.max_log_bytes / 2;
+}
+
 int node_submit(struct node *n, struct node_req *req)
 {
 	if (__atomic_load_n(&n->failed, __ATOMIC_ACQUIRE))
@@ -203,6 +208,7 @@ int node_submit(struct node *n, struct node_req *req)
 	req->result = 0;
 	req->index = req->deleted = req->term = req->fwd_id = req->leader_hint = 0;
 	req->retries = 0;
+	req->held = false;
 	req->deadline_ms = clock_mono_ms() + n->cfg.request_timeout_ms;
 	pthread_mutex_lock(&n->qlock);
 	if (n->stopping) {
@@ -693,6 +699,10 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_counter("kvfs_server_forwarded_writes_total",
 			      "Writes this follower forwarded to the leader.", NULL,
 			      &n->forwarded_writes);
+	rc |= metrics_counter("kvfs_server_writes_held_total",
+			      "Writes that waited before being proposed because more than half of "
+			      "--max-log-memory of log waited for the state machine.",
+			      NULL, &n->writes_held);
 	rc |= metrics_counter("kvfs_server_read_indexes_total",
 			      "Linearizable read-index rounds completed.", NULL, &n->reads_served);
 	rc |= metrics_gauge_fn("kvfs_server_has_leader", "1 when a leader is known.", NULL,

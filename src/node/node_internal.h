@@ -69,6 +69,7 @@ struct node {
 			       (node loop writes; HTTP threads read, atomically) */
 	bool removed; /* no longer a member: no more ticks, no campaigns */
 	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
+	bool holding_writes;   /* over half of it: new writes wait (node_raft.c) */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
 	char peer_url[NODE_MAX_MEMBERS][256]; /* REST URLs peers advertise, by slot */
@@ -120,6 +121,7 @@ struct node {
 	struct metric_counter proposals_committed, proposals_failed, reads_served;
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;
+	struct metric_counter writes_held; /* writes that waited for the log (node_raft.c) */
 	struct metric_counter entries_applied;
 };
 
@@ -131,6 +133,8 @@ void node_fail(struct node *n, int rc);
  * refused (KVFS_EBEHIND) and, on a follower, new entries dropped. Any
  * thread. */
 bool node_log_over_bound(struct node *n);
+/* Over half of it: this node's own clients' new writes wait (node_raft.c). */
+bool node_log_over_half(struct node *n);
 void list_push(struct req_list *l, struct node_req *r);
 struct node_req *list_take(struct req_list *l);
 

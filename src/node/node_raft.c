@@ -74,6 +74,21 @@ static void process_parked(struct node *n)
 		lens = malloc(nw * sizeof *lens);
 		wr = malloc(nw * sizeof *wr);
 	}
+	/* Backpressure: while more than half of --max-log-memory of log waits
+	 * for the state machine (LevelDB stalls: its compaction is behind the
+	 * load), this node's clients' new writes wait here, and their clients
+	 * with them, instead of adding to the log until the bound refuses
+	 * writes with 503 (node_submit). They go on once the log is compacted
+	 * below half, or fail with that 503 at their deadline, never proposed. */
+	bool hold = node_log_over_half(n);
+	if (hold != n->holding_writes) {
+		n->holding_writes = hold;
+		if (hold)
+			log_warn("node", "state machine behind: more than half of --max-log-memory "
+				 "of log waits in memory; new writes wait until it catches up");
+		else
+			log_info("node", "state machine caught up: new writes go on");
+	}
 	size_t k = 0;
 	while (r) {
 		struct node_req *next = r->next;
@@ -81,7 +96,12 @@ static void process_parked(struct node *n)
 		uint64_t idx, hint = 0;
 		switch (r->type) {
 		case NODE_REQ_WRITE:
-			if (leader && wr) {
+			if (hold) {
+				if (!r->held)
+					metric_inc(&n->writes_held);
+				r->held = true;
+				node_park(n, r);
+			} else if (leader && wr) {
 				datas[k] = r->data;
 				lens[k] = r->len;
 				wr[k++] = r;
@@ -516,6 +536,16 @@ static void release_tail(struct node *n, const struct raft_status *st)
 		n->tail_pinned = keep > base_keep(n);
 }
 
+/* Bytes of log after which it is compacted: at most a quarter of
+ * --max-log-memory, so that a smaller bound (below 16 MiB the log was
+ * never compacted before it refused writes, nor, under 32 MiB, before
+ * writes waited for it) still leaves room for the log to drain. */
+static uint64_t compact_bytes(const struct node *n)
+{
+	uint64_t quarter = n->cfg.max_log_bytes / 4;
+	return n->cfg.snapshot_bytes < quarter ? n->cfg.snapshot_bytes : quarter;
+}
+
 static void maybe_compact(struct node *n)
 {
 	struct raft_status st;
@@ -523,7 +553,7 @@ static void maybe_compact(struct node *n)
 	track_followers(n, &st);
 	uint64_t applied = kv_applied_index(n->kv);
 	if (applied != st.applied || applied <= st.snap_index ||
-	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < n->cfg.snapshot_bytes)) {
+	    (applied < st.snap_index + n->cfg.snapshot_entries && n->log_bytes < compact_bytes(n))) {
 		release_tail(n, &st);
 		return;
 	}
@@ -539,7 +569,7 @@ static void maybe_compact(struct node *n)
 		return;
 	uint64_t keep = base_keep(n);
 	/* The kept tail must not hold the memory the byte limit frees. */
-	if (n->log_bytes >= n->cfg.snapshot_bytes)
+	if (n->log_bytes >= compact_bytes(n))
 		keep = keep < 100 ? keep : 100;
 	uint64_t slow = tail_for_followers(n, &st, upto);
 	bool pinned = slow > keep && slow > base_keep(n);
@@ -576,7 +606,9 @@ static void sweep_list(struct node *n, struct req_list *l, int64_t now, int code
 	struct node_req *r = list_take(l);
 	while (r) {
 		struct node_req *next = r->next;
-		if (expired(r, now))
+		if (expired(r, now) && r->held && l == &n->parked)
+			node_complete(n, r, KVFS_EBEHIND); /* never proposed: not applied */
+		else if (expired(r, now))
 			node_complete(n, r, code);
 		else
 			list_push(l, r);

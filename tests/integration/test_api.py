@@ -555,20 +555,24 @@ def test_workers_with_and_without_busy_poll():
 
 def test_writes_refused_while_the_log_waits_in_memory():
     """--max-log-memory: while the state machine is not flushed (here
-    --flush-ms 60000, so the log cannot be compacted), writes are refused with
-    503 once that much log waits in memory, reads still work, and nothing
-    acknowledged is lost across a restart."""
+    --flush-ms 60000, so the log cannot be compacted), writes wait once half
+    of that much log waits in memory, and are refused with 503 at their
+    deadline (--request-timeout), never applied; reads still work, and
+    nothing acknowledged is lost across a restart."""
     n = Node(name="behind", extra=["--flush-ms", "60000", "--flush-max", "4096",
-                                   "--max-log-memory", "1"]).start()
+                                   "--max-log-memory", "1",
+                                   "--request-timeout", "500"]).start()
     cl = n.client()
     value = "b" * 1000
-    # 100 KB a request: the 1 MiB bound is crossed by the 11th
+    # 100 KB a request: half the 1 MiB bound is crossed by the 6th
     acked, refused = put_batches(cl, "bh", value, 40)
     assert refused is not None and refused.status == 503, refused
     assert "State machine behind" in refused.json()["detail"], refused
-    assert 10 <= len(acked) < 40, len(acked)
+    assert 5 <= len(acked) < 40, len(acked)
+    assert cl.metric("kvfs_server_writes_held_total") >= 1
     assert cl.get("bh/0/0").json() == {"value": value}
     assert cl.put("bh/single", 1).status == 503
+    assert cl.get("bh/single").status == 404  # refused: not applied
     assert n.stop() == 0  # the stop flushes
     n.extra = []
     n.start()
@@ -576,6 +580,24 @@ def test_writes_refused_while_the_log_waits_in_memory():
     for b in acked:
         assert cl.get("bh/%d/99" % b).json() == {"value": value}, b
     assert cl.put("bh/single", 1).status == 200
+    assert n.stop() == 0
+
+
+def test_writes_wait_for_the_log_instead_of_failing():
+    """Backpressure: with a small --max-log-memory (1 MiB) and the applied
+    state flushed every 300 ms, a stream of 100 KB batches keeps crossing half
+    the bound; those writes wait until the log is compacted (at a quarter of
+    the bound) and then go on: every one succeeds, none gets 503."""
+    n = Node(name="backpressure", extra=["--flush-ms", "300", "--flush-max", "4096",
+                                         "--max-log-memory", "1"]).start()
+    cl = n.client()
+    value = "w" * 1000
+    acked, refused = put_batches(cl, "wp", value, 30)  # 3 MB in all
+    assert refused is None, refused
+    assert len(acked) == 30
+    assert cl.metric("kvfs_server_writes_held_total") >= 1
+    for b in (0, 15, 29):
+        assert cl.get("wp/%d/99" % b).json() == {"value": value}, b
     assert n.stop() == 0
 
 
