@@ -70,6 +70,7 @@ struct node {
 	bool removed; /* no longer a member: no more ticks, no campaigns */
 	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
 	bool holding_writes;   /* over half of it: new writes wait (node_raft.c) */
+	int l0_files;	       /* LevelDB's level-0 tables, as of the last tick */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
 	char peer_url[NODE_MAX_MEMBERS][256]; /* REST URLs peers advertise, by slot */

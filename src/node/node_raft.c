@@ -55,6 +55,13 @@ void node_writes_insert(struct node *n, struct node_req *r)
 	if (!r->next)
 		l->tail = r;
 }
+/* LevelDB stops writes at 12 level-0 tables (and slows them from 8, one
+ * millisecond per write: nothing for one flush every 50 ms); at 10 the
+ * node's new writes wait for its compaction (process_parked). In
+ * bench/compare.sh, batch 500 from 16 connections outran the compaction
+ * of all three nodes: they stalled together, and writes got 503. */
+#define HOLD_L0_FILES 10
+
 static void process_parked(struct node *n)
 {
 	struct node_req *r = list_take(&n->parked);
@@ -75,17 +82,21 @@ static void process_parked(struct node *n)
 		wr = malloc(nw * sizeof *wr);
 	}
 	/* Backpressure: while more than half of --max-log-memory of log waits
-	 * for the state machine (LevelDB stalls: its compaction is behind the
-	 * load), this node's clients' new writes wait here, and their clients
-	 * with them, instead of adding to the log until the bound refuses
-	 * writes with 503 (node_submit). They go on once the log is compacted
-	 * below half, or fail with that 503 at their deadline, never proposed. */
-	bool hold = node_log_over_half(n);
+	 * for the state machine, or LevelDB's compaction is so far behind that
+	 * it is about to stop writes (HOLD_L0_FILES), this node's clients' new
+	 * writes wait here, and their clients with them, instead of adding to
+	 * the log until the bound refuses writes with 503 (node_submit), or
+	 * every node stalls at once. They go on once the log is compacted below
+	 * half and compaction caught up, or fail with that 503 at their
+	 * deadline, never proposed. */
+	bool hold = node_log_over_half(n) || n->l0_files >= HOLD_L0_FILES;
 	if (hold != n->holding_writes) {
 		n->holding_writes = hold;
 		if (hold)
-			log_warn("node", "state machine behind: more than half of --max-log-memory "
-				 "of log waits in memory; new writes wait until it catches up");
+			log_warn("node", "state machine behind (%s): new writes wait until it "
+				 "catches up", n->l0_files >= HOLD_L0_FILES
+				 ? "LevelDB's compaction is behind"
+				 : "more than half of --max-log-memory of log waits in memory");
 		else
 			log_info("node", "state machine caught up: new writes go on");
 	}
@@ -718,6 +729,7 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 			node_send_hellos(n);
 		sweep(n, now);
 		maybe_compact(n);
+		n->l0_files = kv_level_files(n->kv, 0);
 		if (kv_cleanup_error(n->kv) < 0) /* the store's cleanup thread */
 			node_fail(n, KVFS_ESTORAGE);
 		node_update_status(n);
