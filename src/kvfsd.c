@@ -65,7 +65,7 @@ static void usage(FILE *f)
 		"  --snapshot-entries N    compact the log every N applied entries (default 10000)\n"
 		"  --flush-ms MS           write the applied state to LevelDB at most every MS\n"
 		"                          (default 50; 0: after every apply batch)\n"
-		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 32)\n"
+		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 16)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
 		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"

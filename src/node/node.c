@@ -44,7 +44,7 @@ void node_config_default(struct node_config *c)
 	c->heartbeat_ms = 100;
 	c->election_ms = 1000;
 	c->flush_ms = 50;
-	c->flush_max_bytes = 32u << 20;
+	c->flush_max_bytes = 16u << 20;
 	kv_options_default(&c->kv);
 }
 
