@@ -701,7 +701,8 @@ int node_register_metrics(struct node *n)
 			      &n->forwarded_writes);
 	rc |= metrics_counter("kvfs_server_writes_held_total",
 			      "Writes that waited before being proposed because more than half of "
-			      "--max-log-memory of log waited for the state machine.",
+			      "--max-log-memory of log waited for the state machine, or LevelDB's "
+			      "compaction was behind (10 level-0 tables).",
 			      NULL, &n->writes_held);
 	rc |= metrics_counter("kvfs_server_read_indexes_total",
 			      "Linearizable read-index rounds completed.", NULL, &n->reads_served);
