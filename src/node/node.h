@@ -103,7 +103,7 @@ struct node_req {
 	uint64_t fwd_id;
 	uint64_t leader_hint;
 	int retries;
-	bool held; /* WRITE: waited while the log was over half its bound */
+	bool held; /* WRITE: waited for the state machine (process_parked) */
 };
 
 /* Opens the stores under cfg->data_dir, replays log entries beyond the

@@ -69,7 +69,7 @@ struct node {
 			       (node loop writes; HTTP threads read, atomically) */
 	bool removed; /* no longer a member: no more ticks, no campaigns */
 	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
-	bool holding_writes;   /* over half of it: new writes wait (node_raft.c) */
+	bool holding_writes;   /* new writes wait for the state machine (node_raft.c) */
 	int l0_files;	       /* LevelDB's level-0 tables, as of the last tick */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];

@@ -76,11 +76,6 @@ static void process_parked(struct node *n)
 	const void **datas = NULL;
 	size_t *lens = NULL;
 	struct node_req **wr = NULL;
-	if (leader && nw) {
-		datas = malloc(nw * sizeof *datas);
-		lens = malloc(nw * sizeof *lens);
-		wr = malloc(nw * sizeof *wr);
-	}
 	/* Backpressure: while more than half of --max-log-memory of log waits
 	 * for the state machine, or LevelDB's compaction is so far behind that
 	 * it is about to stop writes (HOLD_L0_FILES), this node's clients' new
@@ -99,6 +94,11 @@ static void process_parked(struct node *n)
 				 : "more than half of --max-log-memory of log waits in memory");
 		else
 			log_info("node", "state machine caught up: new writes go on");
+	}
+	if (leader && nw && !hold) { /* (held writes are not proposed) */
+		datas = malloc(nw * sizeof *datas);
+		lens = malloc(nw * sizeof *lens);
+		wr = malloc(nw * sizeof *wr);
 	}
 	size_t k = 0;
 	while (r) {
