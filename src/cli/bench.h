@@ -345,7 +345,7 @@ struct bench_opts {
 	uint64_t keys;       /* 0: workload default */
 	unsigned key_size, value_size, batch;
 	double theta;
-	int stale, spread, verify, seed_suite, no_preload;
+	int stale, spread, verify, seed_suite, no_preload, no_settle;
 	int consistency_set; /* --consistency given */
 	const char *plot;
 	const char *prefix;

@@ -36,6 +36,7 @@ enum {
 	OPT_PREFIX,
 	OPT_SEED,
 	OPT_NO_PRELOAD,
+	OPT_NO_SETTLE,
 	OPT_KEY_START,
 	OPT_BUSY_POLL,
 };
@@ -63,6 +64,7 @@ const struct cli_optspec bench_optspecs[] = {
 	{"key-prefix", 0, 1, OPT_PREFIX, NULL},
 	{"seed", 0, 1, OPT_SEED, NULL},
 	{"no-preload", 0, 0, OPT_NO_PRELOAD, NULL},
+	{"no-settle", 0, 0, OPT_NO_SETTLE, NULL},
 	{"key-start", 0, 1, OPT_KEY_START, NULL},
 	{"busy-poll", 0, 1, OPT_BUSY_POLL, NULL},
 	{NULL, 0, 0, 0, NULL},
@@ -110,7 +112,10 @@ const char bench_help[] =
 	"                       drawn from the seed, so runs do not overwrite each\n"
 	"                       other's keys)\n"
 	"      --seed N         random seed (default: from the clock)\n"
-	"      --no-preload     do not write the key space before get, mixed, range\n\n"
+	"      --no-preload     do not write the key space before get, mixed, range\n"
+	"      --no-settle      start measuring at once; by default a kvfs run first\n"
+	"                       waits (up to 10 s) until no member has applied\n"
+	"                       state waiting for LevelDB or a compaction running\n\n"
 	"With --json the results are one JSON object. Exit status 6 when --verify\n"
 	"finds a key missing, 5 when no operation succeeded.\n";
 
@@ -291,6 +296,9 @@ int bench_opts_set(struct bench_opts *o, int id, const char *arg, char *err, siz
 		return 0;
 	case OPT_NO_PRELOAD:
 		o->no_preload = 1;
+		return 0;
+	case OPT_NO_SETTLE:
+		o->no_settle = 1;
 		return 0;
 	case OPT_KEY_START:
 		if (parse_range(arg, 0, UINT64_MAX >> 1, &u))

@@ -16,13 +16,17 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/http.h"
 
 #define ETCD_MAX_TXN_OPS 128 /* etcd's --max-txn-ops default */
 
@@ -152,6 +156,114 @@ static int preload(struct bench_env *env, const struct bench_test *t)
 	return status;
 }
 
+/* Before a measured run the bench waits (at most SETTLE_MAX_NS, looking
+ * every SETTLE_POLL_NS) until every member of the cluster is quiet: nothing
+ * applied waits for its LevelDB write, no LevelDB compaction is scheduled or
+ * running. A run then measures its own operations, not the previous run's
+ * or the preload's aftermath: on one machine, the three nodes' compactions
+ * after the seed suite's batch rows (half a million keys) went on for most
+ * of a second and took the CPU that its range rows (1,000 queries, about
+ * 30 ms when quiet) were measuring, which made them 2-4x slower. etcd writes
+ * its state as it commits: nothing to wait for. */
+#define SETTLE_MAX_NS (10 * 1000000000ull)
+#define SETTLE_POLL_NS (10 * 1000000ull)
+
+/* The value of an unlabelled sample of metric in a /metrics body
+ * (NUL-terminated); -1 when it is not there. */
+static double metric_value(const char *body, const char *metric)
+{
+	size_t len = strlen(metric);
+	const char *p = body;
+
+	while ((p = strstr(p, metric))) {
+		if ((p == body || p[-1] == '\n') && p[len] == ' ') {
+			char *end;
+			double v = strtod(p + len + 1, &end);
+
+			return end == p + len + 1 || v < 0 ? -1 : v;
+		}
+		p += len;
+	}
+	return -1;
+}
+
+/* Whether member i has nothing waiting for LevelDB and no compaction. One
+ * that does not answer, or does not say, counts as quiet: the wait is for
+ * the work a node reports, not for the node. */
+static bool member_quiet(struct cli_http *h, size_t i)
+{
+	struct cli_http_request req = {.method = "GET", .target = "/metrics",
+				       .accept = "text/plain"};
+	struct cli_http_response resp;
+	char err[256];
+	bool quiet = true;
+
+	cli_http_response_init(&resp);
+	if (cli_http_do_at(h, i, &req, &resp, err, sizeof(err)) == 0 && resp.status == 200 &&
+	    cli_buf_putc(&resp.body, '\0') == 0)
+		quiet = metric_value(resp.body.data, "kvfs_disk_backend_pending_bytes") <= 0 &&
+			metric_value(resp.body.data, "kvfs_disk_backend_compactions") <= 0;
+	cli_http_response_free(&resp);
+	return quiet;
+}
+
+/* The HTTP addresses of the cluster's members, from the first endpoint's
+ * /cluster/members; the endpoints measured when it does not list them. */
+static struct cli_http *members_client(struct bench_env *env)
+{
+	struct cli_http_request req = {.method = "GET", .target = "/cluster/members"};
+	struct cli_http_response resp;
+	struct cli_http *h = cli_ctx_http(env->ctx), *m = NULL;
+	const char *urls[64];
+	char err[256];
+	json_t *doc = NULL, *arr, *it;
+	size_t i, n = 0;
+
+	if (!h)
+		return NULL;
+	cli_http_response_init(&resp);
+	if (cli_http_do_at(h, 0, &req, &resp, err, sizeof(err)) == 0 && resp.status == 200 &&
+	    (doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL)) &&
+	    json_is_array(arr = json_object_get(doc, "members")))
+		json_array_foreach(arr, i, it) {
+			const char *u = json_string_value(json_object_get(it, "http"));
+
+			if (u && *u && n < sizeof(urls) / sizeof(urls[0]))
+				urls[n++] = u;
+		}
+	if (!n)
+		for (i = 0; i < env->neps && i < cli_http_endpoint_count(h); i++)
+			urls[n++] = cli_http_endpoint(h, i);
+	if (n)
+		m = cli_http_create((char *const *)urls, n, env->ctx->timeout_s, 0, env->ctx->err);
+	json_decref(doc);
+	cli_http_response_free(&resp);
+	return m;
+}
+
+static void settle(struct bench_env *env)
+{
+	struct timespec ts = {0, SETTLE_POLL_NS};
+	uint64_t t0 = bench_now_ns(), spent = 0;
+	struct cli_http *h;
+	size_t i = 0, n;
+
+	if (env->o->target != BENCH_TARGET_KVFS || env->o->no_settle ||
+	    !(h = members_client(env)))
+		return;
+	n = cli_http_endpoint_count(h);
+	while (i < n && (spent = bench_now_ns() - t0) < SETTLE_MAX_NS) {
+		if (member_quiet(h, i))
+			i++;
+		else
+			nanosleep(&ts, NULL);
+	}
+	if (env->ctx->verbose)
+		fprintf(env->ctx->err, "bench: %zu member%s %s after %.0f ms\n", n, n == 1 ? "" : "s",
+			i < n ? "still busy, measuring anyway," : "quiet", (double)spent / 1e6);
+	cli_http_destroy(h);
+}
+
 /* Reads back every key acknowledged in res. */
 static int verify(struct bench_env *env, const struct bench_test *t, const struct bench_job *run,
 		  const struct bench_result *res, struct bench_verify *v)
@@ -203,6 +315,7 @@ static int run_test(struct bench_env *env, const struct bench_test *t, const cha
 		if (status)
 			return status;
 	}
+	settle(env);
 	status = engine(env, job, res, label);
 	if (status)
 		return status;

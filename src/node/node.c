@@ -569,6 +569,11 @@ static double m_kv_pending(void *ud)
 {
 	return (double)kv_pending_bytes(((struct node *)ud)->kv);
 }
+static double m_kv_jobs(void *ud)
+{
+	(void)ud;
+	return (double)kv_background_jobs();
+}
 static double m_meta_hits(void *ud)
 {
 	uint64_t hits, misses;
@@ -664,6 +669,10 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_gauge_fn("kvfs_disk_backend_pending_bytes",
 			       "Applied state in memory waiting for its write to LevelDB.", NULL,
 			       m_kv_pending, n);
+	rc |= metrics_gauge_fn("kvfs_disk_backend_compactions",
+			       "LevelDB background jobs (memtable writes and compactions) "
+			       "scheduled or running: 0 when the store is quiet.",
+			       NULL, m_kv_jobs, n);
 	static const char *const level_labels[KV_LEVELS] = {
 	    "level=\"0\"", "level=\"1\"", "level=\"2\"", "level=\"3\"",
 	    "level=\"4\"", "level=\"5\"", "level=\"6\""};

@@ -76,8 +76,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
 	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
 	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
-	if (!o->table_mmap)
-		leveldb_options_set_env(kv->opts, kv_pread_env());
+	leveldb_options_set_env(kv->opts, o->table_mmap ? kv_plain_env() : kv_pread_env());
 	kv->ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_verify_checksums(kv->ropts, 1);
 	kv->sync_wopts = leveldb_writeoptions_create();
@@ -221,6 +220,11 @@ int kv_level_files(struct kv *kv, int level)
 	int n = v ? atoi(v) : -1;
 	leveldb_free(v);
 	return n;
+}
+
+uint64_t kv_background_jobs(void)
+{
+	return kv_env_jobs();
 }
 
 int kv_read_raw(struct kv *kv, const leveldb_readoptions_t *ro, const void *key, size_t klen,

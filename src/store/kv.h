@@ -54,6 +54,10 @@ uint64_t kv_disk_size(struct kv *kv);
 /* Table files at a LevelDB level (0 .. KV_LEVELS-1), or -1 if LevelDB does
  * not say. Any thread. */
 int kv_level_files(struct kv *kv, int level);
+/* LevelDB background jobs (memtable writes, compactions) scheduled or
+ * running: 0 when the store is quiet. Counted for the process (all stores
+ * open in it share LevelDB's one background thread). Any thread. */
+uint64_t kv_background_jobs(void);
 
 /* Reads the record of key. On success *rec is a malloc'd copy the caller
  * frees with kv_free(); returns 0, KVFS_ENOTFOUND, or KVFS_ESTORAGE. */

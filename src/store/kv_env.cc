@@ -17,9 +17,10 @@
  * charges them). This is RocksDB's default for the same reasons. The cost:
  * a system call and a copy for each block not in the block cache, which
  * makes random reads over a dataset far larger than memory slower
- * (kvfsd --table-reads mmap keeps LevelDB's maps, and LevelDB's own
- * environment altogether; kvfsd(8)). The background thread is named
- * "kvfs-compact". Everything else is LevelDB's own environment.
+ * (kvfsd --table-reads mmap keeps LevelDB's maps: kv_plain_env). In both,
+ * the background thread is named "kvfs-compact" and its jobs are counted
+ * (kv_env_jobs, the metric kvfs_disk_backend_compactions). Everything else
+ * is LevelDB's own environment.
  *
  * The C API takes an environment only as its opaque leveldb_env_t, a struct
  * whose first member is the Env pointer (leveldb/db/c.cc, unchanged since
@@ -49,6 +50,8 @@ namespace {
 
 std::atomic<uint64_t> g_opened{0};
 std::atomic<uint64_t> g_tables_written{0};
+/* LevelDB background jobs scheduled and not finished. */
+std::atomic<uint64_t> g_jobs{0};
 
 leveldb::Status io_error(const std::string &name, int err)
 {
@@ -227,9 +230,55 @@ long fd_budget()
 	return (long)(rl.rlim_cur / 4);
 }
 
-class PreadEnv final : public leveldb::EnvWrapper {
+/* Every kvfs environment: LevelDB's own, with its background jobs counted
+ * (kv_env_jobs) and its background thread named. */
+class JobEnv : public leveldb::EnvWrapper {
 public:
-	PreadEnv() : EnvWrapper(leveldb::Env::Default()), budget_(fd_budget()) {}
+	JobEnv() : EnvWrapper(leveldb::Env::Default()) {}
+
+	/* LevelDB's background thread (memtable writes and compactions) is
+	 * started by the first Schedule, from the thread that wrote, and took
+	 * its name ("kvfs-sync"): it is named for what it does, so that top -H
+	 * and perf tell the two apart. */
+	void Schedule(void (*fn)(void *), void *arg) override
+	{
+		Job *j = new (std::nothrow) Job{fn, arg};
+		if (!j) {
+			target()->Schedule(fn, arg);
+			return;
+		}
+		g_jobs.fetch_add(1, std::memory_order_relaxed);
+		target()->Schedule(run_job, j);
+	}
+
+private:
+	struct Job {
+		void (*fn)(void *);
+		void *arg;
+	};
+	/* (clang's -fsanitize=function checks C++ indirect calls with a
+	 * handler from its C++ runtime, which the C programs do not link; the
+	 * call below is LevelDB's own function with its own argument.) */
+#if defined(__clang__)
+	__attribute__((no_sanitize("function")))
+#endif
+	static void run_job(void *p)
+	{
+		static thread_local bool named;
+		Job j = *static_cast<Job *>(p);
+		delete static_cast<Job *>(p);
+		if (!named) {
+			named = true;
+			pthread_setname_np(pthread_self(), "kvfs-compact");
+		}
+		j.fn(j.arg);
+		g_jobs.fetch_sub(1, std::memory_order_relaxed);
+	}
+};
+
+class PreadEnv final : public JobEnv {
+public:
+	PreadEnv() : budget_(fd_budget()) {}
 
 	leveldb::Status NewRandomAccessFile(const std::string &name,
 					    leveldb::RandomAccessFile **result) override
@@ -280,42 +329,7 @@ public:
 		return leveldb::Status::OK();
 	}
 
-	/* LevelDB's background thread (memtable writes and compactions) is
-	 * started by the first Schedule, from the thread that wrote, and took
-	 * its name ("kvfs-sync"): it is named for what it does, so that top -H
-	 * and perf tell the two apart. */
-	void Schedule(void (*fn)(void *), void *arg) override
-	{
-		Job *j = new (std::nothrow) Job{fn, arg};
-		if (!j) {
-			target()->Schedule(fn, arg);
-			return;
-		}
-		target()->Schedule(run_job, j);
-	}
-
 private:
-	struct Job {
-		void (*fn)(void *);
-		void *arg;
-	};
-	/* (clang's -fsanitize=function checks C++ indirect calls with a
-	 * handler from its C++ runtime, which the C programs do not link; the
-	 * call below is LevelDB's own function with its own argument.) */
-#if defined(__clang__)
-	__attribute__((no_sanitize("function")))
-#endif
-	static void run_job(void *p)
-	{
-		static thread_local bool named;
-		Job j = *static_cast<Job *>(p);
-		delete static_cast<Job *>(p);
-		if (!named) {
-			named = true;
-			pthread_setname_np(pthread_self(), "kvfs-compact");
-		}
-		j.fn(j.arg);
-	}
 	FdBudget budget_;
 };
 
@@ -334,6 +348,18 @@ extern "C" leveldb_env_t *kv_pread_env(void)
 	alignas(PreadEnv) static unsigned char env_mem[sizeof(PreadEnv)];
 	static kv_env_handle handle = {new (env_mem) PreadEnv(), true};
 	return reinterpret_cast<leveldb_env_t *>(&handle);
+}
+
+extern "C" leveldb_env_t *kv_plain_env(void)
+{
+	alignas(JobEnv) static unsigned char env_mem[sizeof(JobEnv)];
+	static kv_env_handle handle = {new (env_mem) JobEnv(), true};
+	return reinterpret_cast<leveldb_env_t *>(&handle);
+}
+
+extern "C" uint64_t kv_env_jobs(void)
+{
+	return g_jobs.load(std::memory_order_relaxed);
 }
 
 extern "C" uint64_t kv_pread_env_files_opened(void)

@@ -17,6 +17,14 @@ extern "C" {
 /* The process's environment, for leveldb_options_set_env; never freed. */
 leveldb_env_t *kv_pread_env(void);
 
+/* LevelDB's own environment with only the background thread named and its
+ * jobs counted (kvfsd --table-reads mmap); never freed. */
+leveldb_env_t *kv_plain_env(void);
+
+/* LevelDB background jobs (memtable writes and compactions) scheduled or
+ * running, in either environment: 0 when the store is quiet. */
+uint64_t kv_env_jobs(void);
+
 /* Table files opened for reading, and written, through it so far (tests). */
 uint64_t kv_pread_env_files_opened(void);
 uint64_t kv_pread_env_tables_written(void);

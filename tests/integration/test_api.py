@@ -427,6 +427,32 @@ def test_applied_state_over_its_bound_is_flushed_at_once():
     assert n.stop() == 0
 
 
+def test_compactions_gauge_follows_leveldb_background_work():
+    """kvfs_disk_backend_compactions counts LevelDB's background jobs: it goes
+    above 0 while writes fill memtables (16 MiB each) and back to 0 when
+    they stop, with tables read by pread or by mmap (two environments)."""
+    for how in ("pread", "mmap"):
+        n = Node(name="jobs-" + how, extra=["--flush-max", "1", "--table-reads", how]).start()
+        cl = n.client()
+        assert cl.metric("kvfs_disk_backend_compactions") == 0
+        value = "j" * 1000
+        seen = 0
+        for b in range(600):  # at most 60 MB
+            items = [{"key": "cj/%d/%d" % (b, j), "value": value} for j in range(100)]
+            assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+            seen = max(seen, cl.metric("kvfs_disk_backend_compactions"))
+            if seen > 0 and b >= 200:
+                break
+        assert seen > 0, how
+        wait_for(lambda: cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
+                 what="compactions done")
+        tables = sum(float(line.split()[1]) for line in
+                     cl.request("GET", "/metrics").body.decode().splitlines()
+                     if line.startswith("kvfs_disk_backend_files{"))
+        assert tables > 0, how
+        assert n.stop() == 0
+
+
 def test_restart_replays_and_keeps_revisions():
     """A clean restart keeps data, revisions and the key count."""
     n = Node(name="restart", extra=["--snapshot-entries", "50"]).start()
@@ -599,6 +625,84 @@ def test_writes_wait_for_the_log_instead_of_failing():
     for b in (0, 15, 29):
         assert cl.get("wp/%d/99" % b).json() == {"value": value}, b
     assert n.stop() == 0
+
+
+def test_bench_waits_until_every_member_is_quiet():
+    """kvfs bench starts measuring only once every member listed by
+    /cluster/members reports nothing pending for LevelDB and no compaction
+    (two fake members: one busy for its first 4 looks at /metrics, the other
+    compacting for its first 6); with --no-settle it does not look at all."""
+    import http.server
+
+    class Member(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, body, ctype="application/json"):
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            st = self.server.state
+            if self.path == "/cluster/members":
+                self.reply(json.dumps({"members": [{"id": i + 1, "http": u}
+                                                   for i, u in enumerate(urls)]}))
+            elif self.path == "/metrics":
+                with st["lock"]:
+                    st["looks"] += 1
+                    busy = st["looks"] <= st["busy_looks"]
+                self.reply("# HELP x\nkvfs_disk_backend_pending_bytes %d\n"
+                           "kvfs_disk_backend_compactions %d\n"
+                           % (st["pending"] if busy else 0, st["jobs"] if busy else 0),
+                           "text/plain")
+            else:
+                self.reply("{}")
+
+        def do_PUT(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(n)
+            with self.server.state["lock"]:
+                self.server.state["writes"] += 1
+            if not first_write_looks:
+                first_write_looks.extend(srv.state["looks"] for srv in servers)
+            self.reply('{"status":"success"}')
+
+    servers, urls, first_write_looks = [], [], []
+    for busy_looks, pending, jobs in ((4, 4096, 0), (6, 0, 1)):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Member)
+        srv.daemon_threads = True
+        srv.state = {"lock": threading.Lock(), "looks": 0, "writes": 0,
+                     "busy_looks": busy_looks, "pending": pending, "jobs": jobs}
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        urls.append("http://127.0.0.1:%d" % srv.server_address[1])
+    kvfs = os.path.join(os.path.dirname(KVFSD), "kvfs")
+    try:
+        r = subprocess.run([kvfs, "-v", "-e", urls[0], "bench", "-w", "put", "-n", "20",
+                            "-c", "1"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        err = r.stderr.decode()
+        assert "2 members quiet after" in err, err
+        assert [srv.state["writes"] for srv in servers] == [20, 0]
+        # every busy answer of both, and their first quiet one, came before
+        # the first measured write (which went to the endpoint)
+        assert first_write_looks == [5, 7], first_write_looks
+        looks = [srv.state["looks"] for srv in servers]
+        r = subprocess.run([kvfs, "-v", "-e", urls[0], "bench", "-w", "put", "-n", "20",
+                            "-c", "1", "--no-settle"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        assert "quiet after" not in r.stderr.decode()
+        assert [srv.state["looks"] for srv in servers] == looks
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
 
 
 if __name__ == "__main__":
