@@ -444,7 +444,7 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 	if (c->state == RAFT_LEADER && c->ready_has_entries)
 		raft_bcast_durable(c);
 	if (c->state == RAFT_LEADER && raft_maybe_commit(c))
-		raft_bcast_append(c);
+		raft_bcast_commit(c);
 	if (c->state == RAFT_FOLLOWER && c->ready_has_entries)
 		raft_infer_commit(c);
 }

@@ -58,6 +58,8 @@ struct progress {
 	bool recent_active;  /* heard from since the last check-quorum */
 	uint64_t read_acked; /* highest read_seq echoed */
 	uint64_t hb_match;   /* match at the previous heartbeat answer */
+	uint64_t commit_sent;  /* highest commit index sent to it this term */
+	uint64_t durable_sent; /* highest index announced to it in RAFT_MSG_DURABLE */
 	bool leaving;	     /* removed: kept until it has the entry removing it */
 	unsigned leaving_ticks;
 	/* PR_SNAPSHOT */
@@ -213,6 +215,7 @@ void raft_progress_drop_leavers(struct raft_core *c);
 struct progress *raft_progress_get(struct raft_core *c, uint64_t id);
 bool raft_send_append(struct raft_core *c, struct progress *pr, bool allow_empty);
 void raft_bcast_append(struct raft_core *c);
+void raft_bcast_commit(struct raft_core *c);
 void raft_bcast_heartbeat(struct raft_core *c);
 bool raft_maybe_commit(struct raft_core *c);
 void raft_leader_tick(struct raft_core *c);

@@ -76,7 +76,9 @@
  * the leader has persisted it too, commits it at once, without waiting for
  * the leader to count acknowledgements and send the new commit index: two
  * network hops fewer before a follower can apply and answer a write it
- * forwarded. Only when the follower's latest configuration is committed as
+ * forwarded. The leader then sends such a follower no commit-only
+ * AppendEntries for it (raft_bcast_commit); its heartbeats still carry the
+ * commit index, should the announcement be lost. Only when the follower's latest configuration is committed as
  * far as it knows; one-change-at-a-time membership then keeps any quorum of
  * a configuration the leader may already use (one server more or fewer)
  * overlapping {leader, follower}.

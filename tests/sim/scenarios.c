@@ -28,6 +28,7 @@ struct sc {
 	unsigned n_reads;
 	unsigned sent[RAFT_MSG_TYPE_MAX];
 	unsigned appends_to[SIM_MAX_NODES + 1]; /* with entries */
+	unsigned empty_appends_to[SIM_MAX_NODES + 1]; /* commit index only */
 	size_t max_entries;
 	uint64_t read_seqs[16];
 	unsigned n_read_seqs;
@@ -67,6 +68,8 @@ static void on_send(struct sim *s, const struct raft_msg *m)
 {
 	struct sc *c = s->user;
 	c->sent[m->type]++;
+	if (m->type == RAFT_MSG_APPEND && !m->n_entries)
+		c->empty_appends_to[m->to]++;
 	if (m->type == RAFT_MSG_APPEND && m->n_entries) {
 		c->appends_to[m->to]++;
 		if (m->n_entries > c->max_entries)
@@ -545,6 +548,43 @@ static void sc_no_inference_in_five_nodes(struct sc *c)
 	EXPECT(st(c, f).inferred_commits == 0);
 }
 
+/* Followers with slow disks (5 ms) acknowledge after the leader persisted:
+ * each was told by RAFT_MSG_DURABLE, commits by itself, and gets no
+ * commit-only append. Then the leader's disk is the slow one (50 ms) and
+ * the followers' acknowledgements wait behind its fsync: every server
+ * still applies the next entry. */
+static void sc_commit_inferred_needs_no_append(struct sc *c)
+{
+	sc_init(c, 3, 3, true, true);
+	start_all(c);
+	uint64_t l = leader_within(c, 1000);
+	run(c, 100);
+	for (uint64_t i = 1; i <= 3; i++)
+		if (i != l)
+			S->nodes[i].disk_extra_us = 5000;
+	memset(c->empty_appends_to, 0, sizeof c->empty_appends_to);
+	uint64_t idx = 0, inferred[SIM_MAX_NODES + 1] = {0};
+	for (uint64_t i = 1; i <= 3; i++)
+		inferred[i] = st(c, i).inferred_commits;
+	propose(c, l, "durable first", &idx, NULL);
+	run(c, 20); /* less than a heartbeat interval (40 ms) */
+	for (uint64_t i = 1; i <= 3; i++) {
+		EXPECT(S->nodes[i].applied >= idx);
+		if (i == l)
+			continue;
+		EXPECT(st(c, i).inferred_commits > inferred[i]);
+		EXPECT(c->empty_appends_to[i] == 0);
+	}
+	EXPECT(st(c, l).commit >= idx);
+
+	for (uint64_t i = 1; i <= 3; i++)
+		S->nodes[i].disk_extra_us = i == l ? 50000 : 0;
+	propose(c, l, "leader slow", &idx, NULL);
+	run(c, 200);
+	for (uint64_t i = 1; i <= 3; i++)
+		EXPECT(S->nodes[i].applied >= idx);
+}
+
 static void sc_read_index_batched(struct sc *c)
 {
 	sc_init(c, 3, 3, true, true);
@@ -950,6 +990,9 @@ static const struct scenario scenarios[] = {
     {"batching", sc_batching, "appends carry at most max_batch_entries entries"},
     {"follower_infers_commit", sc_follower_infers_commit,
      "a follower holding an entry of its leader's term that the leader says is durable commits it (3 voters), and a read on the leader covers it"},
+    {"commit_inferred_needs_no_append", sc_commit_inferred_needs_no_append,
+     "followers told that the leader's copy is durable commit by themselves, without a "
+     "commit-only append; with the leader's disk the slow one, all still apply"},
     {"no_inference_in_five_nodes", sc_no_inference_in_five_nodes,
      "with 5 voters a follower and its leader are no majority: no inference, no durable announcements"},
     {"leader_counts_itself_after_persist", sc_leader_counts_itself_after_persist,
