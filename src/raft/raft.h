@@ -76,12 +76,12 @@
  * the leader has persisted it too, commits it at once, without waiting for
  * the leader to count acknowledgements and send the new commit index: two
  * network hops fewer before a follower can apply and answer a write it
- * forwarded. The leader then sends such a follower no commit-only
- * AppendEntries for it (raft_bcast_commit); its heartbeats still carry the
- * commit index, should the announcement be lost. Only when the follower's latest configuration is committed as
+ * forwarded. Only when the follower's latest configuration is committed as
  * far as it knows; one-change-at-a-time membership then keeps any quorum of
  * a configuration the leader may already use (one server more or fewer)
- * overlapping {leader, follower}.
+ * overlapping {leader, follower}. The leader sends such a follower no
+ * commit-only AppendEntries (raft_bcast_commit); its heartbeats still carry
+ * the commit index, should the follower not infer after all.
  */
 #ifndef KVFS_RAFT_RAFT_H
 #define KVFS_RAFT_RAFT_H

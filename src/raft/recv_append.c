@@ -154,6 +154,7 @@ int raft_step_append(struct raft_core *c, const struct raft_msg *m)
 		c->commit = nc;
 		raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)nc);
 	}
+	raft_infer_commit(c); /* the commit may have just covered the membership */
 	reply(c, m, false, last_new);
 	return 0;
 }
@@ -166,6 +167,11 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 	uint64_t nc = m->commit < last ? m->commit : last;
 	if (nc > c->commit && !c->install_pending)
 		c->commit = nc;
+	/* The leader sends no commit-only append where it expects inference
+	 * (raft_bcast_commit): should that be wrong (this node restarted, or
+	 * lost the message that covered the membership), the heartbeat that
+	 * lifts the commit over the membership lets it infer the rest. */
+	raft_infer_commit(c);
 	struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	r->read_seq = m->read_seq;
 }

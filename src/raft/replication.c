@@ -165,8 +165,13 @@ bool raft_send_append(struct raft_core *c, struct progress *pr, bool allow_empty
 	o->m.index = prev;
 	o->m.log_term = raft_log_term(&c->log, prev);
 	o->m.commit = c->commit;
-	if (c->commit > pr->commit_sent)
-		pr->commit_sent = c->commit;
+	/* What the follower will take: no more than the append's last entry,
+	 * and only where it accepts appends (a probe may be refused). */
+	if (pr->state == PR_REPLICATE) {
+		uint64_t taken = c->commit < prev + n ? c->commit : prev + n;
+		if (taken > pr->commit_sent)
+			pr->commit_sent = taken;
+	}
 	o->m.n_entries = (size_t)n;
 	if (n) {
 		o->lo = pr->next;
@@ -199,13 +204,14 @@ void raft_bcast_append(struct raft_core *c)
  * this term, and a commit index covering the latest membership (its
  * inference waits for that); with at most three voters, the leader one of
  * them. The commit-only appends were a third of a leader's messages with
- * one client writing, and taken from the CPU the next write needed. Should
- * the DURABLE be lost, the next heartbeat carries the commit index. */
+ * one client writing, and took the CPU the next write needed. Should the
+ * follower not infer after all (a lost DURABLE or append, a restart), the
+ * next heartbeat carries the commit index, and it infers from there on. */
 void raft_bcast_commit(struct raft_core *c)
 {
 	uint64_t last = raft_log_last_index(&c->log);
 	bool inferred = raft_quorum(c) <= 2 && raft_is_voter(c, c->id) &&
-			c->commit >= c->term_start && raft_log_term(&c->log, c->commit) == c->term;
+			raft_log_term(&c->log, c->commit) == c->term;
 	for (unsigned i = 0; i < c->n_prs; i++) {
 		struct progress *pr = &c->prs[i];
 		if (inferred && pr->voter && pr->state == PR_REPLICATE && pr->next > last &&

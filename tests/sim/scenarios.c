@@ -39,6 +39,7 @@ struct sc {
 	unsigned drop_skip;			 /* ... except the first drop_skip */
 	unsigned drop_snap_nth;			 /* drop the nth snapshot chunk */
 	uint64_t drop_acks_from;		 /* drop its AppendEntries answers */
+	uint64_t drop_durable_to;		 /* drop the DURABLE announcements to it */
 };
 
 #define S  (&c->s)
@@ -102,6 +103,8 @@ static bool drop(struct sim *s, const struct raft_msg *m)
 		}
 	}
 	if (c->drop_acks_from && m->type == RAFT_MSG_APPEND_RESP && m->from == c->drop_acks_from)
+		return true;
+	if (c->drop_durable_to && m->type == RAFT_MSG_DURABLE && m->to == c->drop_durable_to)
 		return true;
 	if (c->drop_snap_nth && m->type == RAFT_MSG_SNAPSHOT &&
 	    c->sent[RAFT_MSG_SNAPSHOT] == c->drop_snap_nth) {
@@ -585,6 +588,26 @@ static void sc_commit_inferred_needs_no_append(struct sc *c)
 		EXPECT(S->nodes[i].applied >= idx);
 }
 
+/* The same, with one follower's DURABLE lost: the leader still sends it no
+ * commit-only append, and it commits from the next heartbeat (every 40 ms
+ * here) instead; the other infers at once. */
+static void sc_lost_durable_commits_by_heartbeat(struct sc *c)
+{
+	sc_init(c, 3, 3, true, true);
+	start_all(c);
+	uint64_t l = leader_within(c, 1000);
+	uint64_t f = l % 3 + 1, g = f % 3 + 1;
+	run(c, 100);
+	S->nodes[f].disk_extra_us = S->nodes[g].disk_extra_us = 5000;
+	c->drop_durable_to = f;
+	uint64_t idx = 0;
+	propose(c, l, "durable lost", &idx, NULL);
+	run(c, 20);
+	EXPECT(S->nodes[g].applied >= idx);
+	run(c, 60); /* two heartbeat intervals in all */
+	EXPECT(S->nodes[f].applied >= idx);
+}
+
 static void sc_read_index_batched(struct sc *c)
 {
 	sc_init(c, 3, 3, true, true);
@@ -993,6 +1016,9 @@ static const struct scenario scenarios[] = {
     {"commit_inferred_needs_no_append", sc_commit_inferred_needs_no_append,
      "followers told that the leader's copy is durable commit by themselves, without a "
      "commit-only append; with the leader's disk the slow one, all still apply"},
+    {"lost_durable_commits_by_heartbeat", sc_lost_durable_commits_by_heartbeat,
+     "a follower whose DURABLE is lost gets no commit-only append either, and commits from "
+     "the next heartbeat"},
     {"no_inference_in_five_nodes", sc_no_inference_in_five_nodes,
      "with 5 voters a follower and its leader are no majority: no inference, no durable announcements"},
     {"leader_counts_itself_after_persist", sc_leader_counts_itself_after_persist,
