@@ -67,7 +67,7 @@ static void usage(FILE *f)
 		"                          (default 50; 0: after every apply batch)\n"
 		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 16)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
-		"  --cache-size MIB        LevelDB block cache of the store (default 32)\n"
+		"  --cache-size MIB        LevelDB block cache of the store (default 16)\n"
 		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"
 		"                          reads no record (default 8; 0: off)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"

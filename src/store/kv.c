@@ -20,7 +20,7 @@
 void kv_options_default(struct kv_options *o)
 {
 	*o = (struct kv_options){0};
-	o->cache_bytes = 32u << 20;
+	o->cache_bytes = 16u << 20;
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
 	o->filter_min_keys = 1u << 20;
