@@ -234,8 +234,12 @@ static struct cli_http *members_client(struct bench_env *env)
 	if (!n)
 		for (i = 0; i < env->neps && i < cli_http_endpoint_count(h); i++)
 			urls[n++] = cli_http_endpoint(h, i);
+	/* A second at most a look: a member that does not answer in time
+	 * counts as quiet, and must not hold the run for -t seconds. */
 	if (n)
-		m = cli_http_create((char *const *)urls, n, env->ctx->timeout_s, 0, env->ctx->err);
+		m = cli_http_create((char *const *)urls, n,
+				    env->ctx->timeout_s < 1 ? env->ctx->timeout_s : 1, 0,
+				    env->ctx->err);
 	json_decref(doc);
 	cli_http_response_free(&resp);
 	return m;
@@ -258,7 +262,8 @@ static void settle(struct bench_env *env)
 		else
 			nanosleep(&ts, NULL);
 	}
-	if (env->ctx->verbose)
+	/* Measuring a busy cluster is worth a warning; a quiet one, with -v. */
+	if (i < n || env->ctx->verbose)
 		fprintf(env->ctx->err, "bench: %zu member%s %s after %.0f ms\n", n, n == 1 ? "" : "s",
 			i < n ? "still busy, measuring anyway," : "quiet", (double)spent / 1e6);
 	cli_http_destroy(h);
