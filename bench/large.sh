@@ -2,10 +2,14 @@
 # Datasets far larger than RAM: loads KEYS keys (default 20,000,000) of
 # 100-byte values into a 3-node cluster whose nodes each run in a cgroup-v1
 # memory cgroup limited to MEM (default 512M), in 10 equal chunks through
-# `kvfs bench -w batch`; reports each chunk's write rate (the first and the
-# last chunk are the first and last 10% of the load), then random GETs over
-# the first, middle and last chunk (and the first again), the nodes' peak memory, OOM kills, and the Raft log and
-# state-machine sizes. Needs root (cgroups). Stops everything it started.
+# `kvfs bench -w batch`; reports each chunk's write rate and errors by kind
+# (the first and the last chunk are the first and last 10% of the load),
+# then random GETs over the first, middle and last chunk (and the first
+# again), and for each node its peak memory, OOM kills, Raft log and
+# state-machine sizes, and how many writes it held back while LevelDB's
+# compaction or the state machine was behind (a write held past
+# --request-timeout fails with 503). Needs root (cgroups). Stops everything
+# it started.
 #
 #   bench/large.sh [KEYS [MEM]]
 #
@@ -59,7 +63,7 @@ per=$((KEYS / 10 / 1000))
 # while the load's compactions still run, as they always did here.
 for c in $(seq 0 9); do
 	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --no-settle --json)
-	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); print("chunk %s: %8.0f keys/s  errors %s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], d["errors"]["total"], d["latency_ms"].get("p99", 0)))' "$c"
+	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join("%s %s" % (n, v) for n, v in sorted(e.items()) if n != "total" and v); print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)))' "$c"
 done
 # The nodes' CPU seconds (user + system) so far, all three together: during
 # a GET run, what is not serving GETs is mostly LevelDB compacting.
@@ -73,9 +77,10 @@ for c in 0 5 9 0; do
 done
 for i in 1 2 3; do
 	m=$(curl -s "${url[$i]}/metrics")
-	printf 'node %s: peak memory %s MiB, OOM kills %s, state machine %s MiB, Raft log %s MiB, keys %s\n' "$i" \
+	printf 'node %s: peak memory %s MiB, OOM kills %s, state machine %s MiB, Raft log %s MiB, keys %s, writes held %s\n' "$i" \
 		$(( $(cat "$CG/n$i/memory.max_usage_in_bytes") >> 20 )) \
 		"$(grep -c . <(grep -E '^oom_kill [1-9]' "$CG/n$i/memory.oom_control") || true)" \
 		$(( $(du -sm "$tmp/n$i/kv" | cut -f1) )) $(( $(du -sm "$tmp/n$i/raft" | cut -f1) )) \
-		"$(echo "$m" | awk '/^kvfs_keys /{print $2}')"
+		"$(echo "$m" | awk '/^kvfs_keys /{print $2}')" \
+		"$(echo "$m" | awk '/^kvfs_server_writes_held_total /{print $2}')"
 done
