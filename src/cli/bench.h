@@ -342,10 +342,11 @@ struct bench_opts {
 	double duration_s;
 	double rate;
 	double read_ratio;
+	double settle_s;      /* longest wait for a quiet cluster; 0: none */
 	uint64_t keys;       /* 0: workload default */
 	unsigned key_size, value_size, batch;
 	double theta;
-	int stale, spread, verify, seed_suite, no_preload, no_settle;
+	int stale, spread, verify, seed_suite, no_preload;
 	int consistency_set; /* --consistency given */
 	const char *plot;
 	const char *prefix;

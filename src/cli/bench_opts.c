@@ -37,6 +37,7 @@ enum {
 	OPT_SEED,
 	OPT_NO_PRELOAD,
 	OPT_NO_SETTLE,
+	OPT_SETTLE,
 	OPT_KEY_START,
 	OPT_BUSY_POLL,
 };
@@ -65,6 +66,7 @@ const struct cli_optspec bench_optspecs[] = {
 	{"seed", 0, 1, OPT_SEED, NULL},
 	{"no-preload", 0, 0, OPT_NO_PRELOAD, NULL},
 	{"no-settle", 0, 0, OPT_NO_SETTLE, NULL},
+	{"settle", 0, 1, OPT_SETTLE, NULL},
 	{"key-start", 0, 1, OPT_KEY_START, NULL},
 	{"busy-poll", 0, 1, OPT_BUSY_POLL, NULL},
 	{NULL, 0, 0, 0, NULL},
@@ -113,9 +115,10 @@ const char bench_help[] =
 	"                       other's keys)\n"
 	"      --seed N         random seed (default: from the clock)\n"
 	"      --no-preload     do not write the key space before get, mixed, range\n"
-	"      --no-settle      start measuring at once; by default a kvfs run first\n"
-	"                       waits (up to 10 s) until no member has applied\n"
-	"                       state waiting for LevelDB or a compaction running\n\n"
+	"      --settle S       before measuring, wait up to S seconds (default 10)\n"
+	"                       until no member has applied state waiting for\n"
+	"                       LevelDB or a compaction running (kvfs runs only)\n"
+	"      --no-settle      start measuring at once (--settle 0)\n\n"
 	"With --json the results are one JSON object. Exit status 6 when --verify\n"
 	"finds a key missing, 5 when no operation succeeded.\n";
 
@@ -137,6 +140,7 @@ void bench_opts_defaults(struct bench_opts *o)
 	o->threads = 1;
 	o->busy_poll_us = BENCH_BUSY_POLL_DEFAULT_US;
 	o->read_ratio = 0.9;
+	o->settle_s = 10;
 	o->key_size = 16;
 	o->value_size = 100;
 	o->batch = 100;
@@ -298,7 +302,11 @@ int bench_opts_set(struct bench_opts *o, int id, const char *arg, char *err, siz
 		o->no_preload = 1;
 		return 0;
 	case OPT_NO_SETTLE:
-		o->no_settle = 1;
+		o->settle_s = 0;
+		return 0;
+	case OPT_SETTLE:
+		if (parse_double(arg, 0, 3600, &o->settle_s))
+			return fail(err, err_len, "bad --settle '%s' (want seconds, 0..3600)", arg);
 		return 0;
 	case OPT_KEY_START:
 		if (parse_range(arg, 0, UINT64_MAX >> 1, &u))

@@ -156,8 +156,8 @@ static int preload(struct bench_env *env, const struct bench_test *t)
 	return status;
 }
 
-/* Before a measured run the bench waits (at most SETTLE_MAX_NS, looking
- * every SETTLE_POLL_NS) until every member of the cluster is quiet: nothing
+/* Before a measured run the bench waits (at most --settle seconds, default
+ * 10, looking every SETTLE_POLL_NS) until every member of the cluster is quiet: nothing
  * applied waits for its LevelDB write, no LevelDB compaction is scheduled or
  * running. A run then measures its own operations, not the previous run's
  * or the preload's aftermath: on one machine, the three nodes' compactions
@@ -165,7 +165,6 @@ static int preload(struct bench_env *env, const struct bench_test *t)
  * of a second and took the CPU that its range rows (1,000 queries, about
  * 30 ms when quiet) were measuring, which made them 2-4x slower. etcd writes
  * its state as it commits: nothing to wait for. */
-#define SETTLE_MAX_NS (10 * 1000000000ull)
 #define SETTLE_POLL_NS (10 * 1000000ull)
 
 /* The value of an unlabelled sample of metric in a /metrics body
@@ -248,15 +247,14 @@ static struct cli_http *members_client(struct bench_env *env)
 static void settle(struct bench_env *env)
 {
 	struct timespec ts = {0, SETTLE_POLL_NS};
-	uint64_t t0 = bench_now_ns(), spent = 0;
+	uint64_t t0 = bench_now_ns(), spent = 0, max = (uint64_t)(env->o->settle_s * 1e9);
 	struct cli_http *h;
 	size_t i = 0, n;
 
-	if (env->o->target != BENCH_TARGET_KVFS || env->o->no_settle ||
-	    !(h = members_client(env)))
+	if (env->o->target != BENCH_TARGET_KVFS || max == 0 || !(h = members_client(env)))
 		return;
 	n = cli_http_endpoint_count(h);
-	while (i < n && (spent = bench_now_ns() - t0) < SETTLE_MAX_NS) {
+	while (i < n && (spent = bench_now_ns() - t0) < max) {
 		if (member_quiet(h, i))
 			i++;
 		else

@@ -631,7 +631,9 @@ def test_bench_waits_until_every_member_is_quiet():
     """kvfs bench starts measuring only once every member listed by
     /cluster/members reports nothing pending for LevelDB and no compaction
     (two fake members: one busy for its first 4 looks at /metrics, the other
-    compacting for its first 6); with --no-settle it does not look at all."""
+    compacting for its first 6); with --no-settle it does not look at all;
+    with a member that stays busy, it measures anyway after --settle
+    seconds and says so."""
     import http.server
 
     class Member(http.server.BaseHTTPRequestHandler):
@@ -699,6 +701,18 @@ def test_bench_waits_until_every_member_is_quiet():
         assert r.returncode == 0, r.stderr.decode()
         assert "quiet after" not in r.stderr.decode()
         assert [srv.state["looks"] for srv in servers] == looks
+        # A member busy for good: after --settle's 0.3 s the run is measured
+        # anyway, and says so without -v.
+        with servers[1].state["lock"]:
+            servers[1].state["busy_looks"] = 1 << 30
+        writes = servers[0].state["writes"]
+        r = subprocess.run([kvfs, "-e", urls[0], "bench", "-w", "put", "-n", "20", "-c", "1",
+                            "--settle", "0.3"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        err = r.stderr.decode()
+        assert "2 members still busy, measuring anyway, after" in err, err
+        assert servers[0].state["writes"] == writes + 20
+        assert servers[1].state["looks"] > looks[1] + 1  # it kept looking
     finally:
         for srv in servers:
             srv.shutdown()
