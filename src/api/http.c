@@ -150,6 +150,12 @@ enum MHD_Result http_respond(struct http_req *req, unsigned status, const char *
 	}
 	if (ctype)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (req->retry_after_s) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%u", req->retry_after_s);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+		req->retry_after_s = 0;
+	}
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
 		/* /kv/batch and /kv/range are also the keys "batch" and "range". */
 		const char *allow = req->route == R_KV      ? "GET, HEAD, PUT, DELETE"
@@ -194,8 +200,20 @@ enum MHD_Result http_respond_detail(struct http_req *req, unsigned status, const
 	return http_respond(req, status, "application/json", &b);
 }
 
+/* A 503 that will likely pass if the client waits a little: the node is
+ * holding writes while its state machine catches up, has too many requests
+ * waiting, or the cluster is electing a leader (about a second). Clients
+ * that honour Retry-After (RFC 9110 10.2.3) back off instead of hammering
+ * the node. The others (storage failure, shutting down, an outcome unknown
+ * after a timeout or a leader change) are not a matter of waiting here. */
+static unsigned retry_after(int code)
+{
+	return code == KVFS_EBEHIND || code == KVFS_EBUSY || code == KVFS_ENOLEADER ? 1 : 0;
+}
+
 enum MHD_Result http_respond_code(struct http_req *req, int code)
 {
+	req->retry_after_s = retry_after(code);
 	return http_respond_detail(req, (unsigned)kvfs_err_http(code), "%s", kvfs_strerror(code));
 }
 

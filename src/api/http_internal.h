@@ -55,6 +55,7 @@ struct http_req {
 	enum http_op op;
 	int64_t t0_ns;
 	int status; /* answered status, for metrics */
+	unsigned retry_after_s; /* > 0: the answer carries Retry-After */
 	struct byte_buf body;
 	bool body_overflow;
 	uint8_t *key; /* decoded key (malloc'd) */

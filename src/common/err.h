@@ -33,7 +33,7 @@
 	X(KVFS_ETOOMANY,     -1018, 413, E2BIG,     "Operation touches too many keys")   \
 	X(KVFS_ECONFIG,      -1019, 400, EINVAL,    "Invalid configuration")                 \
 	X(KVFS_EUNKNOWN,     -1020, 503, EIO,       "Leader changed before the write was acknowledged; it may or may not have been applied") \
-	X(KVFS_EBEHIND,      -1021, 503, EAGAIN,    "State machine behind: too much of the Raft log waits in memory")
+	X(KVFS_EBEHIND,      -1021, 503, EAGAIN,    "State machine behind: writes wait or are refused until it catches up")
 
 enum kvfs_err {
 #define KVFS_ERR_ENUM(name, code, http, errno_, msg) name = (code),

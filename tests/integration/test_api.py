@@ -594,11 +594,14 @@ def test_writes_refused_while_the_log_waits_in_memory():
     acked, refused = put_batches(cl, "bh", value, 40)
     assert refused is not None and refused.status == 503, refused
     assert "State machine behind" in refused.json()["detail"], refused
+    assert refused.headers.get("retry-after") == "1", refused.headers
     assert 5 <= len(acked) < 40, len(acked)
     assert cl.metric("kvfs_server_writes_held_total") >= 1
     assert cl.get("bh/0/0").json() == {"value": value}
-    assert cl.put("bh/single", 1).status == 503
-    assert cl.get("bh/single").status == 404  # refused: not applied
+    r = cl.put("bh/single", 1)
+    assert r.status == 503 and r.headers.get("retry-after") == "1", (r, r.headers)
+    r = cl.get("bh/single")
+    assert r.status == 404 and "retry-after" not in r.headers, (r, r.headers)  # refused: not applied
     assert n.stop() == 0  # the stop flushes
     n.extra = []
     n.start()

@@ -149,6 +149,7 @@ def test_sigterm_answers_the_writes_waiting_for_a_quorum():
         assert len(replies) == 4, replies
         for r in replies:
             assert getattr(r, "status", None) == 503 and b"shutting down" in r.body, r
+            assert "retry-after" not in r.headers, r.headers  # not cured by waiting here
     finally:
         for n in cl.nodes.values():
             if n.proc and n.proc.poll() is None:
@@ -437,6 +438,10 @@ def test_no_quorum_fails_fast_with_503():
         t0 = time.monotonic()
         r = c.put("nq", 1)
         assert r.status == 503 and "detail" in r.json(), r
+        # "No leader" is worth a second's wait; a timed-out write's outcome
+        # is unknown, which no wait cures.
+        assert r.headers.get("retry-after") == ("1" if "No leader" in r.json()["detail"]
+                                                else None), (r.json(), r.headers)
         g = c.get("nq")
         assert g.status == 503, g
         assert time.monotonic() - t0 < 5
