@@ -68,6 +68,8 @@ static void usage(FILE *f)
 		"  --flush-max MIB         ... or at once when MIB of it wait in memory (default 16)\n"
 		"  --ready-file FILE       once serving, write the REST URL to FILE\n"
 		"  --cache-size MIB        LevelDB block cache of the store (default 16)\n"
+		"  --write-buffer MIB      LevelDB memtable (default 16; 8 writes stores under\n"
+		"                          about 80 MiB faster, see kvfsd(8))\n"
 		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"
 		"                          reads no record (default 8; 0: off)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"
@@ -104,6 +106,7 @@ enum {
 	OPT_FLUSH_MS,
 	OPT_FLUSH_MAX,
 	OPT_CACHE,
+	OPT_WRITE_BUFFER,
 	OPT_META_CACHE,
 	OPT_TABLE_READS,
 	OPT_READY_FILE,
@@ -143,6 +146,7 @@ static const struct option options[] = {
 	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
 	{"flush-max", required_argument, NULL, OPT_FLUSH_MAX},
 	{"cache-size", required_argument, NULL, OPT_CACHE},
+	{"write-buffer", required_argument, NULL, OPT_WRITE_BUFFER},
 	{"meta-cache", required_argument, NULL, OPT_META_CACHE},
 	{"table-reads", required_argument, NULL, OPT_TABLE_READS},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
@@ -370,6 +374,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CACHE:
 			ncfg.kv.cache_bytes = num_arg("cache-size", optarg, 1, 65536) << 20;
+			break;
+		case OPT_WRITE_BUFFER:
+			ncfg.kv.write_buffer = num_arg("write-buffer", optarg, 1, 1024) << 20;
 			break;
 		case OPT_META_CACHE:
 			ncfg.kv.meta_cache_bytes = num_arg("meta-cache", optarg, 0, 16384) << 20;

@@ -453,6 +453,32 @@ def test_compactions_gauge_follows_leveldb_background_work():
         assert n.stop() == 0
 
 
+def test_write_buffer_sets_the_memtable_size():
+    """--write-buffer is the size of LevelDB's memtable: the same 4 MB of
+    writes stay in the default 16 MiB memtable (no table written) and fill
+    several of 1 MiB (tables written), and the data reads back either way."""
+    def tables_after_4mb(name, extra):
+        n = Node(name=name, extra=["--flush-max", "1"] + extra).start()
+        try:
+            cl = n.client()
+            value = "m" * 1000
+            for b in range(40):
+                items = [{"key": "wb/%d/%d" % (b, j), "value": value} for j in range(100)]
+                assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+            wait_for(lambda: cl.metric("kvfs_disk_backend_pending_bytes") == 0
+                     and cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
+                     what="flushed and compacted")
+            assert cl.get("wb/39/99").json() == {"value": value}
+            return sum(float(line.split()[1]) for line in
+                       cl.request("GET", "/metrics").body.decode().splitlines()
+                       if line.startswith("kvfs_disk_backend_files{"))
+        finally:
+            assert n.stop() == 0
+
+    assert tables_after_4mb("wb-default", []) == 0
+    assert tables_after_4mb("wb-1", ["--write-buffer", "1"]) >= 2
+
+
 def test_restart_replays_and_keeps_revisions():
     """A clean restart keeps data, revisions and the key count."""
     n = Node(name="restart", extra=["--snapshot-entries", "50"]).start()
