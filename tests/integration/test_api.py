@@ -656,6 +656,43 @@ def test_writes_wait_for_the_log_instead_of_failing():
     assert n.stop() == 0
 
 
+def test_writes_wait_while_leveldb_compaction_is_behind():
+    """Backpressure from LevelDB: with 1 MiB memtables (--write-buffer 1) a
+    heavy batch load fills level 0 faster than compaction empties it; at 10
+    level-0 tables the node holds new writes (logged, counted in
+    kvfs_server_writes_held_total) until compaction catches up, and they go
+    on: no error, every acknowledged key reads back."""
+    n = Node(name="l0hold", extra=["--write-buffer", "1"]).start()
+    kvfs = os.path.join(os.path.dirname(KVFSD), "kvfs")
+    try:
+        held = False
+        for attempt in range(8):  # until the hold has happened; one run is enough here
+            r = subprocess.run([kvfs, "-e", n.url, "--json", "bench", "-w", "batch", "-b", "1000",
+                                "-c", "8", "-d", "3", "--value-size", "1000",
+                                "--key-prefix", "l0/%d/" % attempt, "--verify"],
+                               capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr.decode()
+            res = json.loads(r.stdout)
+            assert res["errors"]["total"] == 0, res["errors"]
+            assert res["verify"]["missing"] == 0 and res["verify"]["mismatched"] == 0, res["verify"]
+            with open(n.log, "rb") as f:
+                log = f.read().decode(errors="replace")
+            if "state machine behind (LevelDB's compaction is behind)" in log:
+                held = True
+                break
+        assert held, n.tail()
+        assert n.client().metric("kvfs_server_writes_held_total") >= 1
+        # a write now waits, if the hold is still on, and goes on
+        assert n.client().put("l0/after", 1).status == 200
+
+        def caught_up():
+            with open(n.log, "rb") as f:
+                return b"state machine caught up: new writes go on" in f.read()
+        wait_for(caught_up, timeout=10, what="the hold released")
+    finally:
+        assert n.stop() == 0
+
+
 def test_bench_waits_until_every_member_is_quiet():
     """kvfs bench starts measuring only once every member listed by
     /cluster/members reports nothing pending for LevelDB and no compaction
