@@ -434,7 +434,7 @@ p("- CPU seconds come from `/proc/PID/stat` (utime+stime, clock ticks of 1/%s s)
 p("- kvfsd resident memory is sampled (VmRSS, and RssAnon: memory of the process's own, heap and "
   "stacks) right after each run, all runs included; VmHWM is each node's peak. LevelDB reads its "
   "table files with `pread` (`src/store/kv_env.cc`), so RssAnon includes its block cache "
-  "(`--cache-size`, 32 MiB) and the index and filter blocks of the open tables, and the tables' "
+  "(`--cache-size`, 16 MiB by default) and the index and filter blocks of the open tables, and the tables' "
   "pages stay in the kernel's page cache, outside VmRSS. (Before, LevelDB read them through "
   "memory maps: the GET runs, reading keys spread through every table, left every table "
   "mapped and VmRSS reached 271 MiB while RssAnon stayed under 85 MiB.)")
