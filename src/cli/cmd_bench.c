@@ -157,9 +157,9 @@ static int preload(struct bench_env *env, const struct bench_test *t)
 }
 
 /* Before a measured run the bench waits (at most --settle seconds, default
- * 10, looking every SETTLE_POLL_NS) until every member of the cluster is quiet: nothing
- * applied waits for its LevelDB write, no LevelDB compaction is scheduled or
- * running. A run then measures its own operations, not the previous run's
+ * 10, looking every SETTLE_POLL_NS) until every member of the cluster is
+ * quiet: nothing applied waits for its LevelDB write, no LevelDB compaction
+ * is scheduled or running. A run then measures its own operations, not the previous run's
  * or the preload's aftermath: on one machine, the three nodes' compactions
  * after the seed suite's batch rows (half a million keys) went on for most
  * of a second and took the CPU that its range rows (1,000 queries, about

@@ -157,6 +157,42 @@ def test_sigterm_answers_the_writes_waiting_for_a_quorum():
             n.kill()
 
 
+def test_requests_beyond_max_pending_get_503_with_retry_after():
+    """--max-pending 1: while one write waits for a quorum (the followers
+    paused), the next request is refused at once with 503 "Too many pending
+    requests" and Retry-After: 1; once the followers resume, the waiting
+    write succeeds and the node takes requests again."""
+    # (--election-ms 3000: the leader, cut off from its followers, keeps
+    # leading for the seconds the test takes, even on a slow machine)
+    cl = Cluster(3, extra=["--max-pending", "1", "--request-timeout", "20000",
+                           "--election-ms", "3000"]).start()
+    try:
+        lid = cl.wait_leader()
+        others = [i for i in cl.nodes if i != lid]
+        for i in others:
+            cl.nodes[i].proc.send_signal(signal.SIGSTOP)
+        replies = []
+        t = threading.Thread(target=lambda: replies.append(cl.client(lid).put("mp/first", 1)))
+        t.start()
+        wait_for(lambda: cl.client(lid).metric("kvfs_server_proposals_pending") >= 1, 10,
+                 "a write waiting on the leader")
+        r = cl.client(lid).put("mp/second", 2)
+        assert r.status == 503 and r.json()["detail"] == "Too many pending requests", r
+        assert r.headers.get("retry-after") == "1", r.headers
+        for i in others:
+            cl.nodes[i].proc.send_signal(signal.SIGCONT)
+        t.join(30)
+        assert [x.status for x in replies] == [200], replies
+        c = cl.client(lid)
+        assert c.put("mp/third", 3).status == 200
+        assert c.get("mp/second").status == 404  # refused: never applied
+    finally:
+        for n in cl.nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+            n.kill()
+
+
 def test_paused_leader_steps_down_and_serves_no_stale_read():
     """SIGSTOP of the leader: a new leader takes over; the old one, resumed, never serves a stale read."""
     import http.client
