@@ -172,10 +172,19 @@ def test_requests_beyond_max_pending_get_503_with_retry_after():
         for i in others:
             cl.nodes[i].proc.send_signal(signal.SIGSTOP)
         replies = []
-        t = threading.Thread(target=lambda: replies.append(cl.client(lid).put("mp/first", 1)))
+
+        def first():
+            try:
+                replies.append(Client(cl.nodes[lid].url, timeout=60).put("mp/first", 1))
+            except Exception as e:  # reported below: a thread cannot fail the test itself
+                replies.append(e)
+        t = threading.Thread(target=first)
         t.start()
-        wait_for(lambda: cl.client(lid).metric("kvfs_server_proposals_pending") >= 1, 10,
-                 "a write waiting on the leader")
+
+        def waiting():
+            assert not replies, [getattr(x, "body", x) for x in replies]  # it must wait
+            return cl.client(lid).metric("kvfs_server_proposals_pending") >= 1
+        wait_for(waiting, 10, "a write waiting on the leader")
         r = cl.client(lid).put("mp/second", 2)
         assert r.status == 503 and r.json()["detail"] == "Too many pending requests", r
         assert r.headers.get("retry-after") == "1", r.headers
