@@ -316,7 +316,6 @@ def test_concurrent_writers_share_fsyncs():
     so the requests are waiting together; the wall-clock throughput figure
     comes from the benchmarks, this checks the mechanism."""
     import http.client
-    import signal
     import urllib.parse
 
     def fsyncs():
@@ -330,13 +329,13 @@ def test_concurrent_writers_share_fsyncs():
         conns = [http.client.HTTPConnection(u.hostname, u.port, timeout=30) for _ in range(nconn)]
         for cn in conns:
             cn.connect()
-        node.proc.send_signal(signal.SIGSTOP)
+        node.pause()
         try:
             for i, cn in enumerate(conns):
                 cn.request("PUT", "/kv/gc/%d/%d" % (rnd, i), body=b"1",
                            headers={"Content-Type": "application/json"})
         finally:
-            node.proc.send_signal(signal.SIGCONT)
+            node.resume()
         for cn in conns:
             assert cn.getresponse().status == 200
             cn.close()

@@ -130,7 +130,7 @@ def test_sigterm_answers_the_writes_waiting_for_a_quorum():
         lid = cl.wait_leader()
         others = [i for i in cl.nodes if i != lid]
         for i in others:
-            cl.nodes[i].proc.send_signal(signal.SIGSTOP)
+            cl.nodes[i].pause()
         replies = []
 
         def writer(k):
@@ -170,7 +170,7 @@ def test_requests_beyond_max_pending_get_503_with_retry_after():
         lid = cl.wait_leader()
         others = [i for i in cl.nodes if i != lid]
         for i in others:
-            cl.nodes[i].proc.send_signal(signal.SIGSTOP)
+            cl.nodes[i].pause()
         replies = []
 
         def first():
@@ -189,7 +189,7 @@ def test_requests_beyond_max_pending_get_503_with_retry_after():
         assert r.status == 503 and r.json()["detail"] == "Too many pending requests", r
         assert r.headers.get("retry-after") == "1", r.headers
         for i in others:
-            cl.nodes[i].proc.send_signal(signal.SIGCONT)
+            cl.nodes[i].resume()
         t.join(30)
         assert [x.status for x in replies] == [200], replies
         c = cl.client(lid)
@@ -213,7 +213,7 @@ def test_paused_leader_steps_down_and_serves_no_stale_read():
         u = urllib.parse.urlparse(cl.nodes[old].url)
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         conn.connect()
-        cl.nodes[old].proc.send_signal(signal.SIGSTOP)
+        cl.nodes[old].pause()
         try:
             others = [i for i in cl.nodes if i != old]
 
@@ -227,7 +227,7 @@ def test_paused_leader_steps_down_and_serves_no_stale_read():
             # it must not be answered with the value it last knew.
             conn.request("GET", Client.kpath("p"))
         finally:
-            cl.nodes[old].proc.send_signal(signal.SIGCONT)
+            cl.nodes[old].resume()
         r = conn.getresponse()
         body = r.read()
         assert r.status != 200 or json.loads(body) == {"value": "after"}, (r.status, body)

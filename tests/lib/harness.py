@@ -215,6 +215,32 @@ class Node:
         self._gone()
         return self.proc.returncode
 
+    def pause(self, timeout=10):
+        """SIGSTOP, returning once every thread of the process has stopped.
+        The signal only starts a group stop: each thread stops when it next
+        runs, and until then goes on working. On a loaded machine a paused
+        follower once acknowledged a write that arrived after send_signal
+        had returned."""
+        self.proc.send_signal(signal.SIGSTOP)
+        tasks = "/proc/%d/task" % self.proc.pid
+
+        def stopped():
+            for tid in os.listdir(tasks):
+                try:
+                    with open(os.path.join(tasks, tid, "stat")) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # a thread that exited
+                if state not in ("T", "t"):
+                    return False
+            return True
+        wait_for(stopped, timeout, "%s to stop" % self.name)
+
+    def resume(self):
+        """SIGCONT after pause()."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def kill(self):
         """kill -9: no chance to flush anything."""
         if self.proc and self.proc.poll() is None:
