@@ -73,6 +73,8 @@ static void usage(FILE *f)
 		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"
 		"                          reads no record (default 8; 0: off)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"
+		"  --background-priority P normal (default) or idle: LevelDB's compactions\n"
+		"                          yield the CPU to requests while the store keeps up\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
 		"  --mount-consistency C   linearizable (default) or stale reads on the mount\n"
 		"  --cache-timeout SEC     kernel name and attribute cache of the mount (default 5)\n"
@@ -109,6 +111,7 @@ enum {
 	OPT_WRITE_BUFFER,
 	OPT_META_CACHE,
 	OPT_TABLE_READS,
+	OPT_BACKGROUND,
 	OPT_READY_FILE,
 	OPT_PEER,
 	OPT_CLUSTER,
@@ -149,6 +152,7 @@ static const struct option options[] = {
 	{"write-buffer", required_argument, NULL, OPT_WRITE_BUFFER},
 	{"meta-cache", required_argument, NULL, OPT_META_CACHE},
 	{"table-reads", required_argument, NULL, OPT_TABLE_READS},
+	{"background-priority", required_argument, NULL, OPT_BACKGROUND},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"peer", required_argument, NULL, OPT_PEER},
 	{"cluster", required_argument, NULL, OPT_CLUSTER},
@@ -387,6 +391,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ncfg.kv.table_mmap = !strcmp(optarg, "mmap");
+			break;
+		case OPT_BACKGROUND:
+			if (strcmp(optarg, "idle") && strcmp(optarg, "normal")) {
+				fprintf(stderr, "kvfsd: --background-priority: want idle or normal\n");
+				return 2;
+			}
+			ncfg.background_idle = !strcmp(optarg, "idle");
 			break;
 		case OPT_PEER:
 			ncfg.peer_addr = optarg;

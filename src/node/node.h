@@ -56,10 +56,12 @@ struct node_config {
 	int flush_ms;              /* write the applied state to LevelDB at most this often
 				      (default 50; kv_sync) */
 	uint64_t flush_max_bytes;  /* ... or at once past this much of it in memory
-				      (default 32 MiB; the apply waits meanwhile) */
+				      (default 16 MiB; the apply waits meanwhile) */
 	uint64_t max_log_bytes;    /* refuse new writes (KVFS_EBEHIND) while this much
 				      of the log waits in memory for the state machine
 				      to catch up (default 64 MiB) */
+	bool background_idle;      /* LevelDB's compactions under SCHED_IDLE while the
+				      store keeps up (default false; node.c) */
 	struct kv_options kv;
 };
 

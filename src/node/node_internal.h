@@ -107,8 +107,15 @@ struct node {
 	pthread_cond_t sync_cond;
 	uint64_t sync_requested, sync_done;
 	int64_t sync_last_ns; /* start of the last flush, monotonic */
+	int64_t sync_flush_ns; /* start of the flush running, 0: none */
 	int sync_error, sync_hurry;
 	bool sync_stop, sync_started, sync_wake, sync_full;
+
+	/* Background CPU priority (cfg.background_idle, node.c): LevelDB's
+	 * compactions run under SCHED_IDLE (bg_idle) while the store keeps up.
+	 * bg_ok: this process may leave SCHED_IDLE again, so it may enter it.
+	 * Protected by sync_lock (bg_ok is set before the threads start). */
+	bool bg_ok, bg_idle;
 
 	/* Status snapshot: protected by slock. */
 	pthread_mutex_t slock;
@@ -123,6 +130,7 @@ struct node {
 	struct metric_counter leader_changes, snapshots_sent, snapshots_received;
 	struct metric_counter forwarded_writes;
 	struct metric_counter writes_held; /* writes that waited for the log (node_raft.c) */
+	struct metric_counter bg_boosts;   /* background raised to normal priority */
 	struct metric_counter entries_applied;
 };
 
@@ -148,6 +156,9 @@ int node_wait_synced(struct node *n);
  * failed. */
 int node_sync_busy(struct node *n);
 void node_request_sync(struct node *n, uint64_t upto);
+/* Sets the background threads' CPU priority from how far behind the store
+ * is (node loop, every tick; node.c). */
+void node_background_tick(struct node *n);
 
 static inline int64_t node_now_ms(void)
 {

@@ -730,6 +730,7 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 		sweep(n, now);
 		maybe_compact(n);
 		n->l0_files = kv_level_files(n->kv, 0);
+		node_background_tick(n);
 		if (kv_cleanup_error(n->kv) < 0) /* the store's cleanup thread */
 			node_fail(n, KVFS_ESTORAGE);
 		node_update_status(n);

@@ -222,6 +222,34 @@ int kv_level_files(struct kv *kv, int level)
 	return n;
 }
 
+uint64_t kv_stats_debt(const char *stats)
+{
+	/* "Level  Files Size(MB) Time(sec) Read(MB) Write(MB)", a dashed line,
+	 * then one line a level that has files: level, files, size, ... */
+	uint64_t debt = 0;
+	const char *p = stats ? strstr(stats, "\n--") : NULL;
+	while (p && (p = strchr(p + 1, '\n'))) {
+		int level, files;
+		double mib;
+		if (sscanf(p + 1, "%d %d %lf", &level, &files, &mib) != 3)
+			break;
+		double target = 10; /* MiB at level 1, ten times more a level down */
+		for (int l = 1; l < level; l++)
+			target *= 10;
+		if (level >= 1 && level < KV_LEVELS && mib > target)
+			debt += (uint64_t)((mib - target) * 1048576);
+	}
+	return debt;
+}
+
+uint64_t kv_compaction_debt(struct kv *kv)
+{
+	char *v = leveldb_property_value(kv->db, "leveldb.stats");
+	uint64_t debt = kv_stats_debt(v);
+	leveldb_free(v);
+	return debt;
+}
+
 uint64_t kv_background_jobs(void)
 {
 	return kv_env_jobs();

@@ -54,6 +54,12 @@ uint64_t kv_disk_size(struct kv *kv);
 /* Table files at a LevelDB level (0 .. KV_LEVELS-1), or -1 if LevelDB does
  * not say. Any thread. */
 int kv_level_files(struct kv *kv, int level);
+/* Bytes by which LevelDB's levels 1 and below exceed the sizes it compacts
+ * them to (10 MiB at level 1, ten times more a level down): the size
+ * compactions owe. Any thread. kv_stats_debt: the same from the text of
+ * LevelDB's "leveldb.stats" property (NULL: 0). */
+uint64_t kv_compaction_debt(struct kv *kv);
+uint64_t kv_stats_debt(const char *stats);
 /* LevelDB background jobs (memtable writes, compactions) scheduled or
  * running: 0 when the store is quiet. Counted for the process (all stores
  * open in it share LevelDB's one background thread). Any thread. */

@@ -19,7 +19,8 @@
  * makes random reads over a dataset far larger than memory slower
  * (kvfsd --table-reads mmap keeps LevelDB's maps: kv_plain_env). In both,
  * the background thread is named "kvfs-compact" and its jobs are counted
- * (kv_env_jobs, the metric kvfs_disk_backend_compactions). Everything else
+ * (kv_env_jobs, the metric kvfs_disk_backend_compactions), and its
+ * scheduling policy can be set (kv_env_background_idle). Everything else
  * is LevelDB's own environment.
  *
  * The C API takes an environment only as its opaque leveldb_env_t, a struct
@@ -32,11 +33,13 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -52,6 +55,18 @@ std::atomic<uint64_t> g_opened{0};
 std::atomic<uint64_t> g_tables_written{0};
 /* LevelDB background jobs scheduled and not finished. */
 std::atomic<uint64_t> g_jobs{0};
+
+/* The background thread's policy (kv_env_background_idle): g_bg_tid is 0
+ * until its first job. Both under g_bg_mu. */
+std::mutex g_bg_mu;
+pid_t g_bg_tid;
+bool g_bg_idle;
+
+int set_policy(pid_t tid, bool idle)
+{
+	struct sched_param sp = {};
+	return sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0 ? 0 : -errno;
+}
 
 leveldb::Status io_error(const std::string &name, int err)
 {
@@ -270,6 +285,10 @@ private:
 		if (!named) {
 			named = true;
 			pthread_setname_np(pthread_self(), "kvfs-compact");
+			std::lock_guard<std::mutex> lock(g_bg_mu);
+			g_bg_tid = gettid();
+			if (g_bg_idle)
+				(void)set_policy(g_bg_tid, true); /* (checked when it was asked) */
 		}
 		j.fn(j.arg);
 		g_jobs.fetch_sub(1, std::memory_order_relaxed);
@@ -355,6 +374,15 @@ extern "C" leveldb_env_t *kv_plain_env(void)
 	alignas(JobEnv) static unsigned char env_mem[sizeof(JobEnv)];
 	static kv_env_handle handle = {new (env_mem) JobEnv(), true};
 	return reinterpret_cast<leveldb_env_t *>(&handle);
+}
+
+extern "C" int kv_env_background_idle(bool idle)
+{
+	std::lock_guard<std::mutex> lock(g_bg_mu);
+	int rc = g_bg_tid ? set_policy(g_bg_tid, idle) : 0;
+	if (rc == 0)
+		g_bg_idle = idle;
+	return rc;
 }
 
 extern "C" uint64_t kv_env_jobs(void)

@@ -6,6 +6,7 @@
 #ifndef KVFS_STORE_KV_ENV_H
 #define KVFS_STORE_KV_ENV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <leveldb/c.h>
@@ -24,6 +25,12 @@ leveldb_env_t *kv_plain_env(void);
 /* LevelDB background jobs (memtable writes and compactions) scheduled or
  * running, in either environment: 0 when the store is quiet. */
 uint64_t kv_env_jobs(void);
+
+/* Runs LevelDB's background thread (memtable writes and compactions, both
+ * environments) under SCHED_IDLE when idle is true, under the normal policy
+ * when false: at once if the thread exists, else from its first job.
+ * Returns 0, or -errno from sched_setscheduler (the policy is unchanged). */
+int kv_env_background_idle(bool idle);
 
 /* Table files opened for reading, and written, through it so far (tests). */
 uint64_t kv_pread_env_files_opened(void);

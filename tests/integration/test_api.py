@@ -478,6 +478,51 @@ def test_write_buffer_sets_the_memtable_size():
     assert tables_after_4mb("wb-1", ["--write-buffer", "1"]) >= 2
 
 
+def thread_policies(pid, comm):
+    """Scheduling policy (0 normal, 5 SCHED_IDLE) of each thread of pid named comm."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name == comm:
+            out.append(int(rest.split()[38]))  # field 41, policy
+    return out
+
+
+def test_compactions_run_at_idle_priority_while_the_store_keeps_up():
+    """With --background-priority idle, LevelDB's background thread
+    (kvfs-compact) runs under SCHED_IDLE while the store keeps up; by
+    default it stays at normal priority. A load through 1 MiB memtables
+    makes it work; once it has caught up it is idle again."""
+    def policies_after_load(name, extra):
+        n = Node(name=name, extra=["--write-buffer", "1", "--flush-max", "1"] + extra).start()
+        try:
+            cl = n.client()
+            value = "p" * 1000
+            for b in range(40):
+                items = [{"key": "bp/%d/%d" % (b, j), "value": value} for j in range(100)]
+                assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+            wait_for(lambda: cl.metric("kvfs_disk_backend_pending_bytes") == 0
+                     and cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
+                     what="flushed and compacted")
+            if not extra:
+                return policies(n)
+            # the node looks at its store every tick: calm again, idle again
+            return wait_for(lambda: policies(n) if policies(n) == [5] else None, timeout=10,
+                            what="kvfs-compact back to SCHED_IDLE")
+        finally:
+            assert n.stop() == 0
+
+    def policies(n):
+        return thread_policies(n.proc.pid, "kvfs-compact")
+    assert policies_after_load("bg-idle", ["--background-priority", "idle"]) == [5]
+    assert policies_after_load("bg-default", []) == [0]
+
+
 def test_restart_replays_and_keeps_revisions():
     """A clean restart keeps data, revisions and the key count."""
     n = Node(name="restart", extra=["--snapshot-entries", "50"]).start()
@@ -660,8 +705,10 @@ def test_writes_wait_while_leveldb_compaction_is_behind():
     heavy batch load fills level 0 faster than compaction empties it; at 10
     level-0 tables the node holds new writes (logged, counted in
     kvfs_server_writes_held_total) until compaction catches up, and they go
-    on: no error, every acknowledged key reads back."""
-    n = Node(name="l0hold", extra=["--write-buffer", "1"]).start()
+    on: no error, every acknowledged key reads back. With
+    --background-priority idle, the compactions that fell behind went back
+    to normal priority (kvfs_disk_backend_background_boosts_total)."""
+    n = Node(name="l0hold", extra=["--write-buffer", "1", "--background-priority", "idle"]).start()
     kvfs = os.path.join(os.path.dirname(KVFSD), "kvfs")
     try:
         held = False
@@ -681,6 +728,8 @@ def test_writes_wait_while_leveldb_compaction_is_behind():
                 break
         assert held, n.tail()
         assert n.client().metric("kvfs_server_writes_held_total") >= 1
+        # compactions at idle priority that fell behind went back to normal
+        assert n.client().metric("kvfs_disk_backend_background_boosts_total") >= 1
         # a write now waits, if the hold is still on, and goes on
         assert n.client().put("l0/after", 1).status == 200
 

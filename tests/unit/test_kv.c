@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <time.h>
 
@@ -2469,6 +2470,87 @@ static void test_tables_read_through_pread_env(void **state)
 #endif
 }
 
+static void test_compaction_debt_from_leveldb_stats(void **state)
+{
+	(void)state;
+	/* LevelDB's "leveldb.stats" text: sizes in MiB; levels 1, 2, 3 are
+	 * compacted down to 10, 100 and 1000 MiB. */
+	const char *stats = "                               Compactions\n"
+			    "Level  Files Size(MB) Time(sec) Read(MB) Write(MB)\n"
+			    "--------------------------------------------------\n"
+			    "  0        7      105         3        0       105\n"
+			    "  1        3       16         1       51        51\n"
+			    "  2       12       90         2      120       118\n"
+			    "  3      140     1100        40     1500      1480\n";
+	assert_int_equal(kv_stats_debt(stats), (uint64_t)(6 + 100) << 20);
+	/* level 0 and levels under their size owe nothing; no text, nothing */
+	const char *calm = "                               Compactions\n"
+			   "Level  Files Size(MB) Time(sec) Read(MB) Write(MB)\n"
+			   "--------------------------------------------------\n"
+			   "  0        9      150         3        0       150\n"
+			   "  1        1        8         0        0         8\n";
+	assert_int_equal(kv_stats_debt(calm), 0);
+	assert_int_equal(kv_stats_debt(NULL), 0);
+	assert_int_equal(kv_stats_debt("garbage"), 0);
+}
+
+/* Scheduling policy of this process's thread named comm (-1: none). */
+static int thread_policy(const char *comm)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int policy = -1;
+	while (d && policy < 0 && (de = readdir(d))) {
+		char path[300], buf[1024];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+		if (!open || !close || (size_t)(close - open - 1) != strlen(comm) ||
+		    strncmp(open + 1, comm, strlen(comm)) != 0)
+			continue;
+		char *p = close + 2; /* field 3 */
+		for (int field = 3; field < 41 && p; field++)
+			p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+		if (p)
+			policy = atoi(p);
+	}
+	if (d)
+		closedir(d);
+	return policy;
+}
+
+static void test_background_thread_priority(void **state)
+{
+	/* kv_env_background_idle moves LevelDB's background thread, which
+	 * the writes below start, to SCHED_IDLE and back. */
+	struct fx *f = *state;
+	char key[16], val[201];
+	memset(val, 'b', sizeof val - 1);
+	val[sizeof val - 1] = '\0';
+	for (int i = 0; i < 12000; i++) {
+		snprintf(key, sizeof key, "p%05d", i);
+		assert_int_equal(put(f, key, val), 0);
+		if (i % 1000 == 999)
+			assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
+	}
+	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
+	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0); /* a job: the thread exists */
+	assert_int_equal(thread_policy("kvfs-compact"), SCHED_OTHER);
+	assert_int_equal(kv_env_background_idle(true), 0);
+	assert_int_equal(thread_policy("kvfs-compact"), SCHED_IDLE);
+	int rc = kv_env_background_idle(false);
+	if (rc == -EPERM)
+		skip(); /* leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE 20 */
+	assert_int_equal(rc, 0);
+	assert_int_equal(thread_policy("kvfs-compact"), SCHED_OTHER);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -2487,6 +2569,8 @@ int main(void)
 #endif
 	const struct CMUnitTest tests[] = {
 		T(test_put_get),
+		T(test_compaction_debt_from_leveldb_stats),
+		T(test_background_thread_priority),
 		T(test_sync_advances_durable_index),
 		T(test_revisions_and_versions),
 		T(test_put_keep_mode),
