@@ -253,7 +253,7 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
  *
  * Measured (README, Performance; nodes in one session, as
  * scripts/cluster.sh starts them): bursts on a small store go faster (the
- * seed suite's batch-500 row 171,000-193,000 -> 210,000-229,000 items/s),
+ * seed suite's batch-500 row 171,000-193,000 -> 219,000-229,000 items/s),
  * but bench/large.sh's 20M keys lose: the fresh store's first tenth runs
  * faster on borrowed compaction, the last tenth no faster (61.7-71.6% of
  * the first, against 65-84% at normal priority), and two of three runs had
