@@ -256,15 +256,18 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
  * seed suite's batch-500 row 171,000-193,000 -> 219,000-229,000 items/s),
  * but bench/large.sh's 20M keys lose: the fresh store's first tenth runs
  * faster on borrowed compaction, the last tenth no faster (61.7-71.6% of
- * the first, against 65-84% at normal priority), and two of three runs had
- * writes held past --request-timeout (2 and 3 batches refused). So it is
- * not the default. The state machine's flush (kvfs-sync) is never lowered:
+ * the first in three runs, against 72.4-83.5% in three at normal priority
+ * the same hour; 2-3 batches refused after holds past --request-timeout in
+ * two of the three, and in one of the others). So it is not the default. The state machine's flush (kvfs-sync) is never lowered:
  * with it under SCHED_IDLE too, the batch-500 row gained 15-25% more, but
  * one node of one large.sh run was killed for memory (anon 518 MiB; cause
  * not found). Leaving SCHED_IDLE takes CAP_SYS_NICE or an RLIMIT_NICE of 20;
- * a process that could not leave it never enters it (bg_ok). */
-#define BG_BEHIND_L0 4 /* LevelDB compacts level 0 from 4 tables, slows writes at 8 */
-#define BG_CALM_L0 2
+ * a process that could not leave it never enters it (bg_ok). LevelDB's
+ * thread holds LevelDB's lock for moments, and a preempted idle thread
+ * holding it makes readers, the flush and this node's own property reads
+ * wait (priority inversion): one more reason for normal by default. */
+#define BG_BEHIND_L0 5 /* LevelDB compacts level 0 from 4 tables, slows writes at 8 */
+#define BG_CALM_L0 3 /* a quiet store rests at 0-3 */
 #define BG_DEBT (32ull << 20) /* kv_compaction_debt */
 #define BG_SLOW_FLUSH_MS 200 /* a flush into LevelDB usually takes 10-50 ms */
 
@@ -298,30 +301,43 @@ static void background_init(struct node *n)
 	n->bg_ok = true;
 }
 
-/* Caller holds sync_lock. */
+/* Caller holds sync_lock. A failure to enter SCHED_IDLE gives up on it; a
+ * failure to leave it (RLIMIT_NICE lowered meanwhile) is tried again at
+ * every call, since the debt it leaves unpaid is what the boost is for. */
 static void set_background(struct node *n, bool idle)
 {
 	if (!n->bg_ok || idle == n->bg_idle)
 		return;
 	int rc = kv_env_background_idle(idle);
-	if (rc < 0) {
-		log_warn("node", "cannot set the priority of LevelDB's compactions: %s; they "
+	if (rc < 0 && idle) {
+		log_warn("node", "cannot lower the priority of LevelDB's compactions: %s; they "
 				 "stay at normal priority", strerror(-rc));
-		(void)kv_env_background_idle(false);
 		n->bg_ok = false;
-		n->bg_idle = false;
+		return;
+	}
+	if (rc < 0) {
+		if (!n->bg_stuck)
+			log_warn("node", "cannot raise LevelDB's compactions back to normal "
+					 "priority: %s; trying again", strerror(-rc));
+		n->bg_stuck = true;
 		return;
 	}
 	n->bg_idle = idle;
+	n->bg_stuck = false;
 	if (!idle)
 		metric_inc(&n->bg_boosts);
-	log_debug("node", "background work at %s priority", idle ? "idle" : "normal");
+	log_debug("node", "LevelDB's compactions at %s priority", idle ? "idle" : "normal");
 }
 
 void node_background_tick(struct node *n)
 {
-	if (!n->cfg.background_idle)
+	pthread_mutex_lock(&n->sync_lock);
+	bool ok = n->bg_ok;
+	pthread_mutex_unlock(&n->sync_lock);
+	if (!ok)
 		return;
+	/* (The properties take LevelDB's lock, which its background thread
+	 * holds for moments: see kvfsd(8) on priority inversion.) */
 	uint64_t debt = kv_compaction_debt(n->kv);
 	pthread_mutex_lock(&n->sync_lock);
 	int64_t flushing = n->sync_flush_ns ? clock_mono_ns() - n->sync_flush_ns : 0;
@@ -529,12 +545,16 @@ int node_start(struct node *n)
 	set_background(n, true);
 	pthread_mutex_unlock(&n->sync_lock);
 	int rc = pthread_create(&n->sync_thread, NULL, sync_loop, n);
-	if (rc)
+	if (rc) {
+		pthread_mutex_lock(&n->sync_lock);
+		set_background(n, false);
+		pthread_mutex_unlock(&n->sync_lock);
 		return -rc;
+	}
 	n->sync_started = true;
 	rc = pthread_create(&n->thread, NULL, loop, n);
 	if (rc) {
-		sync_thread_stop(n);
+		sync_thread_stop(n); /* (normal priority again) */
 		return -rc;
 	}
 	n->started = true;
@@ -824,9 +844,9 @@ int node_register_metrics(struct node *n)
 			      "Writes this follower forwarded to the leader.", NULL,
 			      &n->forwarded_writes);
 	rc |= metrics_counter("kvfs_disk_backend_background_boosts_total",
-			      "Times the state machine's flush and LevelDB's compactions went "
-			      "from idle to normal CPU priority because the store fell behind "
-			      "(kvfsd --background-priority).",
+			      "Times LevelDB's compactions went from idle to normal CPU priority "
+			      "(kvfsd --background-priority idle): the store fell behind, or a "
+			      "flush was waited for (stop, snapshot install).",
 			      NULL, &n->bg_boosts);
 	rc |= metrics_counter("kvfs_server_writes_held_total",
 			      "Writes that waited before being proposed because more than half of "

@@ -115,7 +115,7 @@ struct node {
 	 * compactions run under SCHED_IDLE (bg_idle) while the store keeps up.
 	 * bg_ok: this process may leave SCHED_IDLE again, so it may enter it.
 	 * Protected by sync_lock (bg_ok is set before the threads start). */
-	bool bg_ok, bg_idle;
+	bool bg_ok, bg_idle, bg_stuck; /* bg_stuck: leaving SCHED_IDLE failed */
 
 	/* Status snapshot: protected by slock. */
 	pthread_mutex_t slock;

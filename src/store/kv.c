@@ -236,7 +236,7 @@ uint64_t kv_stats_debt(const char *stats)
 		double target = 10; /* MiB at level 1, ten times more a level down */
 		for (int l = 1; l < level; l++)
 			target *= 10;
-		if (level >= 1 && level < KV_LEVELS && mib > target)
+		if (level >= 1 && level < KV_LEVELS - 1 && mib > target) /* (the last never moves) */
 			debt += (uint64_t)((mib - target) * 1048576);
 	}
 	return debt;

@@ -28,8 +28,9 @@ uint64_t kv_env_jobs(void);
 
 /* Runs LevelDB's background thread (memtable writes and compactions, both
  * environments) under SCHED_IDLE when idle is true, under the normal policy
- * when false: at once if the thread exists, else from its first job.
- * Returns 0, or -errno from sched_setscheduler (the policy is unchanged). */
+ * when false: at once if the thread exists, else from its first job. The
+ * thread is the process's, shared by every store open in it: the last call
+ * wins. Returns 0, or -errno from sched_setscheduler (nothing changed). */
 int kv_env_background_idle(bool idle);
 
 /* Table files opened for reading, and written, through it so far (tests). */

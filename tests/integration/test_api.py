@@ -478,6 +478,10 @@ def test_write_buffer_sets_the_memtable_size():
     assert tables_after_4mb("wb-1", ["--write-buffer", "1"]) >= 2
 
 
+# kvfsd's log line when it may not leave SCHED_IDLE (no CAP_SYS_NICE, RLIMIT_NICE under 20)
+IDLE_UNAVAILABLE = b"background work runs at normal priority"
+
+
 def thread_policies(pid, comm):
     """Scheduling policy (0 normal, 5 SCHED_IDLE) of each thread of pid named comm."""
     out = []
@@ -511,6 +515,10 @@ def test_compactions_run_at_idle_priority_while_the_store_keeps_up():
                      what="flushed and compacted")
             if not extra:
                 return policies(n)
+            with open(n.log, "rb") as f:
+                if IDLE_UNAVAILABLE in f.read():
+                    print("  (not checked: this process may not leave SCHED_IDLE)")
+                    return [5]
             # the node looks at its store every tick: calm again, idle again
             return wait_for(lambda: policies(n) if policies(n) == [5] else None, timeout=10,
                             what="kvfs-compact back to SCHED_IDLE")
@@ -705,40 +713,50 @@ def test_writes_wait_while_leveldb_compaction_is_behind():
     heavy batch load fills level 0 faster than compaction empties it; at 10
     level-0 tables the node holds new writes (logged, counted in
     kvfs_server_writes_held_total) until compaction catches up, and they go
-    on: no error, every acknowledged key reads back. With
-    --background-priority idle, the compactions that fell behind went back
-    to normal priority (kvfs_disk_backend_background_boosts_total)."""
-    n = Node(name="l0hold", extra=["--write-buffer", "1", "--background-priority", "idle"]).start()
-    kvfs = os.path.join(os.path.dirname(KVFSD), "kvfs")
-    try:
-        held = False
-        for attempt in range(8):  # until the hold has happened; one run is enough here
-            r = subprocess.run([kvfs, "-e", n.url, "--json", "bench", "-w", "batch", "-b", "1000",
-                                "-c", "8", "-d", "3", "--value-size", "1000",
-                                "--key-prefix", "l0/%d/" % attempt, "--verify"],
-                               capture_output=True, timeout=120)
-            assert r.returncode == 0, r.stderr.decode()
-            res = json.loads(r.stdout)
-            assert res["errors"]["total"] == 0, res["errors"]
-            assert res["verify"]["missing"] == 0 and res["verify"]["mismatched"] == 0, res["verify"]
+    on: no error, every acknowledged key reads back. Again with
+    --background-priority idle, where the compactions that fell behind go
+    back to normal priority (kvfs_disk_backend_background_boosts_total)."""
+    for extra in ([], ["--background-priority", "idle"]):
+        n = Node(name="l0hold", extra=["--write-buffer", "1"] + extra).start()
+        kvfs = os.path.join(os.path.dirname(KVFSD), "kvfs")
+        try:
+            held = False
+            for attempt in range(8):  # until the hold has happened; one run is enough here
+                r = subprocess.run([kvfs, "-e", n.url, "--json", "bench", "-w", "batch",
+                                    "-b", "1000", "-c", "8", "-d", "3", "--value-size", "1000",
+                                    "--key-prefix", "l0/%d/" % attempt, "--verify"],
+                                   capture_output=True, timeout=120)
+                assert r.returncode == 0, r.stderr.decode()
+                res = json.loads(r.stdout)
+                assert res["errors"]["total"] == 0, res["errors"]
+                assert res["verify"]["missing"] == 0 and res["verify"]["mismatched"] == 0, \
+                    res["verify"]
+                with open(n.log, "rb") as f:
+                    log = f.read().decode(errors="replace")
+                if "state machine behind (LevelDB's compaction is behind)" in log:
+                    held = True
+                    break
+            assert held, n.tail()
+            c = n.client()
+            assert c.metric("kvfs_server_writes_held_total") >= 1
+            boosts = c.metric("kvfs_disk_backend_background_boosts_total")
             with open(n.log, "rb") as f:
-                log = f.read().decode(errors="replace")
-            if "state machine behind (LevelDB's compaction is behind)" in log:
-                held = True
-                break
-        assert held, n.tail()
-        assert n.client().metric("kvfs_server_writes_held_total") >= 1
-        # compactions at idle priority that fell behind went back to normal
-        assert n.client().metric("kvfs_disk_backend_background_boosts_total") >= 1
-        # a write now waits, if the hold is still on, and goes on
-        assert n.client().put("l0/after", 1).status == 200
+                idle_ok = IDLE_UNAVAILABLE not in f.read()
+            if not extra:
+                assert boosts == 0  # never lowered, so never raised
+            elif idle_ok:
+                assert boosts >= 1
+            else:
+                print("  (not checked: this process may not leave SCHED_IDLE)")
+            # a write now waits, if the hold is still on, and goes on
+            assert c.put("l0/after", 1).status == 200
 
-        def caught_up():
-            with open(n.log, "rb") as f:
-                return b"state machine caught up: new writes go on" in f.read()
-        wait_for(caught_up, timeout=10, what="the hold released")
-    finally:
-        assert n.stop() == 0
+            def caught_up():
+                with open(n.log, "rb") as f:
+                    return b"state machine caught up: new writes go on" in f.read()
+            wait_for(caught_up, timeout=10, what="the hold released")
+        finally:
+            assert n.stop() == 0
 
 
 def test_bench_waits_until_every_member_is_quiet():

@@ -2541,7 +2541,12 @@ static void test_background_thread_priority(void **state)
 	}
 	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
 	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0); /* a job: the thread exists */
-	assert_int_equal(thread_policy("kvfs-compact"), SCHED_OTHER);
+	/* Going back needs CAP_SYS_NICE (root, usually) or RLIMIT_NICE 20: do
+	 * not leave the process's one compaction thread idle for later tests. */
+	struct rlimit rl;
+	if (thread_policy("kvfs-compact") != SCHED_OTHER ||
+	    (geteuid() != 0 && (getrlimit(RLIMIT_NICE, &rl) != 0 || rl.rlim_cur < 20)))
+		skip();
 	assert_int_equal(kv_env_background_idle(true), 0);
 	assert_int_equal(thread_policy("kvfs-compact"), SCHED_IDLE);
 	int rc = kv_env_background_idle(false);
