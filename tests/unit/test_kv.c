@@ -2575,7 +2575,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_put_get),
 		T(test_compaction_debt_from_leveldb_stats),
-		T(test_background_thread_priority),
 		T(test_sync_advances_durable_index),
 		T(test_revisions_and_versions),
 		T(test_put_keep_mode),
@@ -2632,6 +2631,9 @@ int main(void)
 		T(test_flush_order_is_key_order),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
+		/* (last, as the one above: the tests that fork want no LevelDB
+		 * background thread in the parent, which a child would lack) */
+		T(test_background_thread_priority),
 	};
 	/* KVFS_TEST_ONLY=pattern runs the matching tests only (as in the
 	 * integration tests) */
