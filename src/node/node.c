@@ -18,7 +18,6 @@
  * ones, and calls the fatal callback so the daemon stops.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,10 +257,10 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
  * faster on borrowed compaction, the last tenth no faster (61.7-71.6% of
  * the first in three runs, against 72.4-83.5% in three at normal priority
  * the same hour; 2-3 batches refused after holds past --request-timeout in
- * two of the three, and in one of the others). So it is not the default. The state machine's flush (kvfs-sync) is never lowered:
- * with it under SCHED_IDLE too, the batch-500 row gained 15-25% more, but
- * one node of one large.sh run was killed for memory (anon 518 MiB; cause
- * not found). Leaving SCHED_IDLE takes CAP_SYS_NICE or an RLIMIT_NICE of 20;
+ * two of the three, and in one of the others). So it is not the default.
+ * The state machine's flush (kvfs-sync) is never lowered: with it under
+ * SCHED_IDLE too, the batch-500 row gained 15-25% more, but one node of one
+ * large.sh run was killed for memory (anon 518 MiB; cause not found). Leaving SCHED_IDLE takes CAP_SYS_NICE or an RLIMIT_NICE of 20;
  * a process that could not leave it never enters it (bg_ok). LevelDB's
  * thread holds LevelDB's lock for moments, and a preempted idle thread
  * holding it makes readers, the flush and this node's own property reads
@@ -271,29 +270,11 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
 #define BG_DEBT (32ull << 20) /* kv_compaction_debt */
 #define BG_SLOW_FLUSH_MS 200 /* a flush into LevelDB usually takes 10-50 ms */
 
-static int set_policy(pid_t tid, bool idle)
-{
-	struct sched_param sp = {0};
-	return sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0 ? 0 : -errno;
-}
-
-/* Whether this thread can go to SCHED_IDLE and back (run on a thread of
- * its own: a failure must not leave the caller idle). */
-static void *probe_idle(void *arg)
-{
-	*(bool *)arg = set_policy(0, true) == 0 && set_policy(0, false) == 0;
-	return NULL;
-}
-
 static void background_init(struct node *n)
 {
-	pthread_t t;
-	bool ok = false;
 	if (!n->cfg.background_idle)
 		return;
-	if (pthread_create(&t, NULL, probe_idle, &ok) == 0)
-		pthread_join(t, NULL);
-	if (!ok) {
+	if (!kv_env_background_idle_possible()) {
 		log_info("node", "background work runs at normal priority: leaving SCHED_IDLE "
 				 "again needs CAP_SYS_NICE or an RLIMIT_NICE of 20");
 		return;

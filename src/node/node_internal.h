@@ -156,8 +156,8 @@ int node_wait_synced(struct node *n);
  * failed. */
 int node_sync_busy(struct node *n);
 void node_request_sync(struct node *n, uint64_t upto);
-/* Sets the background threads' CPU priority from how far behind the store
- * is (node loop, every tick; node.c). */
+/* Sets the CPU priority of LevelDB's compactions from how far behind the
+ * store is (node loop, every tick; node.c). */
 void node_background_tick(struct node *n);
 
 static inline int64_t node_now_ms(void)

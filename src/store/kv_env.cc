@@ -376,6 +376,20 @@ extern "C" leveldb_env_t *kv_plain_env(void)
 	return reinterpret_cast<leveldb_env_t *>(&handle);
 }
 
+extern "C" bool kv_env_background_idle_possible(void)
+{
+	/* On a thread of its own: a failure must not leave the caller idle. */
+	bool ok = false;
+	pthread_t t;
+	auto probe = [](void *arg) -> void * {
+		*static_cast<bool *>(arg) = set_policy(0, true) == 0 && set_policy(0, false) == 0;
+		return nullptr;
+	};
+	if (pthread_create(&t, nullptr, probe, &ok) == 0)
+		pthread_join(t, nullptr);
+	return ok;
+}
+
 extern "C" int kv_env_background_idle(bool idle)
 {
 	std::lock_guard<std::mutex> lock(g_bg_mu);

@@ -32,6 +32,9 @@ uint64_t kv_env_jobs(void);
  * thread is the process's, shared by every store open in it: the last call
  * wins. Returns 0, or -errno from sched_setscheduler (nothing changed). */
 int kv_env_background_idle(bool idle);
+/* Whether a thread of this process can go to SCHED_IDLE and come back
+ * (CAP_SYS_NICE, or an RLIMIT_NICE of 20 for nice 0). */
+bool kv_env_background_idle_possible(void);
 
 /* Table files opened for reading, and written, through it so far (tests). */
 uint64_t kv_pread_env_files_opened(void);

@@ -452,6 +452,17 @@ def test_compactions_gauge_follows_leveldb_background_work():
         assert n.stop() == 0
 
 
+def load_4mb(cl, prefix, value):
+    """40 batches of 100 keys "prefix/b/j" holding value (1,000 bytes: 4 MB),
+    then waits until they are flushed to LevelDB and it is done compacting."""
+    for b in range(40):
+        items = [{"key": "%s/%d/%d" % (prefix, b, j), "value": value} for j in range(100)]
+        assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
+    wait_for(lambda: cl.metric("kvfs_disk_backend_pending_bytes") == 0
+             and cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
+             what="flushed and compacted")
+
+
 def test_write_buffer_sets_the_memtable_size():
     """--write-buffer is the size of LevelDB's memtable: the same 4 MB of
     writes stay in the default 16 MiB memtable (no table written) and fill
@@ -461,12 +472,7 @@ def test_write_buffer_sets_the_memtable_size():
         try:
             cl = n.client()
             value = "m" * 1000
-            for b in range(40):
-                items = [{"key": "wb/%d/%d" % (b, j), "value": value} for j in range(100)]
-                assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
-            wait_for(lambda: cl.metric("kvfs_disk_backend_pending_bytes") == 0
-                     and cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
-                     what="flushed and compacted")
+            load_4mb(cl, "wb", value)
             assert cl.get("wb/39/99").json() == {"value": value}
             return sum(float(line.split()[1]) for line in
                        cl.request("GET", "/metrics").body.decode().splitlines()
@@ -505,14 +511,7 @@ def test_compactions_run_at_idle_priority_while_the_store_keeps_up():
     def policies_after_load(name, extra):
         n = Node(name=name, extra=["--write-buffer", "1", "--flush-max", "1"] + extra).start()
         try:
-            cl = n.client()
-            value = "p" * 1000
-            for b in range(40):
-                items = [{"key": "bp/%d/%d" % (b, j), "value": value} for j in range(100)]
-                assert cl.request("PUT", "/kv/batch", json_body={"items": items}).status == 200
-            wait_for(lambda: cl.metric("kvfs_disk_backend_pending_bytes") == 0
-                     and cl.metric("kvfs_disk_backend_compactions") == 0, timeout=60,
-                     what="flushed and compacted")
+            load_4mb(n.client(), "bp", "p" * 1000)
             if not extra:
                 return policies(n)
             with open(n.log, "rb") as f:

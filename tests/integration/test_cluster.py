@@ -152,8 +152,7 @@ def test_sigterm_answers_the_writes_waiting_for_a_quorum():
             assert "retry-after" not in r.headers, r.headers  # not cured by waiting here
     finally:
         for n in cl.nodes.values():
-            if n.proc and n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGCONT)
+            n.resume()
             n.kill()
 
 
@@ -197,8 +196,7 @@ def test_requests_beyond_max_pending_get_503_with_retry_after():
         assert c.get("mp/second").status == 404  # refused: never applied
     finally:
         for n in cl.nodes.values():
-            if n.proc and n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGCONT)
+            n.resume()
             n.kill()
 
 
@@ -597,8 +595,7 @@ def test_jepsen_style_history_is_linearizable():
         [t.join(10) for t in ts]
     finally:
         for n in cl.nodes.values():
-            if n.proc and n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGCONT)
+            n.resume()
             n.kill()
     ops = [l for l in hist if not l.endswith(" error")]
     assert len(ops) > 300, len(ops)
