@@ -34,7 +34,9 @@
  *
  * Thread: the node loop only (rlog_open/rlog_load before it starts);
  * rlog_disk_size, rlog_sync_count and rlog_spares_used from any thread.
- * rlog_close waits for a spare being prepared. On any write failure
+ * rlog_close waits for a spare being prepared and the deletions pending.
+ * rlog_compact leaves the deletion of the segments it lets go to that
+ * thread, so rlog_disk_size falls a little later. On any write failure
  * the functions return KVFS_ESTORAGE and refuse further writes (the node
  * stops: STYLE.md point 8).
  */
@@ -84,12 +86,17 @@ int rlog_write(struct rlog *log, const struct rlog_hard_state *hs, uint64_t trun
 
 /* Records a snapshot (already durable elsewhere) and drops the entries up to
  * and including upto (one synced write; segments holding only such entries
- * are deleted). Returns 0 or KVFS_ESTORAGE. */
+ * are deleted, by the spare thread). Returns 0 or KVFS_ESTORAGE. */
 int rlog_compact(struct rlog *log, const struct rlog_snapshot_meta *snap, uint64_t upto);
 
 uint64_t rlog_first_index(struct rlog *log); /* 0 when empty */
 uint64_t rlog_last_index(struct rlog *log);  /* 0 when empty */
 uint64_t rlog_disk_size(struct rlog *log);
+
+/* Waits until the spare thread is idle: the segment asked for is ready and
+ * the segments compactions let go are deleted (tests; rlog_close does it
+ * too). */
+void rlog_settle(struct rlog *log);
 
 /* Count of synced writes issued (fsyncs), for metrics and benchmarks. */
 uint64_t rlog_sync_count(struct rlog *log);

@@ -640,6 +640,7 @@ static void test_segments_rotate_and_compaction_deletes_them(void **state)
 	struct rlog_snapshot_meta snap = {.index = 25, .term = 1, .membership = "m",
 					  .membership_len = 1};
 	assert_int_equal(rlog_compact(f->log, &snap, 25), 0);
+	rlog_settle(f->log); /* the spare thread deletes them */
 	assert_true(segments(f, names) < n);
 	assert_true(rlog_disk_size(f->log) < 16 * len);
 	assert_range(f, 26, 30);
@@ -650,11 +651,12 @@ static void test_segments_rotate_and_compaction_deletes_them(void **state)
 	assert_int_equal(f->got[4].index, 30);
 
 	/* everything compacted: only the current segment is left (and the
-	 * spare prepared ahead of it) */
+	 * spare prepared ahead of it); closing the log right after the
+	 * compaction finishes the deletions first */
 	snap.index = 30;
 	assert_int_equal(rlog_compact(f->log, &snap, 30), 0);
-	assert_int_equal(data_segments(f), 1);
 	reopen(f);
+	assert_int_equal(data_segments(f), 1);
 	assert_int_equal(f->n_got, 0);
 	assert_int_equal(f->snap.index, 30);
 	free(buf);
@@ -671,6 +673,56 @@ static void append_big(struct fx *f, uint64_t from, uint64_t to)
 		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
 	}
 	free(buf);
+}
+
+/* Sets or clears the immutable attribute of segment file k (sorted order);
+ * false where the file system or the process cannot. */
+static bool set_immutable(struct fx *f, int k, bool on)
+{
+	char names[16][64], path[4096 + 64];
+	assert_true(k < segments(f, names));
+	snprintf(path, sizeof path, "%s/%s", f->path, names[k]);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), flags = 0;
+	assert_true(fd >= 0);
+	bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+	flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+	ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+	close(fd);
+	return ok;
+}
+
+static void test_segment_that_cannot_be_deleted_holds_back_later_ones(void **state)
+{
+	/* Compaction hands the segments it lets go to the spare thread, which
+	 * deletes them oldest first. One it cannot delete stays, and so does
+	 * every later one: a hole between the segments left would make the
+	 * next open fail. They load after a reopen, and go once deletable. */
+	struct fx *f = *state;
+	char names[16][64];
+	append_big(f, 1, 30); /* 8 MiB segments: at least 3 */
+	int n = segments(f, names);
+	assert_true(n >= 4);
+	if (!set_immutable(f, 0, true)) {
+		print_message("cannot make a file immutable here: skipped\n");
+		return;
+	}
+	struct rlog_snapshot_meta snap = {.index = 30, .term = 1, .membership = "m",
+					  .membership_len = 1};
+	assert_int_equal(rlog_compact(f->log, &snap, 30), 0);
+	rlog_settle(f->log);
+	assert_true(segments(f, names) >= n); /* none deleted (a spare may be new) */
+	reopen(f);
+	assert_int_equal(f->snap.index, 30);
+	assert_int_equal(f->n_got, 0);
+	assert_true(set_immutable(f, 0, false));
+	append_big(f, 31, 32);
+	snap.index = 32;
+	assert_int_equal(rlog_compact(f->log, &snap, 32), 0);
+	rlog_settle(f->log);
+	assert_int_equal(data_segments(f), 1);
+	reopen(f);
+	assert_int_equal(f->snap.index, 32);
+	assert_int_equal(f->n_got, 0);
 }
 
 static void test_next_segment_prepared_ahead(void **state)
@@ -818,6 +870,7 @@ int main(void)
 		T(test_torn_frame_holding_frames_dropped),
 		T(test_damage_is_corruption),
 		T(test_segments_rotate_and_compaction_deletes_them),
+		T(test_segment_that_cannot_be_deleted_holds_back_later_ones),
 		T(test_next_segment_prepared_ahead),
 		T(test_torn_tail_before_a_spare),
 		T(test_hard_state_survives_segment_deletion),
