@@ -62,7 +62,7 @@ struct spare {
 	struct seg *doomed; /* segments to delete, strictly oldest first */
 	size_t n_doomed, cap_doomed;
 	bool deleting; /* the thread is deleting doomed[0] */
-	bool stuck;    /* doomed[0] could not be deleted: again at the next doom */
+	bool stuck;    /* doomed[0] could not be deleted: again at the next compaction */
 };
 
 struct rlog {
@@ -239,7 +239,8 @@ void rlog_settle(struct rlog *l)
 	pthread_mutex_unlock(&sp->mu);
 }
 
-/* The spare thread: prepares the segment asked for, one at a time. */
+/* The spare thread: prepares the segment asked for, one at a time, and
+ * deletes the segments let go, oldest first, when none is asked for. */
 static void *spare_main(void *arg)
 {
 	struct rlog *l = arg;
@@ -804,6 +805,7 @@ int rlog_load(struct rlog *l, struct rlog_hard_state *hs, struct rlog_snapshot_m
 	struct scan s;
 	memset(hs, 0, sizeof *hs);
 	memset(snap, 0, sizeof *snap);
+	rlog_settle(l); /* adopt recounts disk_bytes from the segments listed */
 	int rc = scan_all(l, &s, false);
 	if (rc == 0) {
 		adopt(l, &s);
@@ -954,6 +956,13 @@ int rlog_compact(struct rlog *l, const struct rlog_snapshot_meta *snap, uint64_t
 	 * at the next open is only covered again. */
 	size_t k = 0;
 	bool here;
+	struct spare *sp = &l->spare;
+	pthread_mutex_lock(&sp->mu);
+	if (sp->stuck) { /* one that could not be deleted: again now */
+		sp->stuck = false;
+		pthread_cond_broadcast(&sp->cv);
+	}
+	pthread_mutex_unlock(&sp->mu);
 	while (k + 1 < l->n_segs && l->segs[k].max_index <= upto) {
 		/* One that can be neither handed over nor deleted here stays,
 		 * with the later ones, for the next compaction. */

@@ -155,14 +155,15 @@ def check(got, acked, attempted, batches):
             present, len(b), sorted(b)[:2])
 
 
-def wal_lost(summary):
+def wal_lost(summary, kept=False):
     """Bytes of write-ahead data (the Raft log's segments, LevelDB's logs)
-    that the cut lost, from powerfs's report."""
+    that the cut lost (with kept: that were unsynced, lost or kept), from
+    powerfs's report."""
     lost = 0
     for line in summary.splitlines():
         m = re.match(r"powerfs: (\S+): (\d+) bytes kept, (\d+) lost$", line)
         if m and (m.group(1).endswith(".seg") or m.group(1).endswith(".log")):
-            lost += int(m.group(3))
+            lost += int(m.group(3)) + (int(m.group(2)) if kept else 0)
     return lost
 
 
@@ -267,10 +268,13 @@ def test_power_loss_single_node():
 
 
 def test_read_after_power_loss_of_the_state_machine():
-    """The power goes as the state machine's last batch is being synced, 6 times: that batch is lost (3 times whole, 3 times torn, each page kept with P = 1/2), the log has it, and the first read after the restart already sees every acknowledged write."""
+    """The power goes as the state machine's last batch is being synced, 6 times: that batch is lost (3 times whole; 3 times each page kept with P = 1/2: torn, or kept whole if it is one page), the log has it, and the first read after the restart already sees every acknowledged write."""
     for seed, keep in ((21, 0.0), (22, 0.0), (23, 0.0), (24, 0.5), (25, 0.5), (26, 0.5)):
         n, summary, torn = run_cut(keep, seed, cut_suffix=".log")
-        assert "power cut at" in summary and wal_lost(summary) > 0, summary
+        # The cut caught a batch not yet synced. With keep 0 it is lost;
+        # with 1/2 a batch of one page is kept whole half the time (seen
+        # in CI: 237 bytes kept, 0 lost), which is a valid outcome too.
+        assert "power cut at" in summary and wal_lost(summary, kept=keep > 0) > 0, summary
         print("  keep %.1f: %d acknowledged writes checked; %s, %d of LevelDB's log%s" % (
             keep, n, summary_line(summary), wal_lost(summary),
             "; LevelDB found the torn write, the node dropped it" if torn else ""))
