@@ -197,6 +197,18 @@ static bool delete_segment(struct rlog *l, const struct seg *s)
 
 static void *spare_main(void *arg);
 
+/* Starts the spare thread the first time it is needed (under sp->mu). */
+static void spare_start(struct rlog *l)
+{
+	struct spare *sp = &l->spare;
+	if (!sp->started && !sp->failed) {
+		if (pthread_create(&sp->thread, NULL, spare_main, l) == 0)
+			sp->started = true;
+		else
+			sp->failed = true;
+	}
+}
+
 /* Hands segment s to the spare thread for deletion (starting it if need
  * be). If it cannot take it, *here tells whether deleting it on this thread
  * keeps the order (nothing older waits to be deleted). */
@@ -205,12 +217,7 @@ static bool doom_segment(struct rlog *l, const struct seg *s, bool *here)
 	struct spare *sp = &l->spare;
 	bool ok = false;
 	pthread_mutex_lock(&sp->mu);
-	if (!sp->started && !sp->failed) {
-		if (pthread_create(&sp->thread, NULL, spare_main, l) == 0)
-			sp->started = true;
-		else
-			sp->failed = true;
-	}
+	spare_start(l);
 	if (sp->started && !sp->stop && sp->n_doomed == sp->cap_doomed) {
 		size_t cap = sp->cap_doomed ? 2 * sp->cap_doomed : 8;
 		struct seg *d = realloc(sp->doomed, cap * sizeof *d);
@@ -297,12 +304,7 @@ static void spare_request(struct rlog *l, uint64_t seq)
 {
 	struct spare *sp = &l->spare;
 	pthread_mutex_lock(&sp->mu);
-	if (!sp->started && !sp->failed) {
-		if (pthread_create(&sp->thread, NULL, spare_main, l) == 0)
-			sp->started = true;
-		else
-			sp->failed = true;
-	}
+	spare_start(l);
 	if (sp->started && !sp->failed && !sp->want && !sp->busy && sp->fd < 0) {
 		sp->want = seq;
 		pthread_cond_broadcast(&sp->cv);

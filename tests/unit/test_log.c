@@ -713,6 +713,14 @@ static bool set_immutable(struct fx *f, int k, bool on)
 	return set_immutable_path(path, on);
 }
 
+/* Compacts up to index and waits for the spare thread's deletions. */
+static void compact_settled(struct fx *f, struct rlog_snapshot_meta *snap, uint64_t index)
+{
+	snap->index = index;
+	assert_int_equal(rlog_compact(f->log, snap, index), 0);
+	rlog_settle(f->log);
+}
+
 static void test_segment_that_cannot_be_deleted_holds_back_later_ones(void **state)
 {
 	/* Compaction hands the segments it lets go to the spare thread, which
@@ -728,32 +736,24 @@ static void test_segment_that_cannot_be_deleted_holds_back_later_ones(void **sta
 		print_message("cannot make a file immutable here: skipped\n");
 		return;
 	}
-	struct rlog_snapshot_meta snap = {.index = 30, .term = 1, .membership = "m",
-					  .membership_len = 1};
-	assert_int_equal(rlog_compact(f->log, &snap, 30), 0);
-	rlog_settle(f->log);
+	struct rlog_snapshot_meta snap = {.term = 1, .membership = "m", .membership_len = 1};
+	compact_settled(f, &snap, 30);
 	assert_true(segments(f, names) >= n); /* none deleted (a spare may be new) */
 	/* the next compaction tries again, even one that lets no segment go */
 	assert_true(set_immutable(f, 0, false));
 	append_big(f, 31, 31);
-	snap.index = 31;
-	assert_int_equal(rlog_compact(f->log, &snap, 31), 0);
-	rlog_settle(f->log);
+	compact_settled(f, &snap, 31);
 	assert_int_equal(data_segments(f), 1);
 	/* and one that stays there loads after a reopen */
 	append_big(f, 32, 50);
 	assert_true(set_immutable(f, 0, true));
-	snap.index = 50;
-	assert_int_equal(rlog_compact(f->log, &snap, 50), 0);
-	rlog_settle(f->log);
+	compact_settled(f, &snap, 50);
 	reopen(f);
 	assert_int_equal(f->snap.index, 50);
 	assert_int_equal(f->n_got, 0);
 	assert_true(set_immutable(f, 0, false));
 	append_big(f, 51, 52);
-	snap.index = 52;
-	assert_int_equal(rlog_compact(f->log, &snap, 52), 0);
-	rlog_settle(f->log);
+	compact_settled(f, &snap, 52);
 	assert_int_equal(data_segments(f), 1);
 	reopen(f);
 	assert_int_equal(f->snap.index, 52);
