@@ -201,12 +201,6 @@ int node_submit(struct node *n, struct node_req *req)
 		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
 		return KVFS_EBUSY;
 	}
-	/* Bytes, not requests: while LevelDB stalls every write stays in
-	 * memory, however large the batches. */
-	if (req->type == NODE_REQ_WRITE && node_log_over_bound(n)) {
-		__atomic_fetch_sub(&n->inflight, 1, __ATOMIC_RELAXED);
-		return KVFS_EBEHIND;
-	}
 	req->result = 0;
 	req->index = req->deleted = req->term = req->fwd_id = req->leader_hint = 0;
 	req->retries = 0;

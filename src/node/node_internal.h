@@ -70,6 +70,7 @@ struct node {
 	bool removed; /* no longer a member: no more ticks, no campaigns */
 	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
 	bool holding_writes;   /* new writes wait for the state machine (node_raft.c) */
+	int64_t leader_behind_ms; /* the leader holds writes: ours wait until then */
 	int l0_files;	       /* LevelDB's level-0 tables, as of the last tick */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
@@ -164,6 +165,10 @@ static inline int64_t node_now_ms(void)
 {
 	return clock_mono_ms();
 }
+
+/* How long a follower holds its clients' writes after its leader refused
+ * one because its state machine is behind (node_net.c, on_forward_result). */
+#define LEADER_BEHIND_MS 100
 
 /* Parks a request until a leader can take it (retried every turn). */
 static inline void node_park(struct node *n, struct node_req *r)

@@ -204,9 +204,11 @@ void node_on_leader_change(struct node *n, uint64_t leader)
 static void on_forward(struct node *n, const struct wire_msg *m)
 {
 	uint64_t index, term, hint = 0;
-	/* --max-log-memory holds for writes forwarded here too (node_submit);
-	 * refused before proposing, the write is certainly not applied. */
-	int rc = node_log_over_bound(n)
+	/* --max-log-memory holds for writes forwarded here too, from half of
+	 * it on as for this node's own (process_parked): refused before
+	 * proposing, the write is certainly not applied, and its follower
+	 * holds it and asks again shortly (on_forward_result). */
+	int rc = node_log_over_half(n)
 		 ? KVFS_EBEHIND
 		 : raft_propose(n->raft, m->fwd.data, m->fwd.len, &index, &term, &hint);
 	if (rc) {
@@ -238,6 +240,19 @@ static void on_forward_result(struct node *n, const struct wire_msg *m)
 	int res = m->result.result;
 	if (res == KVFS_ENOTLEADER || res == KVFS_ENOLEADER || res == KVFS_EBUSY) {
 		node_park(n, r); /* leadership moved before proposing: safe to retry */
+		return;
+	}
+	if (res == KVFS_EBEHIND) {
+		/* The leader's state machine is behind: not proposed. Our
+		 * clients' writes wait here, held like our own backpressure's,
+		 * and ask again after LEADER_BEHIND_MS, or get 503 at their
+		 * deadline (sweep). Refused at once instead, a client that
+		 * retries at once got hundreds of 503s a second (bench/large.sh). */
+		if (!r->held)
+			metric_inc(&n->writes_held);
+		r->held = true;
+		n->leader_behind_ms = node_now_ms() + LEADER_BEHIND_MS;
+		node_park(n, r);
 		return;
 	}
 	r->index = m->result.index;

@@ -118,6 +118,12 @@ static void process_parked(struct node *n)
 				wr[k++] = r;
 			} else if (leader) {
 				node_complete(n, r, -ENOMEM);
+			} else if (st.leader && st.leader != n->cfg.id && n->net &&
+				   node_now_ms() < n->leader_behind_ms) {
+				if (!r->held) /* the leader holds writes (on_forward_result) */
+					metric_inc(&n->writes_held);
+				r->held = true;
+				node_park(n, r);
 			} else if (st.leader && st.leader != n->cfg.id && n->net) {
 				node_forward(n, r, st.leader);
 			} else {

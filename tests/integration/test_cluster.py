@@ -359,30 +359,68 @@ def test_sigterm_on_leader_hands_leadership_over():
             n.kill()
 
 
-def test_lagging_leader_refuses_forwarded_writes():
+def lead_with_node1(cl):
+    """Makes node 1 the leader of the started cluster cl."""
+    lid = cl.wait_leader()
+    if lid != 1:
+        r = cl.client(lid).request("POST", "/cluster/leader/transfer", json_body={"id": 1})
+        assert r.status == 200, r
+        cl.wait_leader(exclude=lid)
+        assert cl.wait_leader() == 1
+
+
+def test_lagging_leader_holds_forwarded_writes():
     """--max-log-memory holds on the leader for writes forwarded by a
-    follower: with the state machines never flushed (--flush-ms 60000) and
-    node 1 leading with a 1 MiB bound, writes through a follower (64 MiB)
-    are refused with 503 once 1 MiB of log waits on the leader, and nothing
-    acknowledged is lost."""
+    follower too: with the state machines never flushed (--flush-ms 60000)
+    and node 1 leading with a 1 MiB bound, writes through a follower go on
+    until half of it waits on the leader; the next one waits at the
+    follower (held, not refused at once) and gets 503 at its deadline
+    (--request-timeout 1000), never applied; nothing acknowledged is
+    lost."""
     cl = Cluster(3, extra=["--flush-ms", "60000", "--flush-max", "4096"])
     cl.nodes[1].extra += ["--max-log-memory", "1"]
+    cl.nodes[2].extra += ["--request-timeout", "1000"]
     cl.start()
     try:
-        lid = cl.wait_leader()
-        if lid != 1:
-            r = cl.client(lid).request("POST", "/cluster/leader/transfer", json_body={"id": 1})
-            assert r.status == 200, r
-            cl.wait_leader(exclude=lid)
-            assert cl.wait_leader() == 1
+        lead_with_node1(cl)
         c = cl.client(2)
         value = "f" * 1000
+        t0 = time.monotonic()
         acked, refused = put_batches(c, "lf", value, 40)  # 100 KB a request
         assert refused is not None and refused.status == 503, refused
         assert "State machine behind" in refused.json()["detail"], refused
-        assert 10 <= len(acked) < 40, len(acked)
+        assert refused.headers.get("retry-after") == "1", refused.headers
+        assert 4 <= len(acked) < 40, len(acked)
+        assert time.monotonic() - t0 >= 1.0  # the refused one waited for its deadline
+        assert c.metric("kvfs_server_writes_held_total") >= 1
         for b in acked:
             assert c.get("lf/%d/99" % b).json() == {"value": value}, b
+        refused_batch = len(acked)
+        assert c.get("lf/%d/0" % refused_batch).status == 404  # never applied
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_writes_through_a_follower_wait_for_a_lagging_leader():
+    """Backpressure through a follower: node 1 leads with a 1 MiB
+    --max-log-memory and flushes its state machine every 300 ms; a stream
+    of 100 KB batches through a follower keeps crossing half of the bound
+    on the leader, which holds them; the follower holds its client's writes
+    and asks again, and every one succeeds, none gets 503, all read back."""
+    cl = Cluster(3)
+    cl.nodes[1].extra += ["--flush-ms", "300", "--flush-max", "4096", "--max-log-memory", "1"]
+    cl.start()
+    try:
+        lead_with_node1(cl)
+        c = cl.client(2)
+        value = "h" * 1000
+        acked, refused = put_batches(c, "lh", value, 40)
+        assert refused is None, refused
+        assert len(acked) == 40
+        assert c.metric("kvfs_server_writes_held_total") >= 1
+        for b in (0, 20, 39):
+            assert c.get("lh/%d/99" % b).json() == {"value": value}, b
     finally:
         for n in cl.nodes.values():
             n.kill()
