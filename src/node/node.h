@@ -57,9 +57,10 @@ struct node_config {
 				      (default 50; kv_sync) */
 	uint64_t flush_max_bytes;  /* ... or at once past this much of it in memory
 				      (default 16 MiB; the apply waits meanwhile) */
-	uint64_t max_log_bytes;    /* refuse new writes (KVFS_EBEHIND) while this much
-				      of the log waits in memory for the state machine
-				      to catch up (default 64 MiB) */
+	uint64_t max_log_bytes;    /* most log that may wait in memory for the state
+				      machine: new writes wait from half of it, a
+				      follower drops entries at all of it
+				      (default 64 MiB) */
 	bool background_idle;      /* LevelDB's compactions under SCHED_IDLE while the
 				      store keeps up (default false; node.c) */
 	struct kv_options kv;

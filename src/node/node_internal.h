@@ -71,6 +71,7 @@ struct node {
 	bool dropping_appends; /* over --max-log-memory: entries refused (node_net.c) */
 	bool holding_writes;   /* new writes wait for the state machine (node_raft.c) */
 	int64_t leader_behind_ms; /* the leader holds writes: ours wait until then */
+	uint64_t fwd_turn_bytes;  /* leader: forwarded writes proposed this turn */
 	int l0_files;	       /* LevelDB's level-0 tables, as of the last tick */
 	int64_t peer_heard_ms[NODE_MAX_MEMBERS]; /* by index in applied_conf order */
 	uint64_t peer_heard_id[NODE_MAX_MEMBERS];
@@ -139,11 +140,11 @@ struct node {
 void node_complete(struct node *n, struct node_req *req, int result);
 void node_fail(struct node *n, int rc);
 /* More than --max-log-memory of log waits in memory for the state machine
- * (the log is compacted only up to what was flushed): new writes are
- * refused (KVFS_EBEHIND) and, on a follower, new entries dropped. Any
- * thread. */
+ * (the log is compacted only up to what was flushed): a follower drops new
+ * entries (node_net.c). Any thread. */
 bool node_log_over_bound(struct node *n);
-/* Over half of it: this node's own clients' new writes wait (node_raft.c). */
+/* Over half of it: new writes wait (node_raft.c), and a leader refuses
+ * forwarded ones (node_net.c). */
 bool node_log_over_half(struct node *n);
 void list_push(struct req_list *l, struct node_req *r);
 struct node_req *list_take(struct req_list *l);
@@ -169,6 +170,8 @@ static inline int64_t node_now_ms(void)
 /* How long a follower holds its clients' writes after its leader refused
  * one because its state machine is behind (node_net.c, on_forward_result). */
 #define LEADER_BEHIND_MS 100
+/* A held write closer than this to its deadline is not forwarded again. */
+#define HELD_FORWARD_MS 20
 
 /* Parks a request until a leader can take it (retried every turn). */
 static inline void node_park(struct node *n, struct node_req *r)

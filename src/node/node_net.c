@@ -207,10 +207,15 @@ static void on_forward(struct node *n, const struct wire_msg *m)
 	/* --max-log-memory holds for writes forwarded here too, from half of
 	 * it on as for this node's own (process_parked): refused before
 	 * proposing, the write is certainly not applied, and its follower
-	 * holds it and asks again shortly (on_forward_result). */
-	int rc = node_log_over_half(n)
+	 * holds it and asks again shortly (on_forward_result). What this turn
+	 * took counts too: log_bytes grows only when the turn persists, and
+	 * followers let go of their held writes together. */
+	uint64_t waiting = __atomic_load_n(&n->log_bytes, __ATOMIC_RELAXED) + n->fwd_turn_bytes;
+	int rc = waiting > n->cfg.max_log_bytes / 2
 		 ? KVFS_EBEHIND
 		 : raft_propose(n->raft, m->fwd.data, m->fwd.len, &index, &term, &hint);
+	if (rc == 0)
+		n->fwd_turn_bytes += m->fwd.len;
 	if (rc) {
 		node_send_result(n, m->from, m->fwd.req_id, rc, 0, 0);
 		return;
@@ -326,8 +331,8 @@ static void on_hello(struct node *n, const struct wire_msg *m)
  * of log (LevelDB stalls, and the log is compacted only up to what was
  * flushed) drops AppendEntries that bring entries, as if they were lost:
  * the leader sends them again later, and its heartbeats still arrive, so
- * no election starts. The leader bounds its own log the same way (writes
- * get KVFS_EBEHIND, node_submit and on_forward). */
+ * no election starts. A leader holds new writes from half of the bound on
+ * instead (its own in process_parked, forwarded ones in on_forward). */
 static bool over_log_memory(struct node *n, const struct raft_msg *m)
 {
 	if (m->type != RAFT_MSG_APPEND || !m->n_entries)
@@ -348,6 +353,7 @@ void node_receive(struct node *n)
 {
 	const void *buf;
 	long len;
+	n->fwd_turn_bytes = 0;
 	for (int i = 0; i < MAX_RECV_PER_TURN && (len = transport_recv(n->net, &buf)) >= 0; i++) {
 		struct wire_msg m;
 		if (wire_decode(buf, (size_t)len, &m) != 0 || m.to != n->cfg.id) {

@@ -68,6 +68,7 @@ static void process_parked(struct node *n)
 	struct raft_status st;
 	raft_status(n->raft, &st);
 	bool leader = st.state == RAFT_LEADER;
+	int64_t now = node_now_ms();
 
 	/* Leader: all writes of the turn in one batch proposal. */
 	size_t nw = 0;
@@ -80,10 +81,11 @@ static void process_parked(struct node *n)
 	 * for the state machine, or LevelDB's compaction is so far behind that
 	 * it is about to stop writes (HOLD_L0_FILES), this node's clients' new
 	 * writes wait here, and their clients with them, instead of adding to
-	 * the log until the bound refuses writes with 503 (node_submit), or
-	 * every node stalls at once. They go on once the log is compacted below
-	 * half and compaction caught up, or fail with that 503 at their
-	 * deadline, never proposed. */
+	 * the log until a follower drops entries, or every node stalls at
+	 * once. They go on once the log is compacted below half and compaction
+	 * caught up, or fail with 503 at their deadline, never applied. On a
+	 * follower they also wait while the leader refuses forwarded writes
+	 * (leader_behind_ms, on_forward_result). */
 	bool hold = node_log_over_half(n) || n->l0_files >= HOLD_L0_FILES;
 	if (hold != n->holding_writes) {
 		n->holding_writes = hold;
@@ -107,7 +109,12 @@ static void process_parked(struct node *n)
 		uint64_t idx, hint = 0;
 		switch (r->type) {
 		case NODE_REQ_WRITE:
-			if (hold) {
+			if (r->held && now >= r->deadline_ms) {
+				/* Its deadline passed while it waited: answered as
+				 * held (sweep_list), not sent on to time out as a
+				 * forwarded write of unknown outcome. */
+				node_complete(n, r, KVFS_EBEHIND);
+			} else if (hold) {
 				if (!r->held)
 					metric_inc(&n->writes_held);
 				r->held = true;
@@ -119,11 +126,16 @@ static void process_parked(struct node *n)
 			} else if (leader) {
 				node_complete(n, r, -ENOMEM);
 			} else if (st.leader && st.leader != n->cfg.id && n->net &&
-				   node_now_ms() < n->leader_behind_ms) {
+				   now < n->leader_behind_ms) {
 				if (!r->held) /* the leader holds writes (on_forward_result) */
 					metric_inc(&n->writes_held);
 				r->held = true;
 				node_park(n, r);
+			} else if (st.leader && st.leader != n->cfg.id && n->net && r->held &&
+				   r->deadline_ms - now < HELD_FORWARD_MS) {
+				/* Too late to ask the leader again: at its deadline
+				 * it would be a forwarded write of unknown outcome. */
+				node_complete(n, r, KVFS_EBEHIND);
 			} else if (st.leader && st.leader != n->cfg.id && n->net) {
 				node_forward(n, r, st.leader);
 			} else {
@@ -624,7 +636,7 @@ static void sweep_list(struct node *n, struct req_list *l, int64_t now, int code
 	while (r) {
 		struct node_req *next = r->next;
 		if (expired(r, now) && r->held && l == &n->parked)
-			node_complete(n, r, KVFS_EBEHIND); /* never proposed: not applied */
+			node_complete(n, r, KVFS_EBEHIND); /* held: not applied */
 		else if (expired(r, now))
 			node_complete(n, r, code);
 		else
@@ -710,6 +722,7 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 	raft_status(n->raft, &rs);
 	if (rs.leader != n->fwd_leader) {
 		n->fwd_leader = rs.leader;
+		n->leader_behind_ms = 0; /* that was the old leader's state */
 		if (n->forwarded.n)
 			node_on_leader_change(n, rs.leader);
 	}
