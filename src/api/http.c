@@ -162,7 +162,7 @@ enum MHD_Result http_respond(struct http_req *req, unsigned status, const char *
 				    : req->route == R_BATCH ? "GET, HEAD, PUT, DELETE"
 				    : req->route == R_RANGE ? "GET, HEAD, PUT, DELETE, POST"
 				    : req->route == R_TRANSFER ? "POST"
-				    : req->route == R_MEMBERS ? "GET, POST, DELETE"
+				    : req->route == R_MEMBERS ? "GET, HEAD, POST, DELETE"
 							    : "GET, HEAD";
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	}

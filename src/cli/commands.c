@@ -141,7 +141,7 @@ static const struct cli_command cli_commands[] = {
 	 cli_cmd_range, NULL},
 	{"status", "[options]", "show the state of a node and its replication",
 	 "Prints a summary of /health and /debug/replication of the first endpoint\n"
-	 "that answers (with --json: {\"health\":...,\"replication\":...}).\n\n"
+	 "that answers (with --json: {\"endpoint\":...,\"health\":...,\"replication\":...}).\n\n"
 	 "Options:\n"
 	 "  -a, --all  every endpoint in turn, not just the first that answers\n",
 	 cli_cmd_status, NULL},
@@ -197,7 +197,7 @@ static void print_main_help(struct cli_ctx *ctx)
 		}
 	}
 	fprintf(ctx->out,
-		"  %-18s %s\n\n%s  -V, --version         print the version\n\n"
+		"  %-18s %s\n\n%s\nBefore the command only:\n  -V, --version         print the version\n\n"
 		"Run `kvfs COMMAND --help` for the options of a command.\n%s",
 		"help [COMMAND]", "show help for a command", common_help, exit_help);
 }

@@ -825,11 +825,13 @@ int node_register_metrics(struct node *n)
 			      NULL, &n->bg_boosts);
 	rc |= metrics_counter("kvfs_server_writes_held_total",
 			      "Writes that waited before being proposed because more than half of "
-			      "--max-log-memory of log waited for the state machine, or LevelDB's "
-			      "compaction was behind (10 level-0 tables).",
+			      "--max-log-memory of log waited for the state machine (here or, for a "
+			      "follower, on the leader), or LevelDB's compaction was behind (10 "
+			      "level-0 tables).",
 			      NULL, &n->writes_held);
 	rc |= metrics_counter("kvfs_server_read_indexes_total",
-			      "Linearizable read-index rounds completed.", NULL, &n->reads_served);
+			      "Linearizable reads that went through the node loop for a read index "
+			      "(many share one round).", NULL, &n->reads_served);
 	rc |= metrics_gauge_fn("kvfs_server_has_leader", "1 when a leader is known.", NULL,
 			       m_has_leader, n);
 	rc |= metrics_gauge_fn("kvfs_server_is_leader", "1 when this node is the leader.", NULL,
@@ -860,7 +862,7 @@ int node_register_metrics(struct node *n)
 			       "Approximate on-disk size of the state machine database.", NULL,
 			       m_kv_size, n);
 	rc |= metrics_gauge_fn("kvfs_disk_wal_size_in_bytes",
-			       "Approximate on-disk size of the Raft log database.", NULL,
+			       "On-disk size of the Raft log's segment files.", NULL,
 			       m_log_size, n);
 	return rc ? -ENOMEM : 0;
 }

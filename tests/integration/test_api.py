@@ -241,6 +241,9 @@ def test_bad_paths_methods_and_encodings():
     r = c.request("POST", "/kv/x")
     assert r.status == 405 and r.json() == {"detail": "Method Not Allowed"}
     assert c.request("DELETE", "/health").status == 405
+    r = c.request("PUT", "/cluster/members")  # the methods it takes, HEAD included
+    assert r.status == 405 and r.headers.get("allow") == "GET, HEAD, POST, DELETE", r.headers
+    assert c.request("HEAD", "/cluster/members").status == 200
     assert c.request("GET", "/kv/bad%zz").status == 400
     assert c.request("GET", "/kv/bad%4").status == 400
     assert c.request("GET", "/kv").status == 400
