@@ -73,6 +73,8 @@ static void usage(FILE *f)
 		"                          about 80 MiB faster, see kvfsd(8))\n"
 		"  --meta-cache MIB        revisions of overwritten keys, so their next write\n"
 		"                          reads no record (default 8; 0: off)\n"
+		"  --key-filter-max MIB    most memory of the filter of live keys that spares\n"
+		"                          writes of new keys a read (default 64; 0: no bound)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"
 		"  --background-priority P normal (default) or idle: LevelDB's compactions\n"
 		"                          yield the CPU to requests while the store keeps up\n"
@@ -111,6 +113,7 @@ enum {
 	OPT_CACHE,
 	OPT_WRITE_BUFFER,
 	OPT_META_CACHE,
+	OPT_KEY_FILTER_MAX,
 	OPT_TABLE_READS,
 	OPT_BACKGROUND,
 	OPT_READY_FILE,
@@ -152,6 +155,7 @@ static const struct option options[] = {
 	{"cache-size", required_argument, NULL, OPT_CACHE},
 	{"write-buffer", required_argument, NULL, OPT_WRITE_BUFFER},
 	{"meta-cache", required_argument, NULL, OPT_META_CACHE},
+	{"key-filter-max", required_argument, NULL, OPT_KEY_FILTER_MAX},
 	{"table-reads", required_argument, NULL, OPT_TABLE_READS},
 	{"background-priority", required_argument, NULL, OPT_BACKGROUND},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
@@ -385,6 +389,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_META_CACHE:
 			ncfg.kv.meta_cache_bytes = num_arg("meta-cache", optarg, 0, 16384) << 20;
+			break;
+		case OPT_KEY_FILTER_MAX:
+			ncfg.kv.filter_max_bytes = num_arg("key-filter-max", optarg, 0, 65536) << 20;
 			break;
 		case OPT_TABLE_READS:
 			if (strcmp(optarg, "pread") && strcmp(optarg, "mmap")) {

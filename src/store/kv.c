@@ -24,6 +24,7 @@ void kv_options_default(struct kv_options *o)
 	o->write_buffer = 16u << 20;
 	o->max_open_files = 500;
 	o->filter_min_keys = 1u << 20;
+	o->filter_max_bytes = 64u << 20;
 	o->meta_cache_bytes = 8u << 20;
 }
 
@@ -82,6 +83,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	kv->sync_wopts = leveldb_writeoptions_create();
 	leveldb_writeoptions_set_sync(kv->sync_wopts, 1);
 	kv->bloom_min_keys = o->filter_min_keys ? o->filter_min_keys : 1;
+	kv->bloom_max_bits = o->filter_max_bytes * 8;
 
 	kv->db = leveldb_open(kv->opts, path, &e);
 	if (e && strncmp(e, "Corruption:", 11) == 0 && kv_wal_fix_tail(path) > 0) {

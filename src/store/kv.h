@@ -31,6 +31,8 @@ struct kv_options {
 				 instead of pread (kv_env.cc; default 0) */
 	uint64_t filter_min_keys; /* the key filter is sized for at least this
 				     many keys (default 1 Mi; kv_bloom.c) */
+	uint64_t filter_max_bytes; /* ... and takes at most this much memory
+				      (default 64 MiB, 0 = no bound) */
 	size_t meta_cache_bytes; /* metadata of overwritten keys, so that the
 				    next write need not read the old record
 				    (default 8 MiB, 0 = none; kv_meta.c) */

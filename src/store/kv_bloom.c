@@ -21,7 +21,14 @@
  *
  * Sizing: 20 bits a key (rounded up to a power of two) for the key count at
  * build time, at least kv_options.filter_min_keys (default 1 Mi keys:
- * 4 MiB), 7 probes: about 0.1% false positives when full.
+ * 4 MiB), 7 probes: about 0.1% false positives when full. All layers
+ * together take at most kv_options.filter_max_bytes (kvfsd --key-filter-max,
+ * default 64 MiB: 4+8+16+32 MiB, about 25 million keys): memory stays
+ * bounded whatever the dataset (a node of 28 million keys had grown a 64 MiB
+ * fifth layer, 124 MiB of filter, and 232 MiB resident), and past that
+ * bound new keys go into the newest layer, whose false positives then grow
+ * (at 10 bits a key about 1%, at 5 about 10%), each costing a read of the
+ * database, as without a filter.
  *
  * Growing: a Bloom filter cannot be resized without its keys, and reading
  * them all back from LevelDB again would, each time the keyspace doubles,
@@ -142,7 +149,9 @@ static struct kv_bloom *layer_new(uint64_t nbits)
 	return b;
 }
 
-static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
+/* A layer for keys (at least min_keys), of at most max_bits (0: no bound;
+ * never less than one block). */
+static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys, uint64_t max_bits)
 {
 	if (keys < min_keys)
 		keys = min_keys;
@@ -150,9 +159,18 @@ static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys)
 		keys = MAX_BITS / BLOOM_BITS_PER_KEY; /* a damaged count must not loop */
 	uint64_t want = keys * BLOOM_BITS_PER_KEY;
 	uint64_t nbits = BLOCK_BITS;
-	while (nbits < want)
+	while (nbits < want && (!max_bits || nbits * 2 <= max_bits))
 		nbits <<= 1;
 	return layer_new(nbits);
+}
+
+/* Bits of all of b's layers. */
+static uint64_t bloom_bits(const struct kv_bloom *b)
+{
+	uint64_t bits = 0;
+	for (; b; b = b->older)
+		bits += (b->mask + 1) * BLOCK_BITS;
+	return bits;
 }
 
 static void bloom_free(struct kv_bloom *b)
@@ -292,7 +310,7 @@ static void add_pending(void *ud, const uint8_t *k, size_t klen)
 static void start_build(struct kv *kv, uint64_t keys)
 {
 	struct build *bd = calloc(1, sizeof *bd);
-	struct kv_bloom *b = bd ? bloom_new(keys, kv->bloom_min_keys) : NULL;
+	struct kv_bloom *b = bd ? bloom_new(keys, kv->bloom_min_keys, kv->bloom_max_bits) : NULL;
 	if (!b) {
 		free(bd);
 		return; /* no filter: lookups read the database */
@@ -342,6 +360,7 @@ void kv_bloom_before_apply(struct kv *kv)
 	if (done) {
 		bloom_free(kv->bloom);
 		kv->bloom = done;
+		kv->bloom_full = false;
 	}
 	if (building || done)
 		return;
@@ -352,11 +371,25 @@ void kv_bloom_before_apply(struct kv *kv)
 		start_build(kv, count);
 }
 
-/* Puts a layer twice the size of the full newest one on top (the loop). */
+/* Puts a layer twice the size of the full newest one on top (the loop),
+ * within the filter's bound. */
 static void grow(struct kv *kv)
 {
 	struct kv_bloom *b = kv->bloom;
-	struct kv_bloom *top = b->layers < MAX_GROWN ? bloom_new(2 * b->capacity, 1) : NULL;
+	uint64_t next = (b->mask + 1) * BLOCK_BITS * 2;
+	if (kv->bloom_full)
+		return;
+	if (kv->bloom_max_bits && bloom_bits(b) + next > kv->bloom_max_bits) {
+		uint64_t bytes = kv->bloom_max_bits / 8;
+		kv->bloom_full = true;
+		log_warn("kv", "key filter at its bound (--key-filter-max, %llu %s, %d layer(s)): "
+			       "new keys go into its newest layer, and more writes of new keys "
+			       "read the database first",
+			 (unsigned long long)(bytes >= 1u << 20 ? bytes >> 20 : bytes >> 10),
+			 bytes >= 1u << 20 ? "MiB" : "KiB", b->layers);
+		return; /* the full layer stays in use, with more false positives */
+	}
+	struct kv_bloom *top = b->layers < MAX_GROWN ? bloom_new(2 * b->capacity, 1, 0) : NULL;
 	if (!top)
 		return; /* the full layer stays in use, with more false positives */
 	top->older = b;
@@ -419,6 +452,7 @@ void kv_bloom_invalidate(struct kv *kv)
 	pthread_mutex_unlock(&kv->bloom_lock);
 	bloom_free(kv->bloom);
 	kv->bloom = NULL;
+	kv->bloom_full = false;
 }
 
 /* ---- kept across a clean restart ----
@@ -609,7 +643,14 @@ bad:
 void kv_bloom_start(struct kv *kv)
 {
 	pthread_mutex_init(&kv->bloom_lock, NULL);
-	if ((kv->bloom = bloom_load(kv)) == NULL)
+	kv->bloom = bloom_load(kv);
+	if (kv->bloom && kv->bloom_max_bits && bloom_bits(kv->bloom) > kv->bloom_max_bits) {
+		log_info("kv", "key filter: the saved one is larger than --key-filter-max; "
+			       "built again from a scan");
+		bloom_free(kv->bloom);
+		kv->bloom = NULL;
+	}
+	if (!kv->bloom)
 		start_build(kv, kv_key_count(kv));
 }
 

@@ -57,6 +57,8 @@ struct fx {
 	uint64_t *deleted;
 	size_t meta_bytes;    /* metadata cache budget, when meta_set */
 	bool meta_set;
+	uint64_t filter_max;  /* key filter bound in bytes, when filter_max_set */
+	bool filter_max_set;
 };
 
 /* --- scenario helpers ---------------------------------------------------- */
@@ -71,6 +73,8 @@ static void fx_open(struct fx *f)
 	o.filter_min_keys = 64; /* small key filters, outgrown by a few hundred keys */
 	if (f->meta_set)
 		o.meta_cache_bytes = f->meta_bytes;
+	if (f->filter_max_set)
+		o.filter_max_bytes = f->filter_max;
 	assert_int_equal(kv_open(path_join(path, sizeof path, f->dir, "kv"), &o, &f->kv), 0);
 }
 
@@ -956,6 +960,45 @@ static void test_filter_grows_when_outgrown(void **state)
 	put_many(f, 1500, "2"); /* overwrites: nothing new, no new layer */
 	assert_int_equal(kv_bloom_layers(f->kv), layers);
 	assert_versions(f, 1500, 2);
+	assert_int_equal(kv_key_count(f->kv), 1500);
+}
+
+static void test_filter_stops_growing_at_its_bound(void **state)
+{
+	/* --key-filter-max: with 1 KiB for the filter, the 256-byte first layer
+	 * grows one 512-byte layer and no more (a third would not fit); new
+	 * keys then crowd the newest layer, but none is ever ruled out, so
+	 * overwrites keep counting versions and the key count stays exact. A
+	 * saved filter larger than a lower bound at the next open is built
+	 * again within it. */
+	struct fx *f = *state;
+	f->filter_max_set = true;
+	f->filter_max = 1024;
+	fx_reopen_scan(f);
+	filter_in_use(f);
+	assert_int_equal(kv_bloom_layers(f->kv), 1);
+	put_many(f, 1500, "1");
+	assert_int_equal(kv_bloom_layers(f->kv), 2);
+	char key[32];
+	for (int i = 0; i < 1500; i++) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+	put_many(f, 1500, "2");
+	assert_versions(f, 1500, 2);
+	assert_int_equal(kv_key_count(f->kv), 1500);
+	assert_int_equal(kv_bloom_layers(f->kv), 2);
+
+	f->filter_max = 256; /* the saved filter (768 bytes) no longer fits */
+	fx_reopen(f);
+	filter_in_use(f);
+	assert_int_equal(kv_bloom_layers(f->kv), 1);
+	for (int i = 0; i < 1500; i++) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+	put_many(f, 1500, "3");
+	assert_versions(f, 1500, 3);
 	assert_int_equal(kv_key_count(f->kv), 1500);
 }
 
@@ -2614,6 +2657,7 @@ int main(void)
 		T(test_readers_during_flushes),
 		T(test_filter_knows_keys_written_before_open),
 		T(test_filter_grows_when_outgrown),
+		T(test_filter_stops_growing_at_its_bound),
 		T(test_filter_rebuilt_after_churn),
 		T(test_filter_kept_across_clean_restart),
 		T(test_filter_saved_at_another_state_is_not_used),
