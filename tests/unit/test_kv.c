@@ -889,6 +889,17 @@ static void put_many(struct fx *f, int n, const char *v)
 	}
 }
 
+/* Asserts that the key filter lets through every key "k<i>", i in [0, n)
+ * by step: it never rules out a key that exists. */
+static void assert_filter_has(struct fx *f, int n, int step)
+{
+	char key[32];
+	for (int i = 0; i < n; i += step) {
+		int kl = snprintf(key, sizeof key, "k%d", i);
+		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+	}
+}
+
 static void assert_versions(struct fx *f, int n, uint64_t version)
 {
 	char key[32];
@@ -948,11 +959,7 @@ static void test_filter_grows_when_outgrown(void **state)
 	int layers = kv_bloom_layers(f->kv);
 	if (layers < 4)
 		fail_msg("1500 keys into a 102-key filter: %d layer(s)", layers);
-	char key[32];
-	for (int i = 0; i < 1500; i++) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1500, 1);
 	/* about 0.1% per full layer (6 of these 10000 through 4 layers) */
 	int maybe = false_positives(f);
 	if (maybe > 15 * layers)
@@ -979,11 +986,7 @@ static void test_filter_stops_growing_at_its_bound(void **state)
 	assert_int_equal(kv_bloom_layers(f->kv), 1);
 	put_many(f, 1500, "1");
 	assert_int_equal(kv_bloom_layers(f->kv), 2);
-	char key[32];
-	for (int i = 0; i < 1500; i++) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1500, 1);
 	put_many(f, 1500, "2");
 	assert_versions(f, 1500, 2);
 	assert_int_equal(kv_key_count(f->kv), 1500);
@@ -993,10 +996,7 @@ static void test_filter_stops_growing_at_its_bound(void **state)
 	fx_reopen(f);
 	filter_in_use(f);
 	assert_int_equal(kv_bloom_layers(f->kv), 1);
-	for (int i = 0; i < 1500; i++) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1500, 1);
 	put_many(f, 1500, "3");
 	assert_versions(f, 1500, 3);
 	assert_int_equal(kv_key_count(f->kv), 1500);
@@ -1026,10 +1026,7 @@ static void test_filter_rebuilt_after_churn(void **state)
 	assert_int_equal(put(f, "after", "x"), 0); /* the batch that starts the build */
 	filter_in_use(f);
 	assert_int_equal(kv_bloom_layers(f->kv), 1);
-	for (int i = 0; i < 1500; i += 100) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1500, 100);
 	assert_true(kv_bloom_may_have(f->kv, "after", 5));
 	assert_int_equal(put(f, "k100", "2"), 0);
 	assert_int_equal(meta_of(f, "k100").version, 2);
@@ -1049,11 +1046,7 @@ static void test_filter_says_no_to_absent_keys(void **state)
 	fx_reopen_scan(f);
 	filter_in_use(f);
 	assert_int_equal(kv_bloom_layers(f->kv), 1);
-	char key[32];
-	for (int i = 0; i < 1000; i++) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1000, 1);
 	int maybe = false_positives(f);
 	if (maybe > 10)
 		fail_msg("%d of 10000 absent keys passed the filter", maybe);
@@ -1073,7 +1066,7 @@ static void test_filter_kept_across_clean_restart(void **state)
 	/* Saved at close and loaded at open: in use at once, with its layers,
 	 * no scan; the file is gone once loaded. */
 	struct fx *f = *state;
-	char path[4096], key[32];
+	char path[4096];
 	path_join(path, sizeof path, f->dir, "kv/kvfs.filter");
 	filter_in_use(f);
 	put_many(f, 1500, "1");
@@ -1082,10 +1075,7 @@ static void test_filter_kept_across_clean_restart(void **state)
 	fx_reopen(f);
 	assert_int_equal(kv_bloom_layers(f->kv), layers); /* no build: loaded in kv_open */
 	assert_int_equal(access(path, F_OK), -1);
-	for (int i = 0; i < 1500; i++) {
-		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
-	}
+	assert_filter_has(f, 1500, 1);
 	if (false_positives(f) > 15 * layers)
 		fail_msg("the loaded filter lets %d of 10000 absent keys through", false_positives(f));
 	put_many(f, 1500, "2");
