@@ -343,10 +343,10 @@ int main(int argc, char **argv)
 			log_set_json(1);
 			break;
 		case OPT_MAX_KEY:
-			hcfg.max_key = num_arg("max-key-size", optarg, 1, 65535);
+			hcfg.max_key = num_arg("max-key-size", optarg, 1, KV_KEY_LIMIT);
 			break;
 		case OPT_MAX_VALUE:
-			hcfg.max_value = num_arg("max-value-size", optarg, 1, 64u << 20);
+			hcfg.max_value = num_arg("max-value-size", optarg, 1, KV_VALUE_LIMIT);
 			break;
 		case OPT_MAX_BATCH:
 			hcfg.max_batch_items = num_arg("max-batch-items", optarg, 1, 1000000);

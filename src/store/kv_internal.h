@@ -282,4 +282,23 @@ int kv_wal_fix_tail(const char *dir);
  * damaged record has a good one after it (damage to synced data). */
 bool kv_wal_scan(const uint8_t *d, size_t size, size_t *end);
 
+/* One item of a snapshot stream (kv_snap.c), pointing into the bytes read. */
+enum kv_snap_kind { KV_SNAP_END, KV_SNAP_KEY, KV_SNAP_APPLIED, KV_SNAP_COUNT };
+struct kv_snap_item {
+	enum kv_snap_kind kind;
+	const uint8_t *key; /* KV_SNAP_KEY: 'k' + user key */
+	size_t klen;
+	const uint8_t *value; /* KV_SNAP_KEY: a record (record.h); else 8 bytes LE */
+	size_t vlen;
+};
+/* Decodes the item at the start of the len bytes at p: its length (> 0),
+ * 0 when the bytes are a plausible start of an item but not all of it, or
+ * KVFS_EPROTO when no stream holds them (a key of 0 or more than
+ * KV_KEY_LIMIT + 1 bytes, a value over KV_VALUE_LIMIT + RECORD_HEADER_MAX,
+ * a user key whose record does not decode, or another key than the
+ * metadata a snapshot carries). Decided on as few bytes as possible, and
+ * the same whatever follows: more bytes never turn an item into an error,
+ * so where a chunk ends does not matter. */
+long kv_snap_next(const uint8_t *p, size_t len, struct kv_snap_item *it);
+
 #endif

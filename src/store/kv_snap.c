@@ -14,7 +14,9 @@
  * metadata keys (applied index, key count) as they are. The stream is
  * produced on demand at increasing offsets (a chunk at a time; a resumed
  * transfer that asks for an earlier offset restarts the iteration). Its
- * integrity in flight is guarded by the wire checksum.
+ * integrity in flight is guarded by the wire checksum; kv_snap_next decodes
+ * it an item at a time, and refuses (KVFS_EPROTO) bytes no snapshot holds,
+ * down to a user key's record that does not decode, before any is live.
  *
  * The receiving side writes the records under the generation that is not
  * live (kv_internal.h), in synced 4 MiB batches, then commit() flips the live
@@ -436,45 +438,83 @@ int kv_snap_writer_create(struct kv *kv, struct kv_snap_writer **out)
 	return 0;
 }
 
-/* Parses complete records from p; returns bytes consumed or a negative code. */
+long kv_snap_next(const uint8_t *p, size_t len, struct kv_snap_item *it)
+{
+	if (len < 4)
+		return 0;
+	uint32_t kl = get_le32(p);
+	if (kl == END_MARK) {
+		*it = (struct kv_snap_item){.kind = KV_SNAP_END};
+		return 4;
+	}
+	if (kl == 0 || kl > KV_KEY_LIMIT + 1)
+		return KVFS_EPROTO;
+	if (len - 4 < (size_t)kl + 4)
+		return 0;
+	const uint8_t *k = p + 4;
+	uint32_t vl = get_le32(p + 4 + kl);
+	if (vl > KV_VALUE_LIMIT + RECORD_HEADER_MAX)
+		return KVFS_EPROTO;
+	if (len - 8 - kl < vl)
+		return 0;
+	const uint8_t *v = p + 8 + kl;
+	enum kv_snap_kind kind;
+	if (k[0] == 'k') {
+		struct record_meta meta;
+		const uint8_t *val;
+		size_t val_len;
+		if (record_decode(v, vl, &meta, &val, &val_len) != 0)
+			return KVFS_EPROTO;
+		kind = KV_SNAP_KEY;
+	} else if (kl == sizeof KV_META_APPLIED - 1 && memcmp(k, KV_META_APPLIED, kl) == 0 &&
+		   vl == 8) {
+		kind = KV_SNAP_APPLIED;
+	} else if (kl == sizeof KV_META_COUNT - 1 && memcmp(k, KV_META_COUNT, kl) == 0 && vl == 8) {
+		kind = KV_SNAP_COUNT;
+	} else {
+		return KVFS_EPROTO;
+	}
+	*it = (struct kv_snap_item){.kind = kind, .key = k, .klen = kl, .value = v, .vlen = vl};
+	return 8 + (long)kl + (long)vl;
+}
+
+/* Takes the whole items at p; returns bytes consumed or a negative code. */
 static long parse(struct kv_snap_writer *w, const uint8_t *p, size_t len)
 {
 	size_t used = 0;
 	while (!w->ended) {
-		if (len - used < 4)
-			break;
-		uint32_t kl = get_le32(p + used);
-		if (kl == END_MARK) {
-			w->ended = true;
-			used += 4;
+		struct kv_snap_item it;
+		long n = kv_snap_next(p + used, len - used, &it);
+		if (n <= 0) {
+			if (n < 0)
+				return n;
 			break;
 		}
-		if (kl == 0 || kl > (1u << 20) || len - used < 8 + (size_t)kl)
+		used += (size_t)n;
+		switch (it.kind) {
+		case KV_SNAP_END:
+			w->ended = true;
 			break;
-		uint32_t vl = get_le32(p + used + 4 + kl);
-		if (len - used < 8 + (size_t)kl + vl)
+		case KV_SNAP_APPLIED:
+			w->applied = get_le64(it.value);
 			break;
-		const uint8_t *k = p + used + 4, *v = p + used + 8 + kl;
-		if (k[0] == 'k') {
-			char stackbuf[512], *nk = kl <= sizeof stackbuf ? stackbuf : malloc(kl);
+		case KV_SNAP_COUNT:
+			w->count = get_le64(it.value);
+			break;
+		case KV_SNAP_KEY: {
+			char stackbuf[512];
+			char *nk = it.klen <= sizeof stackbuf ? stackbuf : malloc(it.klen);
 			if (!nk)
 				return -ENOMEM;
 			nk[0] = w->prefix;
-			memcpy(nk + 1, k + 1, kl - 1);
-			leveldb_writebatch_put(w->wb, nk, kl, (const char *)v, vl);
+			memcpy(nk + 1, it.key + 1, it.klen - 1);
+			leveldb_writebatch_put(w->wb, nk, it.klen, (const char *)it.value, it.vlen);
 			if (nk != stackbuf)
 				free(nk);
-			w->wb_bytes += kl + vl;
-		} else if (kl == sizeof KV_META_APPLIED - 1 && memcmp(k, KV_META_APPLIED, kl) == 0 &&
-			   vl == 8) {
-			w->applied = get_le64(v);
-		} else if (kl == sizeof KV_META_COUNT - 1 && memcmp(k, KV_META_COUNT, kl) == 0 &&
-			   vl == 8) {
-			w->count = get_le64(v);
-		} else {
-			return KVFS_EPROTO;
+			w->wb_bytes += it.klen + it.vlen;
+			break;
 		}
-		used += 8 + (size_t)kl + vl;
+		}
 		if (w->wb_bytes > (4u << 20)) {
 			/* Synced: after a power loss LevelDB does not promise that
 			 * unsynced writes before a later synced one survive, and the
@@ -484,11 +524,6 @@ static long parse(struct kv_snap_writer *w, const uint8_t *p, size_t len)
 				return rc;
 			w->wb_bytes = 0;
 		}
-	}
-	if (!w->ended && len - used >= 4) {
-		uint32_t kl = get_le32(p + used);
-		if (kl == 0 || (kl > (1u << 20) && kl != END_MARK))
-			return KVFS_EPROTO;
 	}
 	return (long)used;
 }

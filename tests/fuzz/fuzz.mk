@@ -12,6 +12,10 @@ FUZZ_PROGS += fuzz_wal
 fuzz_wal_SOURCES = tests/fuzz/fuzz_wal.c
 fuzz_wal_LDFLAGS = $(FUZZ_LINK)
 fuzz_wal_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
+FUZZ_PROGS += fuzz_snap
+fuzz_snap_SOURCES = tests/fuzz/fuzz_snap.c
+fuzz_snap_LDFLAGS = $(FUZZ_LINK)
+fuzz_snap_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
 FUZZ_PROGS += fuzz_http
 fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
 fuzz_http_LDFLAGS = $(FUZZ_LINK)
@@ -23,7 +27,8 @@ fuzz_wire_LDFLAGS = $(FUZZ_LINK)
 fuzz_wire_LDADD = libkvfsnet.a libkvfsraft.a libkvfscommon.a $(PTHREAD_LIBS)
 EXTRA_PROGRAMS = $(FUZZ_PROGS)
 endif
-EXTRA_DIST += tests/fuzz/fuzz_wal.c tests/fuzz/corpus/wal tests/fuzz/fuzz_wire.c tests/fuzz/gen_wire_corpus.c tests/fuzz/corpus/wire
+EXTRA_DIST += tests/fuzz/fuzz_wal.c tests/fuzz/corpus/wal tests/fuzz/fuzz_wire.c tests/fuzz/gen_wire_corpus.c tests/fuzz/corpus/wire \
+	tests/fuzz/fuzz_snap.c tests/fuzz/gen_snap_corpus.py tests/fuzz/corpus/snap
 CLEANFILES += $(FUZZ_PROGS)
 
 fuzzers: $(FUZZ_PROGS)

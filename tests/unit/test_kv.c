@@ -1660,6 +1660,142 @@ static void test_failed_install_commit_keeps_the_cleanup_off(void **state)
 	fx_free(&src);
 }
 
+/* The snapshot stream of src, whole, into a malloc'd buffer. */
+static uint8_t *read_stream(struct kv *src, size_t *len)
+{
+	struct kv_snap_reader *r = kv_snap_reader_create(src);
+	struct byte_buf b;
+	bool done = false;
+	bb_init(&b);
+	assert_non_null(r);
+	while (!done) {
+		char buf[4096];
+		long n = kv_snap_read(r, b.len, buf, sizeof buf, &done);
+		assert_true(n >= 0);
+		bb_put(&b, buf, (size_t)n);
+	}
+	kv_snap_reader_destroy(r);
+	assert_false(b.err);
+	*len = b.len;
+	return b.data;
+}
+
+static void test_snapshot_stream_in_chunks_of_any_size(void **state)
+{
+	/* Where the chunks of a stream end does not matter: fed a byte at a
+	 * time, or in uneven pieces, the install is the same. */
+	struct fx *f = *state, src = {0};
+	put_many(f, 50, "old");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	source_store(&src, f, 300, "new");
+	size_t len;
+	uint8_t *stream = read_stream(src.kv, &len);
+	for (size_t step = 1; step <= 7; step += 6) {
+		struct kv_snap_writer *w;
+		assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+		for (size_t off = 0; off < len; off += step) {
+			size_t n = len - off < step ? len - off : step;
+			assert_int_equal(kv_snap_write(w, off, stream + off, n), 0);
+		}
+		assert_int_equal(kv_snap_commit(w), 0);
+		kv_snap_writer_destroy(w);
+		assert_source_state(f, 300, "new");
+	}
+	/* The decoder says "not yet" on every proper prefix of an item, and
+	 * the same length on the item followed by anything. */
+	struct kv_snap_item it;
+	long first = kv_snap_next(stream, len, &it);
+	assert_true(first > 8);
+	for (long cut = 0; cut < first; cut++)
+		assert_int_equal(kv_snap_next(stream, (size_t)cut, &it), 0);
+	free(stream);
+	fx_free(&src);
+}
+
+/* Appends an item to b: key (klen bytes), then a value of vlen bytes of
+ * which only have bytes are given (the rest of the stream cut short). */
+static void item(struct byte_buf *b, const void *key, size_t klen, const void *v, size_t vlen,
+		 size_t have)
+{
+	bb_le32(b, (uint32_t)klen);
+	bb_put(b, key, klen);
+	bb_le32(b, (uint32_t)vlen);
+	bb_put(b, v, have);
+}
+
+static void test_snapshot_stream_refuses_what_no_snapshot_holds(void **state)
+{
+	/* A stream no snapshot holds gets KVFS_EPROTO, at its first bad item
+	 * (a value length past any record is refused before its bytes are
+	 * waited for), and the live state is untouched. */
+	struct fx *f = *state;
+	put_many(f, 40, "live");
+	assert_int_equal(kv_sync(f->kv, f->index), 0);
+	uint8_t rec[64], idx[8] = {7};
+	struct record_meta m = {.kind = RECORD_RAW, .create_rev = 3, .mod_rev = 3, .version = 1};
+	size_t hl = record_encode_header(rec, &m);
+	memcpy(rec + hl, "val", 3);
+	struct byte_buf good, b;
+	bb_init(&good);
+	bb_init(&b);
+	item(&good, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, idx, 8, 8);
+	item(&good, "kx", 2, rec, hl + 3, hl + 3);
+	enum { ZERO_KEY, LONG_KEY, HUGE_VALUE, NOT_A_RECORD, SHORT_INDEX, OTHER_META, BAD_END, N };
+	for (int c = 0; c < N; c++) {
+		b.len = 0;
+		bb_put(&b, good.data, good.len);
+		switch (c) {
+		case ZERO_KEY:
+			item(&b, "", 0, "", 0, 0);
+			break;
+		case LONG_KEY:
+			bb_le32(&b, KV_KEY_LIMIT + 2);
+			break;
+		case HUGE_VALUE:
+			item(&b, "ky", 2, rec, KV_VALUE_LIMIT + RECORD_HEADER_MAX + 1, hl);
+			break;
+		case NOT_A_RECORD:
+			item(&b, "kz", 2, "\x09garbage", 8, 8);
+			break;
+		case SHORT_INDEX:
+			item(&b, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, idx, 4, 4);
+			break;
+		case OTHER_META:
+			item(&b, KV_META_MEMBERS, sizeof KV_META_MEMBERS - 1, idx, 8, 8);
+			break;
+		case BAD_END: /* bytes after the end mark */
+			bb_le32(&b, 0xFFFFFFFFu);
+			bb_put(&b, "x", 1);
+			break;
+		}
+		assert_false(b.err);
+		struct kv_snap_writer *w;
+		assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+		int rc = kv_snap_write(w, 0, b.data, b.len);
+		if (c == BAD_END) {
+			assert_int_equal(rc, 0);
+			rc = kv_snap_commit(w);
+		}
+		assert_int_equal(rc, KVFS_EPROTO);
+		kv_snap_writer_destroy(w);
+		assert_int_equal(kv_cleanup_wait(f->kv), 0);
+		assert_int_equal(kv_key_count(f->kv), 40);
+		assert_value(f, "k0", "live");
+		assert_value(f, "k39", "live");
+		assert_absent(f, "x");
+	}
+	/* Without its end mark a stream does not commit either. */
+	struct kv_snap_writer *w;
+	assert_int_equal(kv_snap_writer_create(f->kv, &w), 0);
+	assert_int_equal(kv_snap_write(w, 0, good.data, good.len), 0);
+	assert_int_equal(kv_snap_commit(w), KVFS_EPROTO);
+	kv_snap_writer_destroy(w);
+	assert_int_equal(kv_cleanup_wait(f->kv), 0);
+	assert_int_equal(kv_key_count(f->kv), 40);
+	bb_free(&good);
+	bb_free(&b);
+}
+
 static void test_abandoned_install_is_deleted(void **state)
 {
 	/* An install given up halfway (a new leader, a broken stream): what it
@@ -2662,6 +2798,8 @@ int main(void)
 		T(test_cleanup_step_holds_off_an_install),
 		T(test_failed_install_commit_keeps_the_cleanup_off),
 		T(test_abandoned_install_is_deleted),
+		T(test_snapshot_stream_in_chunks_of_any_size),
+		T(test_snapshot_stream_refuses_what_no_snapshot_holds),
 		T(test_flush_order_is_key_order),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
