@@ -84,6 +84,10 @@ int raft_conf_decode(struct raft_conf *conf, const void *buf, size_t len)
 		size_t alen = (size_t)p[pos + 9] | ((size_t)p[pos + 10] << 8);
 		if (alen >= RAFT_ADDR_MAX || len - pos - 11 < alen)
 			return KVFS_EPROTO;
+		/* A NUL inside would cut the address short: what is decoded
+		 * must be what was encoded (found by fuzz_wire). */
+		if (memchr(p + pos + 11, 0, alen))
+			return KVFS_EPROTO;
 		memcpy(s->addr, p + pos + 11, alen);
 		s->addr[alen] = 0;
 		pos += 11 + alen;

@@ -5,7 +5,7 @@
  * Build and run (outside automake, from the top of the tree):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I src -I . \
- *       net/wire.c src/common/bytes.c src/common/err.c \
+ *       net/wire.c src/raft/conf.c src/common/bytes.c src/common/err.c \
  *       tests/fuzz/fuzz_wire.c -o fuzz_wire
  *   ./fuzz_wire -max_total_time=60 tests/fuzz/corpus/wire   (add a scratch dir
  *       first to keep new inputs out of the committed corpus)
@@ -22,8 +22,10 @@
  * that decodes must re-encode with the wire_encode_* functions to exactly
  * the input bytes - the format is canonical (wire.h), so the decoder neither
  * skips nor invents anything and accepts nothing the encoders would refuse -
- * and every data pointer must lie inside the input. Anything else must be
- * KVFS_EPROTO (or -ENOMEM).
+ * and every data pointer must lie inside the input; a membership inside
+ * (a snapshot's, a configuration entry's) that raft_conf_decode takes must
+ * re-encode to its bytes too. Anything else must be KVFS_EPROTO (or
+ * -ENOMEM).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -40,6 +42,20 @@ static void check_inside(const void *p, size_t n, const uint8_t *data, size_t si
 	if (n == 0)
 		return;
 	if (!q || q < data || n > size || q - data > (ptrdiff_t)(size - n))
+		abort();
+}
+
+/* A membership a peer sends (in a snapshot, or a configuration entry) that
+ * decodes must encode to the same bytes: the decoder reads back exactly
+ * what an encoder writes, nothing more (raft.h's table). */
+static void check_conf(const void *p, size_t len)
+{
+	struct raft_conf c;
+	uint8_t buf[RAFT_CONF_ENCODED_MAX];
+	if (raft_conf_decode(&c, p, len) != 0)
+		return;
+	int n = raft_conf_encode(&c, buf, sizeof buf);
+	if (n < 0 || (size_t)n != len || memcmp(buf, p, len) != 0)
 		abort();
 }
 
@@ -61,9 +77,14 @@ static void check(const uint8_t *data, size_t size)
 	case WIRE_RAFT:
 		if (m.raft.from != m.from || m.raft.to != m.to || m.raft.term != m.term)
 			abort();
-		for (size_t i = 0; i < m.raft.n_entries; i++)
+		for (size_t i = 0; i < m.raft.n_entries; i++) {
 			check_inside(m.raft.entries[i].data, m.raft.entries[i].len, data, size);
+			if (m.raft.entries[i].type == RAFT_ENTRY_CONF)
+				check_conf(m.raft.entries[i].data, m.raft.entries[i].len);
+		}
 		check_inside(m.raft.conf_data, m.raft.conf_len, data, size);
+		if (m.raft.conf_len)
+			check_conf(m.raft.conf_data, m.raft.conf_len);
 		check_inside(m.raft.data, m.raft.len, data, size);
 		rc = wire_encode_raft(&b, &m.raft);
 		break;

@@ -59,7 +59,8 @@ static void test_truncated_rejected(void **state)
 	assert_int_equal(raft_conf_decode(&d, buf, (size_t)n + 1), KVFS_EPROTO);
 }
 
-/* Malformed fields (version, count, role, zero or duplicate id) are rejected. */
+/* Malformed fields (version, count, role, zero or duplicate id, an address
+ * with a NUL inside) are rejected. */
 static void test_bad_fields_rejected(void **state)
 {
 	struct raft_conf c = three(), d;
@@ -77,6 +78,9 @@ static void test_bad_fields_rejected(void **state)
 	assert_int_equal(raft_conf_decode(&d, b2, (size_t)n), KVFS_EPROTO);
 	memcpy(b2, buf, (size_t)n);
 	memset(b2 + 2, 0, 8); /* id 0 */
+	assert_int_equal(raft_conf_decode(&d, b2, (size_t)n), KVFS_EPROTO);
+	memcpy(b2, buf, (size_t)n);
+	b2[2 + 11 + 3] = 0; /* a NUL inside the first address ("tcp\0/...") */
 	assert_int_equal(raft_conf_decode(&d, b2, (size_t)n), KVFS_EPROTO);
 	c.servers[1].id = 1; /* duplicate */
 	assert_int_equal(raft_conf_encode(&c, buf, sizeof(buf)), -EINVAL);
