@@ -20,6 +20,10 @@ FUZZ_PROGS += fuzz_resp
 fuzz_resp_SOURCES = tests/fuzz/fuzz_resp.c
 fuzz_resp_LDFLAGS = $(FUZZ_LINK)
 fuzz_resp_LDADD = $(KVFS_CLI_LIBS)
+FUZZ_PROGS += fuzz_rlog
+fuzz_rlog_SOURCES = tests/fuzz/fuzz_rlog.c
+fuzz_rlog_LDFLAGS = $(FUZZ_LINK)
+fuzz_rlog_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) $(PTHREAD_LIBS)
 FUZZ_PROGS += fuzz_http
 fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
 fuzz_http_LDFLAGS = $(FUZZ_LINK)
@@ -33,7 +37,8 @@ EXTRA_PROGRAMS = $(FUZZ_PROGS)
 endif
 EXTRA_DIST += tests/fuzz/fuzz_wal.c tests/fuzz/corpus/wal tests/fuzz/fuzz_wire.c tests/fuzz/gen_wire_corpus.c tests/fuzz/corpus/wire \
 	tests/fuzz/fuzz_snap.c tests/fuzz/gen_snap_corpus.py tests/fuzz/corpus/snap \
-	tests/fuzz/fuzz_resp.c tests/fuzz/gen_resp_corpus.py tests/fuzz/corpus/resp
+	tests/fuzz/fuzz_resp.c tests/fuzz/gen_resp_corpus.py tests/fuzz/corpus/resp \
+	tests/fuzz/fuzz_rlog.c tests/fuzz/gen_rlog_corpus.py tests/fuzz/corpus/rlog
 CLEANFILES += $(FUZZ_PROGS)
 
 fuzzers: $(FUZZ_PROGS)
