@@ -279,7 +279,15 @@ int cli_render_status(const char *endpoint, const json_t *health, const json_t *
 			     state ? state : "unknown",
 			     json_is_true(json_object_get(health, "ready")) ? "ready" : "not ready",
 			     json_is_true(json_object_get(health, "is_leader")) ? "leader" : "follower");
-	rc |= cli_buf_printf(out, "leader        %s\n", field(health, "leader_node", a, sizeof(a)));
+	/* The leader's member ID first: what `kvfs leader transfer` and
+	 * `kvfs member` take. */
+	const json_t *lid = json_object_get(health, "leader_id");
+	field(health, "leader_node", a, sizeof(a));
+	if (json_is_integer(lid) && json_integer_value(lid) > 0)
+		rc |= cli_buf_printf(out, "leader        %lld (%s)\n",
+				     (long long)json_integer_value(lid), a);
+	else
+		rc |= cli_buf_printf(out, "leader        %s\n", a);
 	rc |= cli_buf_printf(out, "term          %s\n", field(health, "term", a, sizeof(a)));
 	rc |= cli_buf_printf(out, "commit index  %s (applied %s)\n",
 			     field(health, "commit_index", a, sizeof(a)),

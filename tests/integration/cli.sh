@@ -214,6 +214,7 @@ run 2 range onlystart
 
 run 0 status
 out_has "endpoint      $EP"
+out_has 'leader        1 (' # the member id, then the peer address
 out_has 'commit index'
 run 0 status --json
 out_has '"health":{'

@@ -144,7 +144,7 @@ static void test_render_status(void **state)
 {
 	const char *health_text =
 		"{\"status\":\"healthy\",\"ready\":true,\"is_leader\":false,\"node_id\":2,"
-		"\"leader_node\":\"127.0.0.1:7001\",\"term\":7,\"commit_index\":120,"
+		"\"leader_node\":\"127.0.0.1:7001\",\"leader_id\":1,\"term\":7,\"commit_index\":120,"
 		"\"applied_index\":119,\"cluster_size\":3,\"connected_nodes\":2,"
 		"\"last_commit_time\":0,\"replication_lag\":0.5}";
 	const char *repl_text =
@@ -157,6 +157,7 @@ static void test_render_status(void **state)
 	assert_int_equal(cli_render_status("http://h:8000", health, repl, &out), 0);
 	assert_non_null(strstr(out.data, "endpoint      http://h:8000\n"));
 	assert_non_null(strstr(out.data, "node          2 (healthy, ready, follower)\n"));
+	assert_non_null(strstr(out.data, "leader        1 (127.0.0.1:7001)\n"));
 	assert_non_null(strstr(out.data, "term          7\n"));
 	assert_non_null(strstr(out.data, "commit index  120 (applied 119)\n"));
 	assert_non_null(strstr(out.data, "cluster       3 nodes, 2 connected\n"));
@@ -168,6 +169,7 @@ static void test_render_status(void **state)
 	/* Missing fields print as "-" rather than failing. */
 	assert_int_equal(cli_render_status(NULL, repl, NULL, &out), 0);
 	assert_non_null(strstr(out.data, "term          -\n"));
+	assert_non_null(strstr(out.data, "leader        -\n")); /* no leader known */
 	json_decref(health);
 	json_decref(repl);
 	cli_buf_free(&out);
