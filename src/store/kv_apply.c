@@ -367,7 +367,8 @@ static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t ple
 }
 
 /* RENAME_PREFIX: moves every key under prefix key to prefix dst as one
- * simultaneous move. All sources are taken out before any destination is
+ * simultaneous move, or none when a key would pass KV_KEY_LIMIT
+ * (KVFS_EKEYSIZE). All sources are taken out before any destination is
  * written: when one prefix contains the other ("a/" -> "a/b/" or back) a
  * destination can be another source, and moving key by key would overwrite
  * it before it moved (and make the result depend on the order keys are
@@ -383,6 +384,14 @@ static int rename_prefix(struct apply_ctx *c, const struct txn_op *op, uint64_t 
 	if (rc || l.n == 0 ||
 	    (op->key_len == op->dst_len && memcmp(op->key, op->dst, op->key_len) == 0))
 		goto out; /* onto itself: nothing moves (max_keys still applies) */
+	/* No key may grow past KV_KEY_LIMIT, whatever --max-key-size a node
+	 * has (the same on every replica): a follower could not take such a
+	 * key in a snapshot (kv_snap_next), and no client could name it. */
+	for (i = 0; op->dst_len > op->key_len && i < l.n; i++)
+		if (l.lens[i] - op->key_len > KV_KEY_LIMIT - op->dst_len) {
+			rc = KVFS_EKEYSIZE;
+			goto out;
+		}
 	recs = calloc(l.n, sizeof *recs);
 	rlens = calloc(l.n, sizeof *rlens);
 	if (!recs || !rlens) {

@@ -293,12 +293,14 @@ struct kv_snap_item {
 };
 /* Decodes the item at the start of the len bytes at p: its length (> 0),
  * 0 when the bytes are a plausible start of an item but not all of it, or
- * KVFS_EPROTO when no stream holds them (a key of 0 or more than
- * KV_KEY_LIMIT + 1 bytes, a value over KV_VALUE_LIMIT + RECORD_HEADER_MAX,
- * a user key whose record does not decode, or another key than the
- * metadata a snapshot carries). Decided on as few bytes as possible, and
- * the same whatever follows: more bytes never turn an item into an error,
- * so where a chunk ends does not matter. */
+ * KVFS_EPROTO when no stream holds them (a key of 0 or more than 1 MiB,
+ * another key than a user key or the metadata a snapshot carries, a
+ * metadata value of other than 8 bytes, a user key's value over
+ * KV_VALUE_LIMIT + RECORD_HEADER_MAX or whose record does not decode).
+ * Decided on as few bytes as possible (all but the record's decoding
+ * before the value's bytes are waited for), and the same whatever follows:
+ * more bytes never turn an item into an error, so where a chunk ends does
+ * not matter. */
 long kv_snap_next(const uint8_t *p, size_t len, struct kv_snap_item *it);
 
 #endif

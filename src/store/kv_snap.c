@@ -36,6 +36,10 @@
 #include "store/kv_internal.h"
 
 #define END_MARK 0xFFFFFFFFu
+/* The longest key a stream may carry: 'k' + KV_KEY_LIMIT bytes is the most a
+ * store takes now, but a store written before renames were bounded
+ * (kv_apply.c) may hold longer keys, and must still reach its followers. */
+#define SNAP_KEY_MAX (1u << 20)
 
 struct kv_snap_reader {
 	struct kv *kv;
@@ -447,32 +451,32 @@ long kv_snap_next(const uint8_t *p, size_t len, struct kv_snap_item *it)
 		*it = (struct kv_snap_item){.kind = KV_SNAP_END};
 		return 4;
 	}
-	if (kl == 0 || kl > KV_KEY_LIMIT + 1)
+	if (kl == 0 || kl > SNAP_KEY_MAX)
 		return KVFS_EPROTO;
 	if (len - 4 < (size_t)kl + 4)
 		return 0;
 	const uint8_t *k = p + 4;
 	uint32_t vl = get_le32(p + 4 + kl);
-	if (vl > KV_VALUE_LIMIT + RECORD_HEADER_MAX)
+	enum kv_snap_kind kind;
+	if (k[0] == 'k')
+		kind = KV_SNAP_KEY;
+	else if (kl == sizeof KV_META_APPLIED - 1 && memcmp(k, KV_META_APPLIED, kl) == 0)
+		kind = KV_SNAP_APPLIED;
+	else if (kl == sizeof KV_META_COUNT - 1 && memcmp(k, KV_META_COUNT, kl) == 0)
+		kind = KV_SNAP_COUNT;
+	else
+		return KVFS_EPROTO;
+	if (kind == KV_SNAP_KEY ? vl > KV_VALUE_LIMIT + RECORD_HEADER_MAX : vl != 8)
 		return KVFS_EPROTO;
 	if (len - 8 - kl < vl)
 		return 0;
 	const uint8_t *v = p + 8 + kl;
-	enum kv_snap_kind kind;
-	if (k[0] == 'k') {
+	if (kind == KV_SNAP_KEY) {
 		struct record_meta meta;
 		const uint8_t *val;
 		size_t val_len;
 		if (record_decode(v, vl, &meta, &val, &val_len) != 0)
 			return KVFS_EPROTO;
-		kind = KV_SNAP_KEY;
-	} else if (kl == sizeof KV_META_APPLIED - 1 && memcmp(k, KV_META_APPLIED, kl) == 0 &&
-		   vl == 8) {
-		kind = KV_SNAP_APPLIED;
-	} else if (kl == sizeof KV_META_COUNT - 1 && memcmp(k, KV_META_COUNT, kl) == 0 && vl == 8) {
-		kind = KV_SNAP_COUNT;
-	} else {
-		return KVFS_EPROTO;
 	}
 	*it = (struct kv_snap_item){.kind = kind, .key = k, .klen = kl, .value = v, .vlen = vl};
 	return 8 + (long)kl + (long)vl;
