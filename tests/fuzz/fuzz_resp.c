@@ -53,6 +53,8 @@ static void feed(const char *p, size_t n, int head, size_t step, size_t cut, str
 			abort();
 		off += (size_t)used;
 	}
+	if (o->body.len > off)
+		abort(); /* a body of more bytes than came */
 	if (!o->done)
 		o->done = bench_resp_eof(&r) ? 2 : 0;
 	o->rc = (long)off;

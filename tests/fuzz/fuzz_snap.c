@@ -6,8 +6,9 @@
  *
  * Oracle: besides ASan/UBSan,
  *   - an item it returns lies within the input and is what it says: its
- *     length is 4 (the end mark) or 8 + key + value, a user key's value
- *     decodes as a record, a metadata value is 8 bytes;
+ *     length is 4 (the end mark) or 8 + key + value, a user key starts with
+ *     'k' and its value decodes as a record, a metadata item has the name
+ *     of its kind and 8 bytes;
  *   - on every prefix of the input it says "not yet" (0) where the whole
  *     input has an item longer than the prefix, the same item where the
  *     prefix holds it, and "not yet" or the same refusal where the whole
@@ -43,9 +44,15 @@ static void check_item(const uint8_t *d, size_t size, long n, const struct kv_sn
 		size_t vl;
 		if (it->key[0] != 'k' || record_decode(it->value, it->vlen, &m, &v, &vl) != 0)
 			abort();
-	} else if (it->vlen != 8) {
-		abort();
+		return;
 	}
+	const char *name = it->kind == KV_SNAP_APPLIED ? KV_META_APPLIED
+			   : it->kind == KV_SNAP_COUNT ? KV_META_COUNT
+						       : NULL;
+	size_t nlen =
+	    it->kind == KV_SNAP_APPLIED ? sizeof KV_META_APPLIED - 1 : sizeof KV_META_COUNT - 1;
+	if (!name || it->klen != nlen || memcmp(it->key, name, nlen) != 0 || it->vlen != 8)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -62,7 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		long n = kv_snap_next(data, cut, &at);
 		bool ok;
 		if (whole > 0)
-			ok = (size_t)whole <= cut ? n == whole : n == 0;
+			ok = (size_t)whole <= cut ? n == whole && at.kind == it.kind &&
+							at.klen == it.klen && at.vlen == it.vlen
+						  : n == 0;
 		else if (whole == 0)
 			ok = n == 0;
 		else

@@ -80,7 +80,7 @@ static void test_bad_fields_rejected(void **state)
 	memset(b2 + 2, 0, 8); /* id 0 */
 	assert_int_equal(raft_conf_decode(&d, b2, (size_t)n), KVFS_EPROTO);
 	memcpy(b2, buf, (size_t)n);
-	b2[2 + 11 + 3] = 0; /* a NUL inside the first address ("tcp\0/...") */
+	b2[2 + 11 + 3] = 0; /* a NUL inside the first address ("tcp\0//...") */
 	assert_int_equal(raft_conf_decode(&d, b2, (size_t)n), KVFS_EPROTO);
 	c.servers[1].id = 1; /* duplicate */
 	assert_int_equal(raft_conf_encode(&c, buf, sizeof(buf)), -EINVAL);
