@@ -38,6 +38,10 @@
 #include "common/log.h"
 #include "fs/fs_internal.h"
 
+#ifndef FUSECTL_SUPER_MAGIC
+#define FUSECTL_SUPER_MAGIC 0x65735543 /* linux/magic.h */
+#endif
+
 void fs_config_default(struct fs_config *c)
 {
 	memset(c, 0, sizeof *c);
@@ -242,16 +246,34 @@ static void sync_node(struct node *node)
 	pthread_mutex_destroy(&s.lock);
 }
 
+#define FUSECTL "/sys/fs/fuse/connections"
+
 /* Aborts the FUSE connection (open files kept it alive after the lazy
- * unmount), which ends the workers' reads with ENODEV. */
+ * unmount), which ends the workers' reads with ENODEV, and fails what the
+ * open files ask from then on with ENOTCONN. The abort goes through the FUSE
+ * control filesystem, which systemd mounts, but a container or a bare
+ * system may not: then kvfsd mounts it (it needs the privilege kvfsd
+ * mounted with), since without an abort it would wait for the last file to
+ * be closed, and a process blocked in the mount never closes its file. */
 static void abort_connection(struct fs *fs)
 {
 	char path[96];
-	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort",
+	snprintf(path, sizeof path, FUSECTL "/%u/abort",
 		 (unsigned)((major(fs->dev) << 20) | minor(fs->dev)));
-	int fd = open(path, O_WRONLY);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		struct statfs sf;
+		if (statfs(FUSECTL, &sf) == 0 && sf.f_type != FUSECTL_SUPER_MAGIC &&
+		    mount("fusectl", FUSECTL, "fusectl", 0, NULL) == 0) {
+			log_info("fs", "mounted the FUSE control filesystem on " FUSECTL
+				       " to abort the connection");
+			fd = open(path, O_WRONLY | O_CLOEXEC);
+		}
+	}
 	if (fd < 0) {
-		log_warn("fs", "cannot abort the FUSE connection (%s): %s", path, strerror(errno));
+		log_error("fs", "cannot abort the FUSE connection (%s): %s; kvfsd waits until "
+				"every file open on %s is closed",
+			  path, strerror(errno), fs->cfg.mountpoint);
 		return;
 	}
 	if (write(fd, "1", 1) != 1)

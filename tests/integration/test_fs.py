@@ -455,6 +455,33 @@ def test_shutdown_unmounts_and_crash_leftover_is_recovered():
         assert n.client().get("after", headers=RAW).body == b"ok"
 
 
+FUSECTL = "/sys/fs/fuse/connections"
+
+
+def test_shutdown_with_a_file_held_open_still_ends():
+    """SIGTERM while a file stays open on the mount: kvfsd aborts the FUSE
+    connection (mounting the FUSE control filesystem if nothing had, as on a
+    bare system or in a container) and exits, instead of waiting for the
+    file to be closed; the holder then gets ENOTCONN from the mount."""
+    had_ctl = is_mounted(FUSECTL)
+    try:
+        with started(MountNode(name="held")) as n:
+            write(n.path("f"), b"x")
+            holder = os.open(n.mnt, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                assert n.stop(timeout=30) == 0 and not is_mounted(n.mnt)
+                try:
+                    os.statvfs("/proc/self/fd/%d" % holder)  # always reaches the daemon
+                    raise AssertionError("statvfs through the aborted connection succeeded")
+                except OSError as e:
+                    assert e.errno == errno.ENOTCONN, e
+            finally:
+                os.close(holder)
+    finally:
+        if not had_ctl and is_mounted(FUSECTL):
+            subprocess.call(["umount", FUSECTL])  # as found: the next run tests the same
+
+
 def test_zz_shutdown_of_the_shared_node_unmounts():
     """The shared node stops cleanly with its mount idle and leaves nothing mounted."""
     assert node.stop() == 0
