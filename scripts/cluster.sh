@@ -5,7 +5,8 @@
 # each with its FUSE mount, data and log under one run directory, plus a
 # Prometheus scraping them when prometheus is installed; waits (showing
 # progress) until the cluster has elected a leader; prints the URLs and
-# mount points; Ctrl-C (or SIGTERM) stops everything and unmounts.
+# mount points; reports a node that exits while the others keep running;
+# Ctrl-C (or SIGTERM) stops everything and unmounts.
 #
 # Settings (environment):
 #   KVFS_NODES=4          number of nodes
@@ -65,6 +66,7 @@ for i in $(seq 1 "$N"); do
 	fi
 	"$KVFSD" "${args[@]}" "$@" >>"$d/kvfsd.log" 2>&1 &
 	pids+=($!)
+	restart[$i]="$(printf '%q ' "$KVFSD" "${args[@]}" "$@")>>$(printf '%q' "$d/kvfsd.log") 2>&1 &"
 done
 
 if [ "$PROM" != 0 ] && command -v prometheus >/dev/null; then
@@ -115,6 +117,28 @@ done
 [ "$PROM" != 0 ] && echo "  prometheus http://127.0.0.1:$PROM"
 echo "  logs       $RUN/node*/kvfsd.log"
 echo "try: $BIN/kvfs --endpoints http://127.0.0.1:$HTTP,http://127.0.0.1:$((HTTP + 1)) put hello world"
-echo "Ctrl-C stops the cluster."
-wait -n "${pids[@]}"
-echo "cluster: a process exited; stopping the rest" >&2
+echo "Ctrl-C stops the cluster. A node that exits (kill -9 the leader to watch a failover) is"
+echo "reported here and the others keep running."
+
+# Supervise: report each process that exits; stop when no node is left.
+live=("${pids[@]}")
+while [ "${#live[@]}" -gt 0 ]; do
+	gone=
+	wait -n -p gone "${live[@]}"
+	rc=$?
+	[ -n "$gone" ] || continue # a signal interrupted the wait
+	rest=()
+	for p in "${live[@]}"; do [ "$p" = "$gone" ] || rest+=("$p"); done
+	live=("${rest[@]}")
+	for i in $(seq 1 "$N"); do
+		if [ "${pids[$((i - 1))]}" = "$gone" ]; then
+			echo "cluster: node $i exited (status $rc); log $RUN/node$i/kvfsd.log" >&2
+			echo "cluster: to start it again (Ctrl-C here will not stop it): ${restart[$i]}" >&2
+		fi
+	done
+	[ "$PROM" != 0 ] && [ "${pids[$N]}" = "$gone" ] && echo "cluster: prometheus exited (status $rc)" >&2
+	nodes_left=0
+	for p in "${live[@]}"; do [ "$p" = "${pids[$N]:-}" ] || nodes_left=$((nodes_left + 1)); done
+	[ "$nodes_left" -gt 0 ] || break
+done
+echo "cluster: no node left" >&2

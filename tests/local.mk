@@ -5,9 +5,9 @@
 PYTHON3 = python3
 
 TESTS += tests/integration/test_api.py tests/integration/test_cluster.py \
-	tests/integration/test_storage.py
+	tests/integration/test_storage.py tests/integration/test_quickstart.py
 EXTRA_DIST += tests/lib/harness.py tests/lib/kvfsd.sh tests/integration/test_api.py tests/integration/test_cluster.py \
-	tests/integration/test_storage.py
+	tests/integration/test_storage.py tests/integration/test_quickstart.py
 CLEANFILES += jepsen-history.txt
 
 # The power-loss test: kvfsd on powerfs (tests/lib/powerfs.c), a FUSE
