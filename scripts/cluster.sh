@@ -47,6 +47,16 @@ cleanup() {
 	echo "cluster: stopping"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	# Nodes started again by hand (the command printed when one exited).
+	local again
+	again=$(pgrep -f -- "--data $RUN/node[0-9]+/data" || true)
+	if [ -n "$again" ]; then
+		kill -TERM $again 2>/dev/null
+		for _ in $(seq 300); do
+			pgrep -f -- "--data $RUN/node[0-9]+/data" >/dev/null || break
+			sleep 0.1
+		done
+	fi
 	for m in "${mounts[@]}"; do
 		grep -q " $m fuse" /proc/mounts 2>/dev/null && fusermount3 -uz "$m" 2>/dev/null
 	done
@@ -133,7 +143,7 @@ while [ "${#live[@]}" -gt 0 ]; do
 	for i in $(seq 1 "$N"); do
 		if [ "${pids[$((i - 1))]}" = "$gone" ]; then
 			echo "cluster: node $i exited (status $rc); log $RUN/node$i/kvfsd.log" >&2
-			echo "cluster: to start it again (Ctrl-C here will not stop it): ${restart[$i]}" >&2
+			echo "cluster: to start it again (Ctrl-C here stops it too): ${restart[$i]}" >&2
 		fi
 	done
 	[ "$PROM" != 0 ] && [ "${pids[$N]}" = "$gone" ] && echo "cluster: prometheus exited (status $rc)" >&2

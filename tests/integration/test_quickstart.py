@@ -61,7 +61,9 @@ def node_pids(run_dir):
 def test_cluster_sh_serves_survives_a_node_and_stops_cleanly():
     """Four nodes with mounts; a file written through one mount reads back
     through another; kill -9 of the leader leaves the others serving (a new
-    leader) and is reported; SIGTERM stops the rest and unmounts all."""
+    leader) and is reported with a command that starts it again, which
+    works; SIGTERM stops every node, the restarted one too, and unmounts
+    all."""
     run_dir = tmpdir()
     http, peer = free_run(N), free_run(N)
     env = dict(os.environ, KVFS_RUN=run_dir, KVFS_NODES=str(N), KVFS_HTTP_PORT=str(http),
@@ -98,6 +100,20 @@ def test_cluster_sh_serves_survives_a_node_and_stops_cleanly():
         r = clients[other - 1].put("after", "failover")
         assert r.status == 200, r.body
         assert sorted(node_pids(run_dir)) == sorted(set(range(1, N + 1)) - {leader})
+
+        # The command cluster.sh printed starts the node again; it catches up
+        # (its broken mount is recovered), and cluster.sh stops it too.
+        again = output().split("to start it again (Ctrl-C here stops it too): ")[1].split("\n")[0]
+        subprocess.run(["bash", "-c", again], check=True, env=env)
+        wait_for(lambda: leader in node_pids(run_dir), what="the node started again")  # (cleanup sees it)
+        def caught_up():
+            try:
+                return clients[leader - 1].request("GET", "/kv/after").status == 200
+            except OSError:
+                return False  # not listening yet
+        wait_for(caught_up, timeout=60, what="the restarted node to catch up")
+        with open(os.path.join(mnt[leader - 1], "after")) as f:
+            assert f.read() == '"failover"'
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, output()
