@@ -27,6 +27,7 @@
 #include "config.h"
 #include "fs/fs.h" /* fs: the mount */
 #include "node/node.h"
+#include "store/txn.h" /* TXN_MAX_KEY */
 
 static void usage(FILE *f)
 {
@@ -343,7 +344,7 @@ int main(int argc, char **argv)
 			log_set_json(1);
 			break;
 		case OPT_MAX_KEY:
-			hcfg.max_key = num_arg("max-key-size", optarg, 1, KV_KEY_LIMIT);
+			hcfg.max_key = num_arg("max-key-size", optarg, 1, TXN_MAX_KEY);
 			break;
 		case OPT_MAX_VALUE:
 			hcfg.max_value = num_arg("max-value-size", optarg, 1, KV_VALUE_LIMIT);

@@ -54,8 +54,6 @@ uint64_t kv_disk_size(struct kv *kv);
 
 /* The largest value a store holds (the bound of kvfsd --max-value-size). */
 #define KV_VALUE_LIMIT (64u << 20)
-/* The longest user key (the bound of kvfsd --max-key-size). */
-#define KV_KEY_LIMIT 65535u
 
 #define KV_LEVELS 7 /* LevelDB's levels, 0 .. 6 */
 /* Table files at a LevelDB level (0 .. KV_LEVELS-1), or -1 if LevelDB does

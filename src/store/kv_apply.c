@@ -367,7 +367,7 @@ static int collect_prefix(struct apply_ctx *c, const uint8_t *prefix, size_t ple
 }
 
 /* RENAME_PREFIX: moves every key under prefix key to prefix dst as one
- * simultaneous move, or none when a key would pass KV_KEY_LIMIT
+ * simultaneous move, or none when a key would pass TXN_MAX_KEY
  * (KVFS_EKEYSIZE). All sources are taken out before any destination is
  * written: when one prefix contains the other ("a/" -> "a/b/" or back) a
  * destination can be another source, and moving key by key would overwrite
@@ -384,11 +384,10 @@ static int rename_prefix(struct apply_ctx *c, const struct txn_op *op, uint64_t 
 	if (rc || l.n == 0 ||
 	    (op->key_len == op->dst_len && memcmp(op->key, op->dst, op->key_len) == 0))
 		goto out; /* onto itself: nothing moves (max_keys still applies) */
-	/* No key may grow past KV_KEY_LIMIT, whatever --max-key-size a node
-	 * has (the same on every replica): a follower could not take such a
-	 * key in a snapshot (kv_snap_next), and no client could name it. */
+	/* No key may grow past TXN_MAX_KEY, whatever --max-key-size a node
+	 * has (the same on every replica): no client could name it. */
 	for (i = 0; op->dst_len > op->key_len && i < l.n; i++)
-		if (l.lens[i] - op->key_len > KV_KEY_LIMIT - op->dst_len) {
+		if (op->dst_len + l.lens[i] - op->key_len > TXN_MAX_KEY) {
 			rc = KVFS_EKEYSIZE;
 			goto out;
 		}

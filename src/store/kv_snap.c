@@ -36,7 +36,7 @@
 #include "store/kv_internal.h"
 
 #define END_MARK 0xFFFFFFFFu
-/* The longest key a stream may carry: 'k' + KV_KEY_LIMIT bytes is the most a
+/* The longest key a stream may carry: 'k' + TXN_MAX_KEY bytes is the most a
  * store takes now, but a store written before renames were bounded
  * (kv_apply.c) may hold longer keys, and must still reach its followers. */
 #define SNAP_KEY_MAX (1u << 20)

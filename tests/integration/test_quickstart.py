@@ -65,7 +65,10 @@ def test_cluster_sh_serves_survives_a_node_and_stops_cleanly():
     works; SIGTERM stops every node, the restarted one too, and unmounts
     all."""
     run_dir = tmpdir()
-    http, peer = free_run(N), free_run(N)
+    http = free_run(N)
+    peer = free_run(N)
+    while abs(peer - http) < N:  # the two runs must not overlap
+        peer = free_run(N)
     env = dict(os.environ, KVFS_RUN=run_dir, KVFS_NODES=str(N), KVFS_HTTP_PORT=str(http),
                KVFS_PEER_PORT=str(peer), KVFS_PROM_PORT="0", KVFS_BIN=BUILDDIR)
     log = open(os.path.join(run_dir, "cluster.out"), "w+")

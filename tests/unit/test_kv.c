@@ -710,10 +710,10 @@ static void test_rename_prefix_max_keys(void **state)
 
 static void test_rename_prefix_keeps_keys_within_the_limit(void **state)
 {
-	/* A RENAME_PREFIX that would make a key longer than KV_KEY_LIMIT fails
+	/* A RENAME_PREFIX that would make a key longer than TXN_MAX_KEY fails
 	 * with KVFS_EKEYSIZE and moves nothing; up to the limit it moves. */
 	struct fx *f = *state;
-	static char key[KV_KEY_LIMIT + 1], dst[KV_KEY_LIMIT + 1];
+	static char key[TXN_MAX_KEY + 1], dst[TXN_MAX_KEY + 1];
 	memset(key, 'x', sizeof key - 1);
 	memcpy(key, "a/", 2);
 	size_t klen = 40000;
@@ -722,7 +722,7 @@ static void test_rename_prefix_keeps_keys_within_the_limit(void **state)
 	txn_add_put(&f->txn, key, klen, RECORD_RAW, 0, 0, "v", 1);
 	assert_int_equal(run(f), 0);
 	memset(dst, 'd', sizeof dst - 1);
-	size_t over = KV_KEY_LIMIT - (klen - 2) + 1; /* a prefix that makes it one too long */
+	size_t over = TXN_MAX_KEY - (klen - 2) + 1; /* a prefix that makes it one too long */
 	txn_new(f);
 	txn_add_rename_prefix(&f->txn, "a/", 2, dst, over, 0);
 	assert_int_equal(run(f), KVFS_EKEYSIZE);
@@ -731,10 +731,10 @@ static void test_rename_prefix_keeps_keys_within_the_limit(void **state)
 	txn_new(f);
 	txn_add_rename_prefix(&f->txn, "a/", 2, dst, over - 1, 0);
 	assert_int_equal(run(f), 0);
-	char moved[KV_KEY_LIMIT + 1]; /* the moved key: the new prefix, then the rest */
+	char moved[TXN_MAX_KEY + 1]; /* the moved key: the new prefix, then the rest */
 	memcpy(moved, dst, over - 1);
 	memset(moved + over - 1, 'x', klen - 2);
-	moved[KV_KEY_LIMIT] = '\0';
+	moved[TXN_MAX_KEY] = '\0';
 	assert_value(f, moved, "v");
 	assert_int_equal(kv_key_count(f->kv), 1);
 }
@@ -1774,12 +1774,12 @@ static void test_snapshot_stream_refuses_what_no_snapshot_holds(void **state)
 	item(&good, KV_META_COUNT, sizeof KV_META_COUNT - 1, three, 8, 8);
 	item(&good, "kx", 2, rec, hl + 3, hl + 3);
 	/* The longest key a client can write, as a directory marker. */
-	static char longkey[KV_KEY_LIMIT + 2];
+	static char longkey[TXN_MAX_KEY + 2];
 	memset(longkey, 'L', sizeof longkey - 1);
 	longkey[0] = 'k';
 	uint8_t dir[RECORD_HEADER_MAX];
 	struct record_meta dm = {.kind = RECORD_DIR, .create_rev = 4, .mod_rev = 4, .version = 1};
-	item(&good, longkey, KV_KEY_LIMIT + 1, dir, record_encode_header(dir, &dm),
+	item(&good, longkey, TXN_MAX_KEY + 1, dir, record_encode_header(dir, &dm),
 	     record_encode_header(dir, &dm));
 	/* A record of version 1, as earlier builds wrote them (record.h). */
 	uint8_t v1[40 + 5] = {1, RECORD_RAW};
