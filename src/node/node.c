@@ -138,6 +138,7 @@ int node_create(const struct node_config *cfg, struct node **out)
 		goto err_after_raft;
 	}
 	n->st.id = cfg->id;
+	catchup_init(&n->catchup);
 	node_update_status(n);
 	*out = n;
 	return 0;

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "net/transport.h"
+#include "node/catchup.h"
 #include "node/idmap.h"
 #include "node/node.h"
 #include "raft/raft.h"
@@ -86,6 +87,7 @@ struct node {
 	int64_t peer_match_moved_ms[NODE_MAX_MEMBERS];
 	bool tail_pinned;
 	int64_t self_caught_up_ms;                    /* follower: last time applied >= commit */
+	struct catchup catchup;                       /* /readyz "catching up" (catchup.h) */
 	/* Heartbeat round trips, by peer id slot (peer_heard_id order). */
 	uint64_t hb_seq[NODE_MAX_MEMBERS];
 	int64_t hb_sent_ns[NODE_MAX_MEMBERS];

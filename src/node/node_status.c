@@ -107,7 +107,15 @@ void node_update_status(struct node *n)
 		worst = (double)(now - n->self_caught_up_ms) / 1e3;
 	}
 	st.replication_lag_s = worst;
-	st.ready = !st.failed && rs.leader != 0 && raft_conf_find(c, n->cfg.id) != NULL;
+	/* A follower that has not applied what the cluster had committed
+	 * when it heard its leader, or is more than CATCHUP_LAG_MS behind, is
+	 * catching up: its stale reads would miss keys its peers hold. */
+	bool behind = catchup_step(&n->catchup,
+				   st.is_leader ? CATCHUP_LEADER
+				   : rs.leader	? CATCHUP_FOLLOWER
+						: CATCHUP_NO_LEADER,
+				   st.applied, rs.leader_commit, now);
+	st.ready = !st.failed && rs.leader != 0 && raft_conf_find(c, n->cfg.id) != NULL && !behind;
 	/* A sole voter reads locally once its state machine holds its term's
 	 * no-op: before that, entries of an earlier term (acknowledged before
 	 * a restart) may still be waiting to be applied, and a local read would

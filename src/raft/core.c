@@ -461,6 +461,10 @@ void raft_status(const struct raft_core *c, struct raft_status *st)
 	st->applied = c->applied;
 	st->persisted = c->persisted;
 	st->inferred_commits = c->inferred_commits;
+	if (c->state == RAFT_LEADER)
+		st->leader_commit = c->commit;
+	else if (c->leader_commit)
+		st->leader_commit = c->leader_commit > c->commit ? c->leader_commit : c->commit;
 	st->first_index = c->log.offset + 1;
 	st->last_index = raft_log_last_index(&c->log);
 	st->snap_index = c->snap.index;

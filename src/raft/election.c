@@ -24,6 +24,7 @@ void raft_become_follower(struct raft_core *c, uint64_t term, uint64_t leader)
 	if (term > c->term) {
 		c->term = term;
 		c->vote = 0;
+		c->leader_commit = 0; /* until this term's leader says */
 	}
 	if (was_leader)
 		raft_reads_fail_all(c, KVFS_ENOTLEADER);
@@ -104,6 +105,7 @@ void raft_campaign(struct raft_core *c, bool pre, bool transfer)
 	raft_fwd_fail(c, true, KVFS_ENOTLEADER);
 	c->n_votes = 0;
 	c->leader = 0;
+	c->leader_commit = 0;
 	c->transferee = 0;
 	c->election_elapsed = 0;
 	raft_reset_randomized_timeout(c);

@@ -145,6 +145,9 @@ struct raft_core {
 	 * while durable_term == term and durable_from == leader. */
 	uint64_t durable_from, durable_term, durable_index;
 	uint64_t inferred_commits; /* raft_status().inferred_commits */
+	/* The highest commit index this term's leader has sent this node, 0
+	 * before it has (raft_status().leader_commit). */
+	uint64_t leader_commit;
 
 	/* Reads. */
 	struct pending_read *reads;

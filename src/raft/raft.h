@@ -192,7 +192,10 @@ enum raft_msg_type {
  *                   reject: index = the rejected prev index, hint_index /
  *                   hint_term = conflict hint (first index of the follower's
  *                   conflicting term, or its last index + 1 with hint_term 0)
- *  HEARTBEAT        commit, read_seq
+ *  HEARTBEAT        commit (at most what the follower is known to hold),
+ *                   index = the leader's own commit index (how far the
+ *                   cluster has committed, for raft_status().leader_commit;
+ *                   never committed by), read_seq
  *  HEARTBEAT_RESP   read_seq (echoed)
  *  VOTE, PREVOTE    index/log_term = candidate's last entry; transfer = 1 if
  *                   the election is a leadership transfer (ignores leases)
@@ -473,6 +476,13 @@ struct raft_status {
 	/* Follower: times it advanced its commit index by inference (COMMIT
 	 * INFERENCE), since the core was created. */
 	uint64_t inferred_commits;
+	/* The highest index this node knows to be committed: on a leader its
+	 * commit index; elsewhere the higher of its own and the highest this
+	 * term's leader has told it (an append's commit, a heartbeat's index,
+	 * a snapshot's index: a follower whose log lacks the entries cannot
+	 * commit them yet), or 0 until that leader has told one. A follower
+	 * whose applied index is below it is behind the cluster. */
+	uint64_t leader_commit;
 };
 
 void raft_status(const struct raft_core *core, struct raft_status *st);

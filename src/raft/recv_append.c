@@ -93,6 +93,8 @@ int raft_step_append(struct raft_core *c, const struct raft_msg *m)
 
 	c->leader = m->from;
 	c->election_elapsed = 0;
+	if (m->commit > c->leader_commit)
+		c->leader_commit = m->commit;
 	if (c->install_pending)
 		return 0; /* the leader retries after the install */
 	if (m->index < c->commit) {
@@ -163,6 +165,11 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
+	/* index: the leader's commit index; commit is only what this node is
+	 * known to hold (an older leader sends index 0). */
+	uint64_t told = m->index > m->commit ? m->index : m->commit;
+	if (told > c->leader_commit)
+		c->leader_commit = told;
 	uint64_t last = raft_log_last_index(&c->log);
 	uint64_t nc = m->commit < last ? m->commit : last;
 	if (nc > c->commit && !c->install_pending)

@@ -230,6 +230,7 @@ void raft_bcast_heartbeat(struct raft_core *c)
 		m->commit = pr->match < c->commit ? pr->match : c->commit;
 		if (m->commit > pr->commit_sent)
 			pr->commit_sent = m->commit;
+		m->index = c->commit; /* how far the cluster is (raft_status) */
 		m->read_seq = c->read_seq;
 	}
 }

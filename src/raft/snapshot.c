@@ -87,6 +87,8 @@ int raft_step_snapshot(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
+	if (m->snap_index > c->leader_commit)
+		c->leader_commit = m->snap_index; /* a snapshot holds committed entries only */
 	if (c->install_pending)
 		return 0;
 	if (m->snap_index <= c->commit) {

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 	     (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .reject = 1, .index = 10,
 			       .hint_index = 7, .hint_term = 3});
 	raft(&b, "heartbeat", (struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .commit = 14,
-						.read_seq = 77});
+						.index = 16, .read_seq = 77});
 	raft(&b, "heartbeat-resp", (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .read_seq = 77});
 	raft(&b, "vote", (struct raft_msg){.type = RAFT_MSG_VOTE, .index = 14, .log_term = 5,
 					   .transfer = 1});

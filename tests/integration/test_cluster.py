@@ -506,6 +506,43 @@ def test_leader_keeps_the_log_a_lagging_follower_needs():
             n.kill()
 
 
+def test_restarted_follower_is_ready_only_once_caught_up():
+    """A follower restarted behind the cluster answers /readyz 503 "not
+    ready: catching up" until it has applied what the cluster had committed
+    when it heard the leader: a client that waits for ready and reads
+    stale from it finds the last write made while it was down. (It used to
+    be ready as soon as it heard the leader, and such a read got 404.)"""
+    cl = Cluster(3)
+    try:
+        cl.start()
+        lid = cl.wait_leader()
+        f = cl.follower()
+        assert cl.nodes[f].stop() == 0
+        c = cl.client(lid)
+        # About 20 MB behind: seconds of catching up on this machine.
+        acked, refused = put_batches(c, "cu", "v" * 2000, 100)
+        assert refused is None, refused
+        assert c.put("cu/last", "marker").status == 200
+        cl.nodes[f].start()
+        cf = Client(cl.nodes[f].url, timeout=5, retry=False)
+        seen = []
+
+        def ready():
+            r = cf.request("GET", "/readyz")
+            seen.append(r.json().get("detail", r.json().get("status")))
+            return r.status == 200
+        wait_for(ready, 60, "node %d ready" % f)
+        # Ready now: its stale reads hold what was written before it came back.
+        r = cf.get("cu/last", stale=True)
+        assert r.status == 200 and r.json() == {"value": "marker"}, (r, seen[:3], seen[-3:])
+        assert cf.get("cu/99/99", stale=True).status == 200
+        print("  readyz answers before ready: %d (%s)" % (
+            len(seen) - 1, ", ".join(sorted(set(seen[:-1])))))
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()

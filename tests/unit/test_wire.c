@@ -161,6 +161,7 @@ static struct raft_msg sample_msg(uint8_t type)
 		break;
 	case RAFT_MSG_HEARTBEAT:
 		m.commit = 105;
+		m.index = 107;
 		m.read_seq = 4242;
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
