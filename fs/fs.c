@@ -254,8 +254,10 @@ static void sync_node(struct node *node)
  * control filesystem, which systemd mounts, but a container or a bare
  * system may not: then kvfsd mounts it (it needs the privilege kvfsd
  * mounted with), since without an abort it would wait for the last file to
- * be closed, and a process blocked in the mount never closes its file. */
-static void abort_connection(struct fs *fs)
+ * be closed, and a process blocked in the mount never closes its file.
+ * Returns false when it cannot (an unprivileged kvfsd, a read-only /sys):
+ * fs_destroy then leaves the workers to the end of the process. */
+static bool abort_connection(struct fs *fs)
 {
 	char path[96];
 	snprintf(path, sizeof path, FUSECTL "/%u/abort",
@@ -271,20 +273,20 @@ static void abort_connection(struct fs *fs)
 		}
 	}
 	if (fd < 0) {
-		log_error("fs", "cannot abort the FUSE connection (%s): %s; kvfsd waits until "
-				"every file open on %s is closed",
-			  path, strerror(errno), fs->cfg.mountpoint);
-		return;
+		log_error("fs", "cannot abort the FUSE connection (%s): %s", path, strerror(errno));
+		return false;
 	}
-	if (write(fd, "1", 1) != 1)
-		log_warn("fs", "cannot abort the FUSE connection: %s", strerror(errno));
+	bool ok = write(fd, "1", 1) == 1;
+	if (!ok)
+		log_error("fs", "cannot abort the FUSE connection: %s", strerror(errno));
 	close(fd);
+	return ok;
 }
 
-void fs_destroy(struct fs *fs)
+bool fs_destroy(struct fs *fs)
 {
 	if (!fs)
-		return;
+		return true;
 	node_set_apply_hook(fs->node, NULL, NULL);
 	sync_node(fs->node);
 	fuse_session_exit(fs->se);
@@ -299,7 +301,12 @@ void fs_destroy(struct fs *fs)
 		if (!__atomic_load_n(&fs->loop_done, __ATOMIC_ACQUIRE)) {
 			log_warn("fs", "files still open on %s: aborting the connection",
 				 fs->cfg.mountpoint);
-			abort_connection(fs);
+			if (!abort_connection(fs)) {
+				log_warn("fs", "kvfsd ends without waiting for the files open on "
+					       "%s; the kernel ends their connection when it exits",
+					 fs->cfg.mountpoint);
+				return false;
+			}
 		}
 		pthread_join(fs->loop_thread, NULL);
 	}
@@ -317,4 +324,5 @@ void fs_destroy(struct fs *fs)
 	pthread_mutex_destroy(&fs->lock);
 	log_info("fs", "unmounted %s", fs->cfg.mountpoint);
 	free(fs);
+	return true;
 }

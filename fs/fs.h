@@ -53,9 +53,16 @@ void fs_config_default(struct fs_config *cfg);
 int fs_create(const struct fs_config *cfg, struct node *node, struct fs **out);
 
 /* Unmounts, joins the workers, waits (bounded by the node's request
- * timeout) for requests still in the node, and frees everything. NULL is a
- * no-op. Main thread only. */
-void fs_destroy(struct fs *fs);
+ * timeout) for requests still in the node, and frees everything. Returns
+ * true then (and for NULL). Returns false, freeing nothing, when files stay
+ * open on the mount and the FUSE connection cannot be aborted (no FUSE
+ * control filesystem, and no privilege to mount it): the workers wait in
+ * the kernel for the last of those files to be closed, which a process
+ * blocked in the mount never does. The caller must then stop the node (the
+ * workers' requests get KVFS_ESHUTDOWN), not destroy it, and end the
+ * process: the kernel ends the connection when kvfsd's /dev/fuse closes.
+ * Main thread only. */
+bool fs_destroy(struct fs *fs);
 
 /* Registers the FUSE operation metrics (fs_metrics.h); once per process,
  * before /metrics is served. Returns 0 or -ENOMEM. */

@@ -591,8 +591,16 @@ int main(int argc, char **argv)
 	} else {
 		log_info("kvfsd", "signal %d: shutting down", sig);
 	}
-	fs_destroy(fs); /* fs: unmount first */
+	bool fs_gone = fs_destroy(fs); /* fs: unmount first */
 	node_stop(node); /* answers the requests still waiting on it */
+	if (!fs_gone) {
+		/* The mount's workers still run (fs_destroy): everything
+		 * acknowledged is durable (node_stop), and exiting is what ends
+		 * their connection. */
+		http_server_destroy(http);
+		log_info("kvfsd", "stopped");
+		_exit(status);
+	}
 out_http:
 	http_server_destroy(http);
 out_node:

@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import run, tmpdir, wait_for  # noqa: E402
+from harness import KVFSD, Node, run, tmpdir, wait_for  # noqa: E402
 from fsharness import MountCluster, MountNode, broken, is_mounted, started  # noqa: E402
 
 MAXVAL = 262144
@@ -480,6 +480,57 @@ def test_shutdown_with_a_file_held_open_still_ends():
     finally:
         if not had_ctl and is_mounted(FUSECTL):
             subprocess.call(["umount", FUSECTL])  # as found: the next run tests the same
+
+
+def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
+    """SIGTERM while a directory stays open on the mount, where the FUSE
+    control filesystem can be neither found nor mounted (here: kvfsd in a
+    mount namespace of its own with an empty tmpfs over /sys/fs/fuse; in
+    the wild, an unprivileged kvfsd or a read-only /sys): kvfsd stops its
+    node and exits instead of waiting for the directory to be closed, and
+    the kernel ends the connection (ENOTCONN for the holder), losing
+    nothing. It used to wait until the holder closed it."""
+    d = tmpdir()
+    mnt = os.path.join(d, "mnt")
+    os.makedirs(mnt)
+    ready = os.path.join(d, "ready")
+    log = open(os.path.join(d, "kvfsd.log"), "wb")
+    # unshare and sh exec: the process is kvfsd itself.
+    p = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs kvfs-no-fusectl /sys/fs/fuse && exec "$@"', "sh", KVFSD,
+         "--data", os.path.join(d, "db"), "--http", "127.0.0.1:0", "--ready-file", ready,
+         "--mount", mnt], stdout=log, stderr=log)
+    holder = None
+    try:
+        wait_for(lambda: os.path.exists(ready) or p.poll() is not None, 20, "kvfsd to start")
+        assert p.poll() is None, open(log.name).read()
+        # Its mount is in its namespace: reached through its root.
+        there = "/proc/%d/root%s" % (p.pid, mnt)
+        wait_for(lambda: " %s " % mnt in open("/proc/%d/mountinfo" % p.pid).read(), 20,
+                 "the mount")
+        with open(os.path.join(there, "f"), "wb") as f:
+            f.write(b"x")
+        holder = os.open(there, os.O_RDONLY | os.O_DIRECTORY)
+        p.terminate()
+        assert p.wait(30) == 0
+        try:
+            os.statvfs("/proc/self/fd/%d" % holder)  # always reaches the daemon
+            raise AssertionError("statvfs through the ended connection succeeded")
+        except OSError as e:
+            assert e.errno == errno.ENOTCONN, e
+        text = open(log.name).read()
+        assert "cannot abort the FUSE connection" in text and "kvfsd ends without" in text, text
+        # What was written through the mount is there at the next start.
+        with started(Node(data=d, name="after")) as n:
+            assert n.client().get("f", headers=RAW).body == b"x"
+    finally:
+        if holder is not None:
+            os.close(holder)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        log.close()
 
 
 def test_zz_shutdown_of_the_shared_node_unmounts():
