@@ -302,8 +302,9 @@ bool fs_destroy(struct fs *fs)
 			log_warn("fs", "files still open on %s: aborting the connection",
 				 fs->cfg.mountpoint);
 			if (!abort_connection(fs)) {
-				log_warn("fs", "kvfsd ends without waiting for the files open on "
-					       "%s; the kernel ends their connection when it exits",
+				log_warn("fs",
+					 "kvfsd ends without waiting for the files open on "
+					 "%s; the kernel ends their connection when it exits",
 					 fs->cfg.mountpoint);
 				return false;
 			}
