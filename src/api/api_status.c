@@ -72,6 +72,20 @@ static void raft_fields(json_t *o, const struct node_status *st)
 	json_object_set_new(o, "applied_index", json_integer((json_int_t)st->applied));
 }
 
+/* Why the node is not ready (/readyz's detail), or NULL when it is. */
+static const char *not_ready_reason(const struct node_status *st)
+{
+	if (st->failed)
+		return "not ready: storage failure, node stopped";
+	if (!find_peer(st, st->id))
+		return "not ready: not a member of the cluster (yet)";
+	if (!st->leader_id)
+		return "not ready: no leader (no quorum)";
+	if (!st->ready)
+		return "not ready: catching up";
+	return NULL;
+}
+
 enum MHD_Result api_health(struct http_req *req)
 {
 	struct node_status st;
@@ -94,6 +108,8 @@ enum MHD_Result api_health(struct http_req *req)
 	json_object_set_new(o, "last_commit_time", json_real(st.last_commit_time));
 	json_object_set_new(o, "replication_lag", json_real(st.replication_lag_s));
 	json_object_set_new(o, "ready", json_boolean(st.ready));
+	const char *why = not_ready_reason(&st);
+	json_object_set_new(o, "ready_detail", why ? json_string(why) : json_null());
 	json_object_set_new(o, "node_port", json_integer(port_of(addr_of(req, self))));
 	json_object_set_new(o, "api_port", json_integer(cfg->api_port));
 	json_object_set_new(o, "cluster_ports", ports);
@@ -159,14 +175,9 @@ enum MHD_Result api_readyz(struct http_req *req)
 {
 	struct node_status st;
 	node_status(req->srv->node, &st);
-	if (st.failed)
-		return http_respond_detail(req, 503, "not ready: storage failure, node stopped");
-	if (!find_peer(&st, st.id))
-		return http_respond_detail(req, 503, "not ready: not a member of the cluster (yet)");
-	if (!st.leader_id)
-		return http_respond_detail(req, 503, "not ready: no leader (no quorum)");
-	if (!st.ready)
-		return http_respond_detail(req, 503, "not ready: catching up");
+	const char *why = not_ready_reason(&st);
+	if (why)
+		return http_respond_detail(req, 503, "%s", why);
 	json_t *o = json_object();
 	json_object_set_new(o, "status", json_string("ready"));
 	json_object_set_new(o, "leader_id", json_integer((json_int_t)st.leader_id));

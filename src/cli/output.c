@@ -275,9 +275,14 @@ int cli_render_status(const char *endpoint, const json_t *health, const json_t *
 	int rc = 0;
 
 	rc |= cli_buf_printf(out, "endpoint      %s\n", endpoint ? endpoint : "-");
+	/* Why it is not ready, as /readyz says, where the node tells. */
+	const char *why = json_string_value(json_object_get(health, "ready_detail"));
+	if (json_is_true(json_object_get(health, "ready")))
+		why = "ready";
+	else if (!why)
+		why = "not ready";
 	rc |= cli_buf_printf(out, "node          %s (%s, %s, %s)\n", field(health, "node_id", a, sizeof(a)),
-			     state ? state : "unknown",
-			     json_is_true(json_object_get(health, "ready")) ? "ready" : "not ready",
+			     state ? state : "unknown", why,
 			     json_is_true(json_object_get(health, "is_leader")) ? "leader" : "follower");
 	/* The leader's member ID first: what `kvfs leader transfer` and
 	 * `kvfs member` take. */

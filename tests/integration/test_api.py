@@ -260,6 +260,7 @@ def test_health_and_replication_shapes():
               "node_port", "api_port", "cluster_ports", "other_nodes"]:
         assert f in h, f
     assert h["status"] == "healthy" and h["ready"] is True and h["is_leader"] is True
+    assert h["ready_detail"] is None  # why it is not, when it is not (/readyz's detail)
     assert h["api_port"] == int(node.url.rsplit(":", 1)[1])
     d = c.request("GET", "/debug/replication").json()
     for f in ["node_address", "is_leader", "leader", "is_ready", "connected_nodes",

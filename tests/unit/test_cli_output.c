@@ -166,6 +166,17 @@ static void test_render_status(void **state)
 	assert_non_null(strstr(out.data, "tcp://h:7003"));
 	assert_non_null(strstr(out.data, "1.25 no        learner\n"));
 	cli_buf_reset(&out);
+	/* A node that is not ready says why, where it tells. */
+	json_object_set_new(health, "status", json_string("degraded"));
+	json_object_set_new(health, "ready", json_false());
+	json_object_set_new(health, "ready_detail", json_string("not ready: catching up"));
+	assert_int_equal(cli_render_status("http://h:8000", health, repl, &out), 0);
+	assert_non_null(strstr(out.data, "node          2 (degraded, not ready: catching up, follower)\n"));
+	cli_buf_reset(&out);
+	json_object_del(health, "ready_detail");
+	assert_int_equal(cli_render_status("http://h:8000", health, repl, &out), 0);
+	assert_non_null(strstr(out.data, "node          2 (degraded, not ready, follower)\n"));
+	cli_buf_reset(&out);
 	/* Missing fields print as "-" rather than failing. */
 	assert_int_equal(cli_render_status(NULL, repl, NULL, &out), 0);
 	assert_non_null(strstr(out.data, "term          -\n"));
