@@ -357,6 +357,16 @@ static void test_follower_append_and_truncate(void **state)
 	raft_destroy(c);
 }
 
+/* Steps m into c, runs it to idle, returns its status. */
+static struct raft_status stepped(struct raft_core *c, const struct raft_msg *m)
+{
+	struct raft_status st;
+	assert_int_equal(raft_step(c, m), 0);
+	drain(c, NULL);
+	raft_status(c, &st);
+	return st;
+}
+
 /* A follower knows how far its leader has committed even where its own
  * log does not reach (raft_status().leader_commit): from appends and
  * heartbeats, 0 before this term's leader has said, and a leader reports
@@ -366,66 +376,41 @@ static void test_leader_commit_known(void **state)
 	struct raft_core *c = make(1, 3);
 	struct raft_entry e = {
 	    .term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .data = "a", .len = 1};
-	struct raft_msg m;
+	struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1};
 	struct raft_status st;
 	(void)state;
 	raft_status(c, &st);
 	assert_int_equal(st.leader_commit, 0);
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_APPEND;
-	m.from = 2;
-	m.to = 1;
-	m.term = 1;
 	m.entries = &e;
 	m.n_entries = 1;
 	m.commit = 40; /* the leader is far ahead of what it sent */
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
+	st = stepped(c, &m);
 	assert_int_equal(st.commit, 1);
 	assert_int_equal(st.leader_commit, 40);
 	/* A heartbeat commits only what the follower is known to hold
 	 * (commit), and tells how far the leader is (index); a lower one
 	 * (reordered) does not lower what is known. */
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_HEARTBEAT;
-	m.from = 2;
-	m.to = 1;
-	m.term = 1;
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
 	m.commit = 1;
 	m.index = 30;
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
-	assert_int_equal(st.leader_commit, 40);
+	assert_int_equal(stepped(c, &m).leader_commit, 40);
 	m.index = 55;
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
+	st = stepped(c, &m);
 	assert_int_equal(st.commit, 1);
 	assert_int_equal(st.leader_commit, 55);
 	/* An older leader's heartbeat (no index): its commit still counts. */
 	m.index = 0;
 	m.commit = 60;
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
-	assert_int_equal(st.leader_commit, 60);
+	assert_int_equal(stepped(c, &m).leader_commit, 60);
 	/* A new term's leader starts from what it says. */
 	m.from = 3;
 	m.term = 2;
 	m.commit = 0;
-	m.index = 0;
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
+	st = stepped(c, &m);
 	assert_int_equal(st.leader, 3);
 	assert_int_equal(st.leader_commit, 0);
 	m.index = 2;
-	assert_int_equal(raft_step(c, &m), 0);
-	drain(c, NULL);
-	raft_status(c, &st);
-	assert_int_equal(st.leader_commit, 2);
+	assert_int_equal(stepped(c, &m).leader_commit, 2);
 	/* Once it campaigns, no leader: nothing known. */
 	for (int i = 0; i < 40 && st.state == RAFT_FOLLOWER; i++) {
 		raft_tick(c);
