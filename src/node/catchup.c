@@ -24,8 +24,8 @@ bool catchup_step(struct catchup *cu, enum catchup_role role, uint64_t applied,
 		return !cu->synced; /* no leader has said where the cluster is */
 	if (cu->probe && applied >= cu->probe) {
 		/* Applied what was committed when the probe was taken: caught
-		 * up if that was within the bound. */
-		if (now_ms - cu->probe_ms <= CATCHUP_LAG_MS)
+		 * up if that was within the bound (half of it to come back). */
+		if (now_ms - cu->probe_ms <= (cu->synced ? CATCHUP_LAG_MS : CATCHUP_RESYNC_MS))
 			cu->synced = true;
 		cu->probe = 0;
 	}

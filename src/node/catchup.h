@@ -9,7 +9,9 @@
  * was when the node first heard a leader. Afterwards it samples: the
  * commit index it knows of at some moment (the probe) must be applied
  * within CATCHUP_LAG_MS; a probe older than that and still not applied
- * makes it catch up again, until it applies a probe within the bound.
+ * makes it catch up again, until it applies a probe within half the bound
+ * (CATCHUP_RESYNC_MS), so that a node whose lag hovers about the bound
+ * does not turn ready and back at every probe.
  * A node that loses its leader (an election, a partition) starts over:
  * one cut off for minutes must not count as ready for the first seconds
  * after it rejoins. A sample under load, when entries arrive as fast as they are applied,
@@ -25,7 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CATCHUP_LAG_MS 5000
+#define CATCHUP_LAG_MS	  5000
+#define CATCHUP_RESYNC_MS (CATCHUP_LAG_MS / 2)
 
 struct catchup {
 	uint64_t probe;	  /* commit index to apply, 0 for none */

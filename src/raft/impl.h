@@ -146,7 +146,7 @@ struct raft_core {
 	uint64_t durable_from, durable_term, durable_index;
 	uint64_t inferred_commits; /* raft_status().inferred_commits */
 	/* The highest commit index this term's leader has sent this node, 0
-	 * before it has (raft_status().leader_commit). */
+	 * before it has (raft_status().leader_commit, raft_learn_commit). */
 	uint64_t leader_commit;
 
 	/* Reads. */
@@ -232,6 +232,7 @@ int raft_step_append(struct raft_core *c, const struct raft_msg *m);
 void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m);
 void raft_step_durable(struct raft_core *c, const struct raft_msg *m);
 void raft_infer_commit(struct raft_core *c);
+void raft_learn_commit(struct raft_core *c, uint64_t idx, bool trusted);
 int raft_append_entries_local(struct raft_core *c, const struct raft_entry *e, size_t n);
 
 /* read.c */

@@ -167,7 +167,7 @@ struct raft_entry {
 enum raft_msg_type {
 	RAFT_MSG_APPEND = 1,  /* AppendEntries */
 	RAFT_MSG_APPEND_RESP, /* its answer */
-	RAFT_MSG_HEARTBEAT,   /* empty AppendEntries; carries read_seq */
+	RAFT_MSG_HEARTBEAT,   /* empty AppendEntries; carries read_seq, leader's commit */
 	RAFT_MSG_HEARTBEAT_RESP,
 	RAFT_MSG_VOTE, /* RequestVote */
 	RAFT_MSG_VOTE_RESP,
@@ -193,9 +193,10 @@ enum raft_msg_type {
  *                   hint_term = conflict hint (first index of the follower's
  *                   conflicting term, or its last index + 1 with hint_term 0)
  *  HEARTBEAT        commit (at most what the follower is known to hold),
- *                   index = the leader's own commit index (how far the
- *                   cluster has committed, for raft_status().leader_commit;
- *                   never committed by), read_seq
+ *                   index = the leader's own commit index once an entry of
+ *                   its term is committed, else 0 (how far the cluster has
+ *                   committed, for raft_status().leader_commit; never
+ *                   committed by), read_seq
  *  HEARTBEAT_RESP   read_seq (echoed)
  *  VOTE, PREVOTE    index/log_term = candidate's last entry; transfer = 1 if
  *                   the election is a leadership transfer (ignores leases)
@@ -478,10 +479,11 @@ struct raft_status {
 	uint64_t inferred_commits;
 	/* The highest index this node knows to be committed: on a leader its
 	 * commit index; elsewhere the higher of its own and the highest this
-	 * term's leader has told it (an append's commit, a heartbeat's index,
-	 * a snapshot's index: a follower whose log lacks the entries cannot
-	 * commit them yet), or 0 until that leader has told one. A follower
-	 * whose applied index is below it is behind the cluster. */
+	 * term's leader has told it (a heartbeat's index; an append's commit
+	 * or a snapshot's index known to be of this term: a follower whose log
+	 * lacks the entries cannot commit them yet), or 0 until that leader
+	 * has told one. Every write acknowledged before it told is at or below
+	 * it, so a follower whose applied index is below it is behind. */
 	uint64_t leader_commit;
 };
 

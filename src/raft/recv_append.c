@@ -87,14 +87,27 @@ static void reply(struct raft_core *c, const struct raft_msg *m, bool reject, ui
 	}
 }
 
+/* raft_status().leader_commit learns idx, a commit index this term's leader
+ * sent. A leader's commit index covers every write acknowledged before its
+ * term only once an entry of its own term is committed (its no-op), so a
+ * value not known to be past that (trusted) counts only where this node
+ * holds the entry at idx and it is of the current term. */
+void raft_learn_commit(struct raft_core *c, uint64_t idx, bool trusted)
+{
+	if (idx <= c->leader_commit)
+		return;
+	if (!trusted && (idx > raft_log_last_index(&c->log) || raft_log_term(&c->log, idx) != c->term))
+		return;
+	c->leader_commit = idx;
+}
+
 int raft_step_append(struct raft_core *c, const struct raft_msg *m)
 {
 	uint64_t last;
 
 	c->leader = m->from;
 	c->election_elapsed = 0;
-	if (m->commit > c->leader_commit)
-		c->leader_commit = m->commit;
+	raft_learn_commit(c, m->commit, false); /* again below, past the new entries */
 	if (c->install_pending)
 		return 0; /* the leader retries after the install */
 	if (m->index < c->commit) {
@@ -157,6 +170,7 @@ int raft_step_append(struct raft_core *c, const struct raft_msg *m)
 		raft_rtrace(c, RAFT_TRACE_DEBUG, "commit %llu", (unsigned long long)nc);
 	}
 	raft_infer_commit(c); /* the commit may have just covered the membership */
+	raft_learn_commit(c, m->commit, false);
 	reply(c, m, false, last_new);
 	return 0;
 }
@@ -165,11 +179,10 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
-	/* index: the leader's commit index; commit is only what this node is
-	 * known to hold (an older leader sends index 0). */
-	uint64_t told = m->index > m->commit ? m->index : m->commit;
-	if (told > c->leader_commit)
-		c->leader_commit = told;
+	/* index: the leader's commit index once its own term's first entry
+	 * is committed, else 0 (and always 0 from an older leader); commit is
+	 * only what this node is known to hold. */
+	raft_learn_commit(c, m->index, true);
 	uint64_t last = raft_log_last_index(&c->log);
 	uint64_t nc = m->commit < last ? m->commit : last;
 	if (nc > c->commit && !c->install_pending)
@@ -179,6 +192,7 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 	 * lost the message that covered the membership), the heartbeat that
 	 * lifts the commit over the membership lets it infer the rest. */
 	raft_infer_commit(c);
+	raft_learn_commit(c, m->commit, false);
 	struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	r->read_seq = m->read_seq;
 }

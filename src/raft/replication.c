@@ -230,7 +230,9 @@ void raft_bcast_heartbeat(struct raft_core *c)
 		m->commit = pr->match < c->commit ? pr->match : c->commit;
 		if (m->commit > pr->commit_sent)
 			pr->commit_sent = m->commit;
-		m->index = c->commit; /* how far the cluster is (raft_status) */
+		/* How far the cluster is (raft_status().leader_commit), once
+		 * the commit index covers what earlier leaders acknowledged. */
+		m->index = c->commit >= c->term_start ? c->commit : 0;
 		m->read_seq = c->read_seq;
 	}
 }

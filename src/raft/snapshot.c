@@ -87,8 +87,9 @@ int raft_step_snapshot(struct raft_core *c, const struct raft_msg *m)
 {
 	c->leader = m->from;
 	c->election_elapsed = 0;
-	if (m->snap_index > c->leader_commit)
-		c->leader_commit = m->snap_index; /* a snapshot holds committed entries only */
+	/* A snapshot holds committed entries only; of this term, it covers
+	 * every write acknowledged before (raft_learn_commit). */
+	raft_learn_commit(c, m->snap_index, m->snap_term == c->term);
 	if (c->install_pending)
 		return 0;
 	if (m->snap_index <= c->commit) {

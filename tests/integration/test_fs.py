@@ -490,6 +490,9 @@ def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
     node and exits instead of waiting for the directory to be closed, and
     the kernel ends the connection (ENOTCONN for the holder), losing
     nothing. It used to wait until the holder closed it."""
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, "this test needs mount namespaces: %s" % probe.stderr
     d = tmpdir()
     mnt = os.path.join(d, "mnt")
     os.makedirs(mnt)

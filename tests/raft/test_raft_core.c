@@ -368,49 +368,62 @@ static struct raft_status stepped(struct raft_core *c, const struct raft_msg *m)
 }
 
 /* A follower knows how far its leader has committed even where its own
- * log does not reach (raft_status().leader_commit): from appends and
- * heartbeats, 0 before this term's leader has said, and a leader reports
- * its own commit index. */
+ * log does not reach (raft_status().leader_commit), but only what covers
+ * every write acknowledged before the leader's term: a heartbeat's index
+ * (the leader sends it once its own term's entry is committed), or an
+ * append's commit or a snapshot's index of the current term; 0 before
+ * this term's leader has said, and a leader reports its own commit. */
 static void test_leader_commit_known(void **state)
 {
 	struct raft_core *c = make(1, 3);
-	struct raft_entry e = {
+	struct raft_entry e1 = {
 	    .term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .data = "a", .len = 1};
+	struct raft_entry e2 = {
+	    .term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = "b", .len = 1};
 	struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1};
 	struct raft_status st;
 	(void)state;
 	raft_status(c, &st);
 	assert_int_equal(st.leader_commit, 0);
-	m.entries = &e;
+	m.entries = &e1;
 	m.n_entries = 1;
-	m.commit = 40; /* the leader is far ahead of what it sent */
+	m.commit = 40; /* beyond what it holds: not known to be of this term */
 	st = stepped(c, &m);
 	assert_int_equal(st.commit, 1);
-	assert_int_equal(st.leader_commit, 40);
+	assert_int_equal(st.leader_commit, 0);
+	m.commit = 1; /* entry 1 is of this term */
+	assert_int_equal(stepped(c, &m).leader_commit, 1);
 	/* A heartbeat commits only what the follower is known to hold
 	 * (commit), and tells how far the leader is (index); a lower one
 	 * (reordered) does not lower what is known. */
 	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
 	m.commit = 1;
-	m.index = 30;
-	assert_int_equal(stepped(c, &m).leader_commit, 40);
 	m.index = 55;
 	st = stepped(c, &m);
 	assert_int_equal(st.commit, 1);
 	assert_int_equal(st.leader_commit, 55);
-	/* An older leader's heartbeat (no index): its commit still counts. */
-	m.index = 0;
-	m.commit = 60;
-	assert_int_equal(stepped(c, &m).leader_commit, 60);
-	/* A new term's leader starts from what it says. */
-	m.from = 3;
-	m.term = 2;
-	m.commit = 0;
+	m.index = 30;
+	assert_int_equal(stepped(c, &m).leader_commit, 55);
+	/* A new term's leader starts from what it says: nothing before its
+	 * own term's entry is committed (index 0, and entry 1 is of term 1). */
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 1, .term = 2};
+	m.commit = 1;
 	st = stepped(c, &m);
 	assert_int_equal(st.leader, 3);
 	assert_int_equal(st.leader_commit, 0);
+	m = (struct raft_msg){.type = RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 2};
+	m.index = 1;
+	m.log_term = 1;
+	m.entries = &e2;
+	m.n_entries = 1;
+	m.commit = 1;
+	assert_int_equal(stepped(c, &m).leader_commit, 0);
 	m.index = 2;
-	assert_int_equal(stepped(c, &m).leader_commit, 2);
+	m.log_term = 2;
+	m.n_entries = 0;
+	m.entries = NULL;
+	m.commit = 2; /* its own term's entry: an older leader's heartbeats */
+	assert_int_equal(stepped(c, &m).leader_commit, 2); /* count this way too */
 	/* Once it campaigns, no leader: nothing known. */
 	for (int i = 0; i < 40 && st.state == RAFT_FOLLOWER; i++) {
 		raft_tick(c);
@@ -419,6 +432,23 @@ static void test_leader_commit_known(void **state)
 	}
 	assert_int_not_equal(st.state, RAFT_FOLLOWER);
 	assert_int_equal(st.leader_commit, 0);
+	raft_destroy(c);
+
+	/* A snapshot's index counts when it is of the current term. */
+	c = make(1, 3);
+	struct raft_conf conf = voters(3);
+	uint8_t cbuf[RAFT_CONF_ENCODED_MAX];
+	int clen = raft_conf_encode(&conf, cbuf, sizeof cbuf);
+	assert_true(clen > 0);
+	m = (struct raft_msg){.type = RAFT_MSG_SNAPSHOT, .from = 2, .to = 1, .term = 3};
+	m.snap_index = 70;
+	m.snap_term = 2;
+	m.conf_data = cbuf;
+	m.conf_len = (size_t)clen;
+	assert_int_equal(stepped(c, &m).leader_commit, 0);
+	m.snap_index = 90;
+	m.snap_term = 3;
+	assert_int_equal(stepped(c, &m).leader_commit, 90);
 	raft_destroy(c);
 
 	/* A leader: its own commit index. */

@@ -35,7 +35,7 @@ static void test_ready_after_applying_what_was_committed_at_start(void **state)
 
 /* A node whose state machine stalls for more than CATCHUP_LAG_MS behind
  * the commit index it knows is catching up again, until it applies an
- * index committed less than the bound before. */
+ * index committed less than half the bound before. */
 static void test_behind_longer_than_the_bound(void **state)
 {
 	struct catchup cu;
@@ -50,8 +50,13 @@ static void test_behind_longer_than_the_bound(void **state)
 	/* It applies the old probe (committed long ago): still behind. */
 	t += 100;
 	assert_true(catchup_step(&cu, CATCHUP_FOLLOWER, 200, 10 + (uint64_t)t, t));
+	/* An index committed less than the bound but more than half of it
+	 * before: still behind (no turning ready and back about the bound). */
+	uint64_t probe = 10 + (uint64_t)t;
+	t += CATCHUP_RESYNC_MS + 100;
+	assert_true(catchup_step(&cu, CATCHUP_FOLLOWER, probe, probe + 5000, t));
 	/* And an index committed just now: caught up. */
-	uint64_t now_commit = 10 + (uint64_t)t;
+	uint64_t now_commit = probe + 5000;
 	t += 100;
 	assert_false(catchup_step(&cu, CATCHUP_FOLLOWER, now_commit, now_commit + 50, t));
 }
