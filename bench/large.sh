@@ -3,8 +3,10 @@
 # 100-byte values into a 3-node cluster whose nodes each run in a cgroup-v1
 # memory cgroup limited to MEM (default 512M), in 10 equal chunks through
 # `kvfs bench -w batch`; reports each chunk's write rate and errors by kind
-# (the first and the last chunk are the first and last 10% of the load)
-# and the last's rate as a share of the first's (issue 7 asks 70%),
+# (the first and the last chunk are the first and last 10% of the load),
+# the three nodes' CPU seconds in that chunk by thread (LevelDB's
+# compactions, node loop, flush into LevelDB, the rest), and the last
+# chunk's rate as a share of the first's (issue 7 asks 70%),
 # then random GETs over the first, middle and last chunk (and the first
 # again), and for each node its peak memory, OOM kills, Raft log and
 # state-machine sizes, and how many writes it held back while LevelDB's
@@ -59,13 +61,23 @@ EP="${url[1]},${url[2]},${url[3]}"
 for _ in $(seq 400); do curl -sf "${url[1]}/readyz" >/dev/null && break; sleep 0.05; done
 echo "== $KEYS keys of 100 bytes into 3 nodes, each limited to $MEM of memory; data in $tmp"
 per=$((KEYS / 10 / 1000))
+# CPU seconds (user + system) of the three nodes' threads so far, summed by
+# what they do: LevelDB's compactions (kvfs-compact), the node loop
+# (kvfs-raft), the flush into LevelDB (kvfs-sync), the rest.
+threads_cpu() {
+	cat /proc/"${pids[0]}"/task/*/stat /proc/"${pids[1]}"/task/*/stat \
+		/proc/"${pids[2]}"/task/*/stat 2>/dev/null |
+		awk '{ t = $14 + $15; k = ($2 == "(kvfs-compact)") ? "c" : ($2 == "(kvfs-raft)") ? "r" : ($2 == "(kvfs-sync)") ? "s" : "o"; v[k] += t }
+		     END { printf "%d %d %d %d\n", v["c"], v["r"], v["s"], v["o"] }'
+}
 # --no-settle: the load is one stream, as a user's would be, and each chunk
 # pays for the compactions the ones before it left (by default kvfs bench
 # would wait for them before each chunk); the GETs below likewise start
 # while the load's compactions still run, as they always did here.
 for c in $(seq 0 9); do
+	t0=$(threads_cpu)
 	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --no-settle --json)
-	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join("%s %s" % (n, v) for n, v in sorted(e.items()) if n != "total" and v); print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms" % (sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)))' "$c"
+	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join("%s %s" % (n, v) for n, v in sorted(e.items()) if n != "total" and v); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; u=[(y - x) / 100 for x, y in zip(a, b)]; print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms  nodes CPU-s: compact %.1f raft %.1f sync %.1f other %.1f" % ((sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)) + tuple(u)))' "$c" "$t0" "$(threads_cpu)"
 	rate[$c]=$(echo "$r" | python3 -c 'import sys,json; print(json.load(sys.stdin)["items_per_s"])')
 done
 # The flatness figure: the last tenth's rate against the first's, and the
