@@ -107,22 +107,27 @@ void node_update_status(struct node *n)
 		worst = (double)(now - n->self_caught_up_ms) / 1e3;
 	}
 	st.replication_lag_s = worst;
+	/* A leader not heard from for two election timeouts is none: a
+	 * learner (it never campaigns) or a node installing a snapshot keeps
+	 * Raft's leader through a partition, and would report it, and be
+	 * ready, for as long as the partition lasts. */
+	if (!st.is_leader && st.leader_id) {
+		bool heard = false;
+		for (int j = 0; j < NODE_MAX_MEMBERS; j++)
+			if (n->peer_heard_id[j] == st.leader_id)
+				heard = now - n->peer_heard_ms[j] < alive;
+		if (!heard)
+			st.leader_id = 0;
+	}
 	/* A follower that has not applied what the cluster had committed
 	 * when it heard its leader, or is more than CATCHUP_LAG_MS behind, is
 	 * catching up: its stale reads would miss keys its peers hold. */
-	/* A leader not heard from for two election timeouts counts as none: a
-	 * learner (it never campaigns) or a node installing a snapshot keeps
-	 * its leader through a partition, and must catch up after it. */
-	bool leader_heard = false;
-	for (int j = 0; j < NODE_MAX_MEMBERS && rs.leader && !st.is_leader; j++)
-		if (n->peer_heard_id[j] == rs.leader)
-			leader_heard = now - n->peer_heard_ms[j] < alive;
 	bool behind = catchup_step(&n->catchup,
 				   st.is_leader	   ? CATCHUP_LEADER
-				   : leader_heard ? CATCHUP_FOLLOWER
+				   : st.leader_id ? CATCHUP_FOLLOWER
 						  : CATCHUP_NO_LEADER,
 				   st.applied, rs.leader_commit, now);
-	st.ready = !st.failed && rs.leader != 0 && raft_conf_find(c, n->cfg.id) != NULL && !behind;
+	st.ready = !st.failed && st.leader_id != 0 && raft_conf_find(c, n->cfg.id) != NULL && !behind;
 	/* A sole voter reads locally once its state machine holds its term's
 	 * no-op: before that, entries of an earlier term (acknowledged before
 	 * a restart) may still be waiting to be applied, and a local read would

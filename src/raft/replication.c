@@ -456,6 +456,10 @@ void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
 		become_probe(pr);
 	}
 	pr->hb_match = pr->match;
+	/* Behind: send what it lacks, or probe again. A probe is empty when
+	 * next is past the log (a member just added, whose first probe rode
+	 * with the configuration entry): if that one was lost, nothing else
+	 * would be sent to it until the next write. */
 	if (pr->match < raft_log_last_index(&c->log))
-		raft_send_append(c, pr, false);
+		raft_send_append(c, pr, pr->state == PR_PROBE);
 }

@@ -551,6 +551,69 @@ def test_restarted_follower_is_ready_only_once_caught_up():
             n.kill()
 
 
+def test_member_added_to_an_idle_cluster_catches_up():
+    """kvfs member add on a cluster nobody writes to: the new node gets
+    the data and is ready. The leader's first probe of a new member rides
+    with the configuration entry, before its connection to the member is
+    up, and was lost; nothing probed it again until the next write (five
+    runs in six, on the development machine)."""
+    cl = Cluster(3)
+    try:
+        cl.start()
+        lid = cl.wait_leader()
+        assert cl.client(lid).put("before-add", "x").status == 200
+        cl.add_node(4)
+        r = cl.client(lid).request("POST", "/cluster/members",
+                                   json_body={"id": 4, "peer": cl.peers[4], "learner": True})
+        assert r.status == 200, r
+        c4 = Client(cl.nodes[4].url, timeout=5, retry=False)
+        wait_for(lambda: c4.request("GET", "/readyz").status == 200, 10, "the new member ready")
+        assert c4.get("before-add", stale=True).json() == {"value": "x"}
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
+def test_learner_cut_off_from_its_leader_is_not_ready():
+    """A learner never campaigns, so Raft keeps its leader however long it
+    is cut off. While every voter is paused it must answer /readyz 503 "no
+    leader" (and /health leader_node null) within two election timeouts,
+    not stay ready on state that ages; once the voters are back it
+    catches up and is ready again. (It used to stay ready throughout.)"""
+    cl = Cluster(3)
+    paused = []
+    try:
+        cl.start()
+        lid = cl.wait_leader()
+        cl.add_node(4)
+        r = cl.client(lid).request("POST", "/cluster/members",
+                                   json_body={"id": 4, "peer": cl.peers[4], "learner": True})
+        assert r.status == 200, r
+        c4 = Client(cl.nodes[4].url, timeout=5, retry=False)
+        wait_for(lambda: c4.request("GET", "/readyz").status == 200, 30, "learner ready")
+        for i in (1, 2, 3):
+            cl.nodes[i].pause()
+            paused.append(i)
+        # Two election timeouts (300 ms here) and a margin for the loop.
+        wait_for(lambda: c4.request("GET", "/readyz").status == 503, 5, "learner not ready")
+        r = c4.request("GET", "/readyz")
+        assert r.json()["detail"] == "not ready: no leader (no quorum)", r
+        h = c4.request("GET", "/health").json()
+        assert h["ready"] is False and h["leader_node"] is None, h
+        for i in paused:
+            cl.nodes[i].resume()
+        paused = []
+        lid = cl.wait_leader(ids=[1, 2, 3])
+        assert cl.client(lid).put("after-pause", 1).status == 200
+        wait_for(lambda: c4.request("GET", "/readyz").status == 200, 30, "learner ready again")
+        assert c4.get("after-pause", stale=True).json() == {"value": 1}
+    finally:
+        for i in paused:
+            cl.nodes[i].resume()
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_no_quorum_fails_fast_with_503():
     """With a majority down, requests fail with 503 and a reason within the request timeout."""
     cl = Cluster(3, extra=["--request-timeout", "1000"]).start()

@@ -462,6 +462,35 @@ static void test_leader_commit_known(void **state)
 	raft_destroy(c);
 }
 
+/* A member added to an idle cluster whose first (empty) probe was lost is
+ * probed again at its next heartbeat answer: with nothing written after the
+ * configuration entry, no append would carry entries to it, and it never
+ * caught up until the next write. */
+static void test_lost_probe_of_a_new_member_is_sent_again(void **state)
+{
+	struct raft_core *c = single_leader();
+	struct raft_update u;
+	struct raft_status st;
+	(void)state;
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
+	drain(c, NULL); /* everything sent to 2 is lost */
+	raft_status(c, &st);
+	struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
+	assert_int_equal(raft_step(c, &m), 0);
+	bool probed = false;
+	while (raft_ready(c, &u)) {
+		for (size_t i = 0; i < u.n_msgs_early + u.n_msgs; i++) {
+			const struct raft_msg *x =
+			    i < u.n_msgs_early ? &u.msgs_early[i] : &u.msgs[i - u.n_msgs_early];
+			if (x->to == 2 && x->type == RAFT_MSG_APPEND)
+				probed = true;
+		}
+		raft_advance(c, &u);
+	}
+	assert_true(probed);
+	raft_destroy(c);
+}
+
 /* Compaction is bounded by the applied index and keeps the snapshot term. */
 static void test_compact(void **state)
 {
@@ -562,6 +591,7 @@ int main(void)
 	    cmocka_unit_test(test_vote_granted_once),
 	    cmocka_unit_test(test_follower_append_and_truncate),
 	    cmocka_unit_test(test_leader_commit_known),
+	    cmocka_unit_test(test_lost_probe_of_a_new_member_is_sent_again),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
 	    cmocka_unit_test(test_max_uncommitted),
