@@ -197,7 +197,9 @@ enum raft_msg_type {
  *                   its term is committed, else 0 (how far the cluster has
  *                   committed, for raft_status().leader_commit; never
  *                   committed by), read_seq
- *  HEARTBEAT_RESP   read_seq (echoed)
+ *  HEARTBEAT_RESP   read_seq (echoed); reject = 1 when the heartbeat's commit
+ *                   is past this node's log (it lost entries it had
+ *                   acknowledged), with index = its last index
  *  VOTE, PREVOTE    index/log_term = candidate's last entry; transfer = 1 if
  *                   the election is a leadership transfer (ignores leases)
  *  *_RESP of votes  reject

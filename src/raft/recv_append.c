@@ -195,6 +195,14 @@ void raft_step_heartbeat(struct raft_core *c, const struct raft_msg *m)
 	raft_learn_commit(c, m->commit, false);
 	struct raft_msg *r = raft_send_msg(c, true, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	r->read_seq = m->read_seq;
+	/* The leader commits here only what it knows this node holds: a
+	 * commit past the log means entries it acknowledged are gone (its
+	 * data directory was wiped). Say so, or an idle leader, believing
+	 * them held, would send nothing until the next write. */
+	if (m->commit > last && !c->install_pending) {
+		r->reject = 1;
+		r->index = last;
+	}
 }
 
 /* COMMIT INFERENCE (raft.h): commits what this follower and its leader have

@@ -448,6 +448,16 @@ void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
 		pr->read_acked = m->read_seq;
 		raft_reads_check(c);
 	}
+	if (m->reject && m->index < pr->match && pr->state != PR_SNAPSHOT) {
+		/* It lost entries it had acknowledged (a wiped data
+		 * directory): start again from what it has. */
+		raft_rtrace(c, RAFT_TRACE_INFO, "%llu lost its log past %llu (had %llu): probing",
+			    (unsigned long long)pr->id, (unsigned long long)m->index,
+			    (unsigned long long)pr->match);
+		pr->match = m->index;
+		pr->next = m->index + 1;
+		become_probe(pr);
+	}
 	if (pr->match < raft_log_last_index(&c->log) && pr->match == pr->hb_match &&
 	    pr->state == PR_REPLICATE) {
 		/* No progress over a whole heartbeat round with entries

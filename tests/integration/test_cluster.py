@@ -294,6 +294,35 @@ def test_wiped_follower_rejoins_through_snapshot():
             n.kill()
 
 
+def test_wiped_follower_rejoins_an_idle_cluster():
+    """A follower whose data directory was wiped comes back to a cluster
+    nobody writes to: it says in its heartbeat answers that it lacks what
+    it had acknowledged, the leader sends it a snapshot and the log, and it
+    is ready with every key. The leader used to believe it held them and
+    send nothing until the next write; it answered "catching up" (and,
+    before that check, ready with an empty store) for as long as the
+    cluster stayed idle."""
+    cl = Cluster(3, extra=["--snapshot-entries", "200"])
+    try:
+        cl.start()
+        lid = cl.wait_leader()
+        c = cl.client(lid)
+        for i in range(300):  # enough entries to compact the log past the start
+            assert c.put("idle/%d" % i, i).status == 200
+        victim = cl.follower()
+        cl.wait_applied(ids=[victim])
+        cl.nodes[victim].kill()
+        import shutil
+        shutil.rmtree(os.path.join(cl.nodes[victim].data, "db"))
+        cl.nodes[victim].start()
+        cv = Client(cl.nodes[victim].url, timeout=5, retry=False)
+        wait_for(lambda: cv.request("GET", "/readyz").status == 200, 30, "the wiped node ready")
+        assert len(keys_on(cl, victim, "idle")) == 300
+    finally:
+        for n in cl.nodes.values():
+            n.kill()
+
+
 def test_membership_add_promote_remove_under_load():
     """Add a learner, promote it, remove a voter (the leader too) while clients write."""
     cl = Cluster(3).start()

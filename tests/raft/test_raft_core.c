@@ -462,6 +462,26 @@ static void test_leader_commit_known(void **state)
 	raft_destroy(c);
 }
 
+/* Collects the messages to `to` of type `type` that ready hands out. */
+static size_t sent_to(struct raft_core *c, uint64_t to, uint8_t type, struct raft_msg *last)
+{
+	struct raft_update u;
+	size_t n = 0;
+	while (raft_ready(c, &u)) {
+		for (size_t i = 0; i < u.n_msgs_early + u.n_msgs; i++) {
+			const struct raft_msg *x =
+			    i < u.n_msgs_early ? &u.msgs_early[i] : &u.msgs[i - u.n_msgs_early];
+			if (x->to == to && x->type == type) {
+				n++;
+				if (last)
+					*last = *x;
+			}
+		}
+		raft_advance(c, &u);
+	}
+	return n;
+}
+
 /* A member added to an idle cluster whose first (empty) probe was lost is
  * probed again at its next heartbeat answer: with nothing written after the
  * configuration entry, no append would carry entries to it, and it never
@@ -469,7 +489,6 @@ static void test_leader_commit_known(void **state)
 static void test_lost_probe_of_a_new_member_is_sent_again(void **state)
 {
 	struct raft_core *c = single_leader();
-	struct raft_update u;
 	struct raft_status st;
 	(void)state;
 	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
@@ -477,17 +496,54 @@ static void test_lost_probe_of_a_new_member_is_sent_again(void **state)
 	raft_status(c, &st);
 	struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
 	assert_int_equal(raft_step(c, &m), 0);
-	bool probed = false;
-	while (raft_ready(c, &u)) {
-		for (size_t i = 0; i < u.n_msgs_early + u.n_msgs; i++) {
-			const struct raft_msg *x =
-			    i < u.n_msgs_early ? &u.msgs_early[i] : &u.msgs[i - u.n_msgs_early];
-			if (x->to == 2 && x->type == RAFT_MSG_APPEND)
-				probed = true;
-		}
-		raft_advance(c, &u);
-	}
-	assert_true(probed);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, NULL), 1);
+	raft_destroy(c);
+}
+
+/* A follower whose log lost entries it had acknowledged (a wiped data
+ * directory) says so in its heartbeat answer, and the leader starts again
+ * from what it has instead of waiting for a write that never comes. */
+static void test_member_that_lost_its_log_is_replicated_again(void **state)
+{
+	(void)state;
+	/* Follower side: a heartbeat's commit past the log is answered with
+	 * reject and the last index. */
+	struct raft_core *c = make(1, 3);
+	struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
+	struct raft_msg got;
+	m.commit = 0;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_HEARTBEAT_RESP, &got), 1);
+	assert_int_equal(got.reject, 0);
+	m.commit = 5;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_HEARTBEAT_RESP, &got), 1);
+	assert_int_equal(got.reject, 1);
+	assert_int_equal(got.index, 0);
+	raft_destroy(c);
+
+	/* Leader side: it starts again from what the member has. */
+	struct raft_status st;
+	uint64_t match = 0, next = 0;
+	c = single_leader();
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
+	drain(c, NULL);
+	raft_status(c, &st);
+	m = (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = st.term};
+	m.index = st.last_index; /* it holds everything */
+	assert_int_equal(raft_step(c, &m), 0);
+	drain(c, NULL);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, st.last_index);
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
+	m.reject = 1;
+	m.index = 0;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
+	assert_int_equal(got.index, 0);
+	assert_int_equal(got.n_entries, st.last_index);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, 0);
 	raft_destroy(c);
 }
 
@@ -592,6 +648,7 @@ int main(void)
 	    cmocka_unit_test(test_follower_append_and_truncate),
 	    cmocka_unit_test(test_leader_commit_known),
 	    cmocka_unit_test(test_lost_probe_of_a_new_member_is_sent_again),
+	    cmocka_unit_test(test_member_that_lost_its_log_is_replicated_again),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
 	    cmocka_unit_test(test_max_uncommitted),
