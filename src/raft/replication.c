@@ -450,12 +450,16 @@ void raft_step_heartbeat_response(struct raft_core *c, const struct raft_msg *m)
 	}
 	if (m->reject && m->index < pr->match && pr->state != PR_SNAPSHOT) {
 		/* It lost entries it had acknowledged (a wiped data
-		 * directory): start again from what it has. */
+		 * directory): probe from what it says it has. Its match is
+		 * unknown until a probe succeeds (what is left of its log may
+		 * not be ours), so it is committed nothing meanwhile. */
 		raft_rtrace(c, RAFT_TRACE_INFO, "%llu lost its log past %llu (had %llu): probing",
 			    (unsigned long long)pr->id, (unsigned long long)m->index,
 			    (unsigned long long)pr->match);
-		pr->match = m->index;
+		pr->match = 0;
 		pr->next = m->index + 1;
+		pr->commit_sent = 0;
+		pr->durable_sent = 0;
 		become_probe(pr);
 	}
 	if (pr->match < raft_log_last_index(&c->log) && pr->match == pr->hb_match &&
