@@ -116,8 +116,14 @@ void node_update_status(struct node *n)
 		for (int j = 0; j < NODE_MAX_MEMBERS; j++)
 			if (n->peer_heard_id[j] == st.leader_id)
 				heard = now - n->peer_heard_ms[j] < alive;
-		if (!heard)
+		if (!heard) {
 			st.leader_id = 0;
+			/* What it said of its commit index is old news by
+			 * the time it is heard again: catch up from its next
+			 * word (catchup.h). */
+			raft_forget_leader_commit(n->raft);
+			rs.leader_commit = 0;
+		}
 	}
 	/* A follower that has not applied what the cluster had committed
 	 * when it heard its leader, or is more than CATCHUP_LAG_MS behind, is

@@ -449,6 +449,11 @@ void raft_advance(struct raft_core *c, struct raft_update *u)
 		raft_infer_commit(c);
 }
 
+void raft_forget_leader_commit(struct raft_core *c)
+{
+	c->leader_commit = 0;
+}
+
 void raft_status(const struct raft_core *c, struct raft_status *st)
 {
 	memset(st, 0, sizeof(*st));

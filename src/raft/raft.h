@@ -491,6 +491,11 @@ struct raft_status {
 
 void raft_status(const struct raft_core *core, struct raft_status *st);
 
+/* Forgets the commit index the leader told (raft_status().leader_commit is
+ * 0 until it tells one again): for a node that has not heard its leader
+ * for long, whose last word on it may be far behind the cluster. */
+void raft_forget_leader_commit(struct raft_core *core);
+
 /* The latest membership in the log (in effect, possibly uncommitted). */
 const struct raft_conf *raft_conf_get(const struct raft_core *core);
 

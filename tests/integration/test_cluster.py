@@ -580,6 +580,16 @@ def test_restarted_follower_is_ready_only_once_caught_up():
             n.kill()
 
 
+def add_learner(cl, lid, i):
+    """Starts node i with --join, adds it as a learner through the leader
+    lid, and returns a client of it that does not retry."""
+    cl.add_node(i)
+    r = cl.client(lid).request("POST", "/cluster/members",
+                               json_body={"id": i, "peer": cl.peers[i], "learner": True})
+    assert r.status == 200, r
+    return Client(cl.nodes[i].url, timeout=5, retry=False)
+
+
 def test_member_added_to_an_idle_cluster_catches_up():
     """kvfs member add on a cluster nobody writes to: the new node gets
     the data and is ready. The leader's first probe of a new member rides
@@ -591,11 +601,7 @@ def test_member_added_to_an_idle_cluster_catches_up():
         cl.start()
         lid = cl.wait_leader()
         assert cl.client(lid).put("before-add", "x").status == 200
-        cl.add_node(4)
-        r = cl.client(lid).request("POST", "/cluster/members",
-                                   json_body={"id": 4, "peer": cl.peers[4], "learner": True})
-        assert r.status == 200, r
-        c4 = Client(cl.nodes[4].url, timeout=5, retry=False)
+        c4 = add_learner(cl, lid, 4)
         wait_for(lambda: c4.request("GET", "/readyz").status == 200, 10, "the new member ready")
         assert c4.get("before-add", stale=True).json() == {"value": "x"}
     finally:
@@ -614,11 +620,7 @@ def test_learner_cut_off_from_its_leader_is_not_ready():
     try:
         cl.start()
         lid = cl.wait_leader()
-        cl.add_node(4)
-        r = cl.client(lid).request("POST", "/cluster/members",
-                                   json_body={"id": 4, "peer": cl.peers[4], "learner": True})
-        assert r.status == 200, r
-        c4 = Client(cl.nodes[4].url, timeout=5, retry=False)
+        c4 = add_learner(cl, lid, 4)
         wait_for(lambda: c4.request("GET", "/readyz").status == 200, 30, "learner ready")
         for i in (1, 2, 3):
             cl.nodes[i].pause()
@@ -635,6 +637,9 @@ def test_learner_cut_off_from_its_leader_is_not_ready():
         lid = cl.wait_leader(ids=[1, 2, 3])
         assert cl.client(lid).put("after-pause", 1).status == 200
         wait_for(lambda: c4.request("GET", "/readyz").status == 200, 30, "learner ready again")
+        # Ready may come before that write's commit (a stale read lags
+        # by design): it arrives.
+        wait_for(lambda: c4.get("after-pause", stale=True).status == 200, 10, "the write")
         assert c4.get("after-pause", stale=True).json() == {"value": 1}
     finally:
         for i in paused:

@@ -424,6 +424,15 @@ static void test_leader_commit_known(void **state)
 	m.entries = NULL;
 	m.commit = 2; /* its own term's entry: an older leader's heartbeats */
 	assert_int_equal(stepped(c, &m).leader_commit, 2); /* count this way too */
+	/* Forgotten (the node has not heard its leader for long): 0 until
+	 * the leader says again. */
+	raft_forget_leader_commit(c);
+	raft_status(c, &st);
+	assert_int_equal(st.leader_commit, 0);
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 1, .term = 2};
+	m.index = 7;
+	st = stepped(c, &m);
+	assert_int_equal(st.leader_commit, 7);
 	/* Once it campaigns, no leader: nothing known. */
 	for (int i = 0; i < 40 && st.state == RAFT_FOLLOWER; i++) {
 		raft_tick(c);
