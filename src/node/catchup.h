@@ -14,9 +14,9 @@
  * does not turn ready and back at every probe.
  * A node that loses its leader (an election, a partition) starts over:
  * one cut off for minutes must not count as ready for the first seconds
- * after it rejoins. A sample under load, when entries arrive as fast as they are applied,
- * never needs applied == commit: only that it reaches an index committed
- * at most the bound ago. A leader is never catching up.
+ * after it rejoins. A sample under load, when entries arrive as fast as
+ * they are applied, never needs applied == commit: only that it reaches an
+ * index committed at most the bound ago. A leader is never catching up.
  *
  * Pure: the node loop calls catchup_step with its clock; unit-tested in
  * tests/unit/test_catchup.c.

@@ -112,10 +112,10 @@ void node_update_status(struct node *n)
 	 * Raft's leader through a partition, and would report it, and be
 	 * ready, for as long as the partition lasts. */
 	if (!st.is_leader && st.leader_id) {
-		bool heard = false;
-		for (int j = 0; j < NODE_MAX_MEMBERS; j++)
-			if (n->peer_heard_id[j] == st.leader_id)
-				heard = now - n->peer_heard_ms[j] < alive;
+		bool heard = false; /* "connected", as the peer table above says */
+		for (int i = 0; i < st.n_peers; i++)
+			if (st.peers[i].id == st.leader_id)
+				heard = st.peers[i].connected;
 		if (!heard) {
 			st.leader_id = 0;
 			/* What it said of its commit index is old news by
