@@ -4,18 +4,20 @@
 FUZZ_PROGS =
 if FUZZERS
 FUZZ_LINK = -fsanitize=fuzzer,address,undefined
+# What the fuzzers of the store's decoders link.
+FUZZ_STORE_LIBS = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) $(PTHREAD_LIBS)
 FUZZ_PROGS += fuzz_txn
 fuzz_txn_SOURCES = tests/fuzz/fuzz_txn.c
 fuzz_txn_LDFLAGS = $(FUZZ_LINK)
-fuzz_txn_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
+fuzz_txn_LDADD = $(FUZZ_STORE_LIBS)
 FUZZ_PROGS += fuzz_wal
 fuzz_wal_SOURCES = tests/fuzz/fuzz_wal.c
 fuzz_wal_LDFLAGS = $(FUZZ_LINK)
-fuzz_wal_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
+fuzz_wal_LDADD = $(FUZZ_STORE_LIBS)
 FUZZ_PROGS += fuzz_snap
 fuzz_snap_SOURCES = tests/fuzz/fuzz_snap.c
 fuzz_snap_LDFLAGS = $(FUZZ_LINK)
-fuzz_snap_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) -lpthread
+fuzz_snap_LDADD = $(FUZZ_STORE_LIBS)
 FUZZ_PROGS += fuzz_resp
 fuzz_resp_SOURCES = tests/fuzz/fuzz_resp.c
 fuzz_resp_LDFLAGS = $(FUZZ_LINK)
@@ -23,7 +25,7 @@ fuzz_resp_LDADD = $(KVFS_CLI_LIBS)
 FUZZ_PROGS += fuzz_rlog
 fuzz_rlog_SOURCES = tests/fuzz/fuzz_rlog.c
 fuzz_rlog_LDFLAGS = $(FUZZ_LINK)
-fuzz_rlog_LDADD = libkvfsstore.a libkvfscommon.a $(LEVELDB_LIBS) $(PTHREAD_LIBS)
+fuzz_rlog_LDADD = $(FUZZ_STORE_LIBS)
 FUZZ_PROGS += fuzz_http
 fuzz_http_SOURCES = tests/fuzz/fuzz_http.c
 fuzz_http_LDFLAGS = $(FUZZ_LINK)
