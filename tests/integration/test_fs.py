@@ -487,17 +487,12 @@ def test_shutdown_with_a_file_held_open_still_ends():
             subprocess.call(["umount", FUSECTL])  # as found: the next run tests the same
 
 
-def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
-    """SIGTERM while a directory stays open on the mount, where the FUSE
-    control filesystem can be neither found nor mounted (here: kvfsd in a
-    mount namespace of its own with an empty tmpfs over /sys/fs/fuse; in
-    the wild, an unprivileged kvfsd or a read-only /sys): kvfsd stops its
-    node and exits instead of waiting for the directory to be closed, and
-    the kernel ends the connection (ENOTCONN for the holder), losing
-    nothing. It used to wait until the holder closed it."""
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                           capture_output=True, text=True)
-    assert probe.returncode == 0, "this test needs mount namespaces: %s" % probe.stderr
+def shutdown_without_fusectl():
+    """One run of the test below: kvfsd in a mount namespace of its own
+    with an empty tmpfs over /sys/fs/fuse, a directory held open on its
+    mount, SIGTERM. Asserts what must hold however kvfsd ends (exit 0 in
+    time, ENOTCONN for the holder, the write there at the next start) and
+    returns kvfsd's log."""
     d = tmpdir()
     mnt = os.path.join(d, "mnt")
     os.makedirs(mnt)
@@ -528,10 +523,10 @@ def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
         except OSError as e:
             assert e.errno == errno.ENOTCONN, e
         text = open(log.name).read()
-        assert "cannot abort the FUSE connection" in text and "kvfsd ends without" in text, text
-        # What was written through the mount is there at the next start.
+        # The write is there at the next start.
         with started(Node(data=d, name="after")) as n:
             assert n.client().get("f", headers=RAW).body == b"x"
+        return text
     finally:
         if holder is not None:
             os.close(holder)
@@ -539,6 +534,30 @@ def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
             p.kill()
             p.wait()
         log.close()
+
+
+def test_shutdown_where_the_connection_cannot_be_aborted_still_ends():
+    """SIGTERM while a directory stays open on the mount, where the FUSE
+    control filesystem can be neither found nor mounted (here: kvfsd in a
+    mount namespace of its own with an empty tmpfs over /sys/fs/fuse; in
+    the wild, an unprivileged kvfsd or a read-only /sys): kvfsd stops its
+    node and exits instead of waiting for the directory to be closed, and
+    the kernel ends the connection (ENOTCONN for the holder), losing
+    nothing. It used to wait until the holder closed it.
+    In some runs (2 of 7 in CI, none of 18 here) a request from the kernel
+    reaches a worker after SIGTERM; the worker then sees the session ended
+    and kvfsd unmounts the usual way, which must hold up as well but is not
+    the case under test: then the test runs again, up to 5 times."""
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, "this test needs mount namespaces: %s" % probe.stderr
+    logs = []
+    for _ in range(5):
+        logs.append(shutdown_without_fusectl())
+        if "kvfsd ends without" in logs[-1]:
+            assert "cannot abort the FUSE connection" in logs[-1], logs[-1]
+            return
+    raise AssertionError("the no-abort shutdown was never reached:\n" + "\n----\n".join(logs))
 
 
 def test_zz_shutdown_of_the_shared_node_unmounts():
