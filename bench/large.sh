@@ -70,6 +70,17 @@ threads_cpu() {
 		awk '{ t = $14 + $15; k = ($2 == "(kvfs-compact)") ? "c" : ($2 == "(kvfs-raft)") ? "r" : ($2 == "(kvfs-sync)") ? "s" : "o"; v[k] += t }
 		     END { printf "%d %d %d %d\n", v["c"], v["r"], v["s"], v["o"] }'
 }
+# What each node's LevelDB still owes when a chunk ends: level-0 tables
+# (compaction's backlog, writes slow at 8) and the bytes by which levels 1-5
+# exceed their target sizes.
+backlog() {
+	local i m out="  backlog:"
+	for i in 1 2 3; do
+		m=$(curl -s "${url[$i]}/metrics")
+		out="$out node $i $(echo "$m" | awk '/^kvfs_disk_backend_files\{level="0"\}/{print $2}') L0 tables, $(echo "$m" | awk '/^kvfs_disk_backend_compaction_debt_bytes /{printf "%d", $2 / 1048576}') MiB over;"
+	done
+	echo "${out%;}"
+}
 # --no-settle: the load is one stream, as a user's would be, and each chunk
 # pays for the compactions the ones before it left (by default kvfs bench
 # would wait for them before each chunk); the GETs below likewise start
@@ -79,6 +90,7 @@ for c in $(seq 0 9); do
 	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --no-settle --json)
 	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join("%s %s" % (n, v) for n, v in sorted(e.items()) if n != "total" and v); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; u=[(y - x) / 100 for x, y in zip(a, b)]; print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms  nodes CPU-s: compact %.1f raft %.1f sync %.1f other %.1f" % ((sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)) + tuple(u)))' "$c" "$t0" "$(threads_cpu)"
 	rate[$c]=$(echo "$r" | python3 -c 'import sys,json; print(json.load(sys.stdin)["items_per_s"])')
+	backlog
 done
 # The flatness figure: the last tenth's rate against the first's, and the
 # mean of the nine after the first (one tenth's rate moves by 10-20% with

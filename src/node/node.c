@@ -680,6 +680,10 @@ static double m_kv_pending(void *ud)
 {
 	return (double)kv_pending_bytes(((struct node *)ud)->kv);
 }
+static double m_kv_debt(void *ud)
+{
+	return (double)kv_compaction_debt(((struct node *)ud)->kv);
+}
 static double m_kv_jobs(void *ud)
 {
 	(void)ud;
@@ -784,6 +788,11 @@ int node_register_metrics(struct node *n)
 			       "LevelDB background jobs (memtable writes and compactions) "
 			       "scheduled or running: 0 when the store is quiet.",
 			       NULL, m_kv_jobs, n);
+	rc |= metrics_gauge_fn("kvfs_disk_backend_compaction_debt_bytes",
+			       "Bytes by which LevelDB's levels 1 to 5 exceed their target "
+			       "sizes (10 MiB at level 1, ten times more each level down): "
+			       "what its compactions still owe.",
+			       NULL, m_kv_debt, n);
 	static const char *const level_labels[KV_LEVELS] = {
 	    "level=\"0\"", "level=\"1\"", "level=\"2\"", "level=\"3\"",
 	    "level=\"4\"", "level=\"5\"", "level=\"6\""};
