@@ -5,7 +5,7 @@
 set -eu
 
 BUILD="build-essential autoconf automake libtool pkg-config
-libleveldb-dev libzmq3-dev libmicrohttpd-dev libfuse3-dev fuse3
+libleveldb-dev libsnappy-dev libzmq3-dev libmicrohttpd-dev libfuse3-dev fuse3
 libjansson-dev libcurl4-openssl-dev libcmocka-dev libisal-dev"
 TEST="python3 curl mandoc valgrind clang libclang-rt-14-dev gcovr
 prometheus wrk attr rsync psmisc procps iproute2 docker-compose gnuplot-nox"

@@ -98,6 +98,12 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 		rc = KVFS_ESTORAGE;
 		goto err_after_options;
 	}
+	/* (Opening read the manifest: LevelDB has checksummed by now.) */
+	static int crc_logged;
+	if (!__atomic_exchange_n(&crc_logged, 1, __ATOMIC_RELAXED))
+		log_info("kv", "LevelDB checksums with %s",
+			 kv_crc_replaced() ? "ISA-L's CRC-32C (static LevelDB)"
+					   : "its own table-driven CRC-32C (shared LevelDB)");
 	kv->applied = read_meta_u64(kv, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, &rc);
 	kv->count = read_meta_u64(kv, KV_META_COUNT, sizeof KV_META_COUNT - 1, &rc);
 	if (rc)

@@ -36,6 +36,11 @@ int kv_env_background_idle(bool idle);
  * (CAP_SYS_NICE, or an RLIMIT_NICE of 20 for nice 0). */
 bool kv_env_background_idle_possible(void);
 
+/* Whether LevelDB has computed a checksum through ISA-L's CRC-32C
+ * (kv_crc.cc): true once a store was opened in a build linked with the
+ * static LevelDB, false with the shared one. */
+bool kv_crc_replaced(void);
+
 /* Table files opened for reading, and written, through it so far (tests). */
 uint64_t kv_pread_env_files_opened(void);
 uint64_t kv_pread_env_tables_written(void);
