@@ -6,7 +6,8 @@
 # (scripts/deps.sh and scripts/build.sh, nothing else configures or makes),
 # Prometheus's config passes promtool and scrapes every node, and Grafana is
 # provisioned with the data source uid and the dashboard directory the
-# dashboard expects. Needs docker-compose and promtool (Debian:
+# dashboard expects, and the runtime stage installs the packages of every
+# shared library kvfsd and kvfs load. Needs docker-compose and promtool (Debian:
 # docker-compose, prometheus). Ends with "N passed, N failed".
 set -u
 top=$(cd "${top_srcdir:-$(dirname "$0")/../..}" && pwd -P)
@@ -131,6 +132,29 @@ if printf '%s\n' "$rt" | grep -q 'fuse3' && ! printf '%s\n' "$rt" | grep -Eq -- 
 else
 	no "runtime stage: fuse3, no -dev packages or compilers"
 fi
+# Every shared library the programs just built load directly comes from a
+# package the runtime stage installs, or from the base image (libc6,
+# libgcc-s1, libstdc++6: its apt needs them). (Run from the build
+# directory, as make check does.)
+for b in kvfsd kvfs; do
+	if [ ! -x "./$b" ]; then
+		no "runtime stage: has the libraries $b needs" "./$b not built (run from the build directory)"
+		continue
+	fi
+	missing=
+	for so in $(objdump -p "./$b" | awk '$1 == "NEEDED" {print $2}'); do
+		path=$(ldd "./$b" | awk -v so="$so" '$1 == so {print $3}')
+		pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || dpkg -S "${path#/usr}" 2>/dev/null)
+		pkg=${pkg%%:*}
+		case $pkg in libc6 | libgcc-s1 | libstdc++6) continue ;; esac
+		printf '%s\n' "$rt" | grep -qw -- "$pkg" || missing="$missing $so(${pkg:-no package})"
+	done
+	if [ -z "$missing" ]; then
+		ok "runtime stage: has the libraries $b needs"
+	else
+		no "runtime stage: has the libraries $b needs" "missing:$missing"
+	fi
+done
 check "docker/entrypoint.sh is valid sh" sh -n "$D/entrypoint.sh"
 
 # Prometheus and Grafana configuration.
