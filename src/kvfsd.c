@@ -20,6 +20,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <leveldb/c.h>
+
 #include "api/http.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -481,7 +483,14 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("kvfsd %s\n", PACKAGE_VERSION);
+			printf("kvfsd %s (LevelDB %d.%d, %s)\n", PACKAGE_VERSION,
+			       leveldb_major_version(), leveldb_minor_version(),
+#ifdef KVFS_STATIC_LEVELDB
+			       "linked statically, CRC-32C by ISA-L"
+#else
+			       "shared library, its own CRC-32C"
+#endif
+			);
 			return 0;
 		default:
 			usage(stderr);
