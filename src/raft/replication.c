@@ -53,7 +53,12 @@ void raft_progress_sync_conf(struct raft_core *c)
 		for (j = 0; j < n_old; j++)
 			if (old[j].id == s->id)
 				break;
-		if (j < n_old)
+		/* A server removed and added again before it left (within two
+		 * election timeouts) starts afresh: it may be a new machine or
+		 * a wiped one under the old id, and its old match would make
+		 * this leader send from there and count it for entries it no
+		 * longer has. */
+		if (j < n_old && !old[j].leaving)
 			*pr = old[j];
 		else
 			progress_init(c, pr, s->id);

@@ -563,6 +563,40 @@ static void test_member_that_lost_its_log_is_replicated_again(void **state)
 	raft_destroy(c);
 }
 
+/* A member removed and added again before the leader stopped replicating
+ * to it (two election timeouts) starts from an unknown match, like any new
+ * member: it may be a wiped machine under the old id, and its old match
+ * would be counted for entries it no longer has. */
+static void test_member_added_again_while_leaving_starts_afresh(void **state)
+{
+	struct raft_core *c = single_leader();
+	struct raft_status st;
+	uint64_t match = 0, next = 0;
+	(void)state;
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
+	drain(c, NULL);
+	raft_status(c, &st);
+	struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = st.term};
+	m.index = st.last_index;
+	assert_int_equal(raft_step(c, &m), 0);
+	drain(c, NULL);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, st.last_index);
+	uint64_t old_match = match;
+
+	assert_int_equal(raft_change(c, RAFT_REMOVE, 2, NULL, NULL), 0);
+	drain(c, NULL);
+	/* still replicated to: it has not got the entry that removes it */
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, old_match);
+
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
+	drain(c, NULL);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, 0);
+	raft_destroy(c);
+}
+
 /* Compaction is bounded by the applied index and keeps the snapshot term. */
 static void test_compact(void **state)
 {
@@ -665,6 +699,7 @@ int main(void)
 	    cmocka_unit_test(test_leader_commit_known),
 	    cmocka_unit_test(test_lost_probe_of_a_new_member_is_sent_again),
 	    cmocka_unit_test(test_member_that_lost_its_log_is_replicated_again),
+	    cmocka_unit_test(test_member_added_again_while_leaving_starts_afresh),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
 	    cmocka_unit_test(test_max_uncommitted),
