@@ -597,6 +597,47 @@ static void test_member_added_again_while_leaving_starts_afresh(void **state)
 	raft_destroy(c);
 }
 
+/* A probe rejected at the index the member had acknowledged (it lost its
+ * log) starts the member afresh at once, from what its rejection says it
+ * has, instead of sending the same probe again at every answer. */
+static void test_probe_rejected_at_the_match_starts_afresh(void **state)
+{
+	struct raft_core *c = single_leader();
+	struct raft_status st;
+	struct raft_msg got;
+	uint64_t match = 0, next = 0;
+	(void)state;
+	assert_int_equal(raft_change(c, RAFT_ADD_LEARNER, 2, "tcp://h:1", NULL), 0);
+	drain(c, NULL);
+	raft_status(c, &st);
+	uint64_t acked = st.last_index;
+	struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = st.term};
+	m.index = acked;
+	assert_int_equal(raft_step(c, &m), 0);
+	drain(c, NULL);
+	/* A write whose append is lost; two heartbeat rounds without
+	 * progress make the leader probe again from the match. */
+	assert_int_equal(raft_propose(c, "x", 1, NULL, NULL, NULL), 0);
+	drain(c, NULL);
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
+	assert_int_equal(raft_step(c, &m), 0);
+	drain(c, NULL);
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
+	assert_int_equal(got.index, acked);
+	/* It rejects that probe: it has entry 1 only. */
+	m = (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = st.term};
+	m.reject = 1;
+	m.index = acked;
+	m.hint_index = 2;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
+	assert_int_equal(got.index, 1);
+	raft_destroy(c);
+}
+
 /* Compaction is bounded by the applied index and keeps the snapshot term. */
 static void test_compact(void **state)
 {
@@ -700,6 +741,7 @@ int main(void)
 	    cmocka_unit_test(test_lost_probe_of_a_new_member_is_sent_again),
 	    cmocka_unit_test(test_member_that_lost_its_log_is_replicated_again),
 	    cmocka_unit_test(test_member_added_again_while_leaving_starts_afresh),
+	    cmocka_unit_test(test_probe_rejected_at_the_match_starts_afresh),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
 	    cmocka_unit_test(test_max_uncommitted),
