@@ -388,19 +388,15 @@ void raft_step_append_response(struct raft_core *c, const struct raft_msg *m)
 			return;
 		if (pr->state == PR_PROBE && m->index != pr->next - 1)
 			return;
-		if (m->index <= pr->match) {
-			/* A probe at what it acknowledged, rejected: it lost
-			 * entries (a wiped data directory), as a heartbeat
-			 * answer would say within a round (below). Its match is
-			 * unknown until a probe succeeds; going on from the old
-			 * one would send this same probe again at every answer. */
-			raft_rtrace(c, RAFT_TRACE_INFO,
-				    "%llu rejected an append at %llu, which it had: probing",
-				    (unsigned long long)pr->id, (unsigned long long)m->index);
-			pr->match = 0;
-			pr->commit_sent = 0;
-			pr->durable_sent = 0;
-		}
+		/* A probe at what it acknowledged, rejected: either a late
+		 * copy of a rejection from before it caught up, or it lost
+		 * entries (a wiped data directory). The two look alike here,
+		 * and probing from match + 1 again would send this same probe
+		 * at every answer; a lost log is told apart by its heartbeat
+		 * answer within a round (raft_step_heartbeat_response), which
+		 * also sends the probe again if this one was lost. */
+		if (m->index <= pr->match)
+			return;
 		uint64_t next;
 		if (m->hint_term) {
 			/* Find our last entry of the conflicting term. */

@@ -597,10 +597,11 @@ static void test_member_added_again_while_leaving_starts_afresh(void **state)
 	raft_destroy(c);
 }
 
-/* A probe rejected at the index the member had acknowledged (it lost its
- * log) starts the member afresh at once, from what its rejection says it
- * has, instead of sending the same probe again at every answer. */
-static void test_probe_rejected_at_the_match_starts_afresh(void **state)
+/* A probe rejected at the index the member had acknowledged (a late copy of
+ * an earlier rejection, or a member that lost its log) is not answered with
+ * the same probe again, which went on at every answer; the member's
+ * heartbeat answer tells whether it lost its log (the test above). */
+static void test_probe_rejected_at_the_match_is_not_sent_again(void **state)
 {
 	struct raft_core *c = single_leader();
 	struct raft_status st;
@@ -625,16 +626,24 @@ static void test_probe_rejected_at_the_match_starts_afresh(void **state)
 	assert_int_equal(raft_step(c, &m), 0);
 	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
 	assert_int_equal(got.index, acked);
-	/* It rejects that probe: it has entry 1 only. */
+	/* A rejection at that index: nothing is sent again, the match stays. */
 	m = (struct raft_msg){.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = st.term};
 	m.reject = 1;
 	m.index = acked;
 	m.hint_index = 2;
 	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, NULL), 0);
 	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
-	assert_int_equal(match, 0);
+	assert_int_equal(match, acked);
+	/* Its heartbeat answer then says it lost its log: probed from there. */
+	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
+	m.reject = 1;
+	m.index = 1;
+	assert_int_equal(raft_step(c, &m), 0);
 	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
 	assert_int_equal(got.index, 1);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, 0);
 	raft_destroy(c);
 }
 
@@ -741,7 +750,7 @@ int main(void)
 	    cmocka_unit_test(test_lost_probe_of_a_new_member_is_sent_again),
 	    cmocka_unit_test(test_member_that_lost_its_log_is_replicated_again),
 	    cmocka_unit_test(test_member_added_again_while_leaving_starts_afresh),
-	    cmocka_unit_test(test_probe_rejected_at_the_match_starts_afresh),
+	    cmocka_unit_test(test_probe_rejected_at_the_match_is_not_sent_again),
 	    cmocka_unit_test(test_compact),
 	    cmocka_unit_test(test_change_rules),
 	    cmocka_unit_test(test_max_uncommitted),
