@@ -17,6 +17,12 @@
 #include "store/kv_env.h"
 #include "store/kv_internal.h"
 
+#ifdef KVFS_STATIC_LEVELDB
+#define STATIC_LEVELDB 1
+#else
+#define STATIC_LEVELDB 0
+#endif
+
 void kv_options_default(struct kv_options *o)
 {
 	*o = (struct kv_options){0};
@@ -101,15 +107,14 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	/* (Opening read the manifest: LevelDB has checksummed by now.) */
 	static int crc_logged;
 	if (!__atomic_exchange_n(&crc_logged, 1, __ATOMIC_RELAXED)) {
-#ifdef KVFS_STATIC_LEVELDB
-		if (!kv_crc_replaced())
+		bool isal = kv_crc_replaced();
+		if (STATIC_LEVELDB && !isal)
 			log_warn("kv", "LevelDB is linked statically but checksums with its own "
 				       "table-driven CRC-32C: kv_crc.cc's was not linked");
 		else
-#endif
 			log_info("kv", "LevelDB checksums with %s",
-				 kv_crc_replaced() ? "ISA-L's CRC-32C (static LevelDB)"
-						   : "its own table-driven CRC-32C (shared LevelDB)");
+				 isal ? "ISA-L's CRC-32C (static LevelDB)"
+				      : "its own table-driven CRC-32C (shared LevelDB)");
 	}
 	kv->applied = read_meta_u64(kv, KV_META_APPLIED, sizeof KV_META_APPLIED - 1, &rc);
 	kv->count = read_meta_u64(kv, KV_META_COUNT, sizeof KV_META_COUNT - 1, &rc);

@@ -14,9 +14,9 @@
  * leveldb::crc32c::Extend (util/crc32c.h: the CRC-32C of a string A
  * followed by data, given A's), alone in its object file. Linked statically
  * (configure's default where libleveldb.a and libsnappy-dev are installed),
- * the definition below is in the program before the linker searches
- * libleveldb.a, so that member is never pulled in and LevelDB calls this
- * one. The shared library binds its own calls internally and never sees
+ * the definition below is pulled into the program before the linker
+ * searches libleveldb.a (configure's -Wl,-u names it first), so that member
+ * is never pulled in and LevelDB calls this one. The shared library binds its own calls internally and never sees
  * it: kv_crc_replaced tells which happened (kv_open logs it, test_kv checks
  * it against the build's choice). The result is bit for bit the same
  * checksum either way, so stores move freely between the two builds.
