@@ -88,7 +88,7 @@ backlog() {
 for c in $(seq 0 9); do
 	t0=$(threads_cpu)
 	r=$("$B/kvfs" -e "$EP" bench -w batch -b 1000 -n "$per" -c 8 --spread --key-prefix "c$c/" --key-start 0 --no-settle --json)
-	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join("%s %s" % (n, v) for n, v in sorted(e.items()) if n != "total" and v); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; u=[(y - x) / 100 for x, y in zip(a, b)]; print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms  nodes CPU-s: compact %.1f raft %.1f sync %.1f other %.1f" % ((sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)) + tuple(u)))' "$c" "$t0" "$(threads_cpu)"
+	echo "$r" | python3 -c 'import sys,json; d=json.load(sys.stdin); e=d["errors"]; k=" ".join(["%s %s" % (n, v) for n, v in sorted(e.items()) if n not in ("total", "http_status", "http_reasons", "http_reasons_other") and v] + ["HTTP %s %s: %s" % (x["status"], x["detail"] or "(no reason)", x["count"]) for x in e.get("http_reasons", [])]); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; u=[(y - x) / 100 for x, y in zip(a, b)]; print("chunk %s: %8.0f keys/s  errors %s%s  p99 %.1f ms  nodes CPU-s: compact %.1f raft %.1f sync %.1f other %.1f" % ((sys.argv[1], d["items_per_s"], e["total"], " (%s)" % k if k else "", d["latency_ms"].get("p99", 0)) + tuple(u)))' "$c" "$t0" "$(threads_cpu)"
 	rate[$c]=$(echo "$r" | python3 -c 'import sys,json; print(json.load(sys.stdin)["items_per_s"])')
 	backlog
 done

@@ -278,6 +278,28 @@ struct bench_interval {
 	struct bench_hist lat; /* BENCH_HIST_COARSE */
 };
 
+/* Why the server answered an unexpected status: the text of its reply
+ * (kvfs's "detail", etcd's "message"), counted per status and text. A 503
+ * says little by itself: "Too many pending requests" (refused, not applied)
+ * and "Timed out waiting for commit" (outcome unknown) call for different
+ * conclusions. The first BENCH_REASONS distinct ones are kept, the rest
+ * only counted. */
+#define BENCH_REASONS	 8
+#define BENCH_REASON_LEN 120
+
+struct bench_reason {
+	int status;
+	char text[BENCH_REASON_LEN]; /* "" when the reply named none */
+	uint64_t count;
+};
+
+/* The reason in an error reply's body (JSON): the string "detail" (kvfs),
+ * the "msg" of the first item of a "detail" list (kvfs's 422), or
+ * "message" or "error" (etcd). Written to out (NUL-terminated, cut to
+ * BENCH_REASON_LEN - 1 bytes on a character boundary), "" when there is
+ * none. Returns the length. */
+size_t bench_reply_reason(const char *body, size_t len, char out[BENCH_REASON_LEN]);
+
 struct bench_result {
 	struct bench_hist lat; /* successful operations, ns */
 	uint64_t ops;          /* successful operations */
@@ -285,6 +307,9 @@ struct bench_result {
 	uint64_t errors;       /* failed operations */
 	uint64_t err[BENCH_ERR__COUNT];
 	uint64_t status[600];  /* unexpected HTTP statuses by code */
+	struct bench_reason reasons[BENCH_REASONS];
+	unsigned nreasons;
+	uint64_t reasons_other; /* replies whose reason did not fit in reasons */
 	uint64_t lost_index;   /* verify: smallest key index found missing or changed */
 	int has_lost;
 	double elapsed_s;
@@ -299,6 +324,8 @@ void bench_result_close(struct bench_result *r);
 /* Adds src to dst (counters, histograms, bitmaps, series).
  * Returns 0 or -ENOMEM. */
 int bench_result_merge(struct bench_result *dst, const struct bench_result *src);
+/* Counts count replies of status with reason text. */
+void bench_result_reason(struct bench_result *r, int status, const char *text, uint64_t count);
 /* Marks key index i acknowledged. Returns 0 or -ENOMEM. */
 int bench_result_ack(struct bench_result *r, uint64_t i);
 /* Number of set bits of r->acked. */

@@ -217,8 +217,12 @@ static void op_complete(struct conn *c, uint64_t now)
 	unsigned i;
 
 	err = bench_check_reply(w->job, op, status, c->body.data, c->body.len);
-	if (err == BENCH_ERR_HTTP && status >= 0 && status < 600)
+	if (err == BENCH_ERR_HTTP && status >= 0 && status < 600) {
+		char why[BENCH_REASON_LEN];
 		w->res.status[status]++;
+		bench_reply_reason(c->body.data, c->body.len, why);
+		bench_result_reason(&w->res, status, why, 1);
+	}
 	if (bench_result_add(&w->res, w->job, now - w->t0, now - c->t_start, err, op->n))
 		w->fatal = -ENOMEM;
 	if (op->verify && (err == BENCH_ERR_NOTFOUND || err == BENCH_ERR_MISMATCH) &&

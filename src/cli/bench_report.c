@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli/bench.h"
 
 static const double pcts[] = {50, 90, 99, 99.9};
@@ -31,18 +33,28 @@ static const char *target_name(enum bench_target t)
 	return t == BENCH_TARGET_ETCD ? "etcd" : "kvfs";
 }
 
-/* "503: 4, timeout: 2" or "none". */
+/* "HTTP 503: 4 (Too many pending requests: 3, ...: 1), timeout: 2" or
+ * "none". */
 static void errors_text(const struct bench_result *r, char *out, size_t len)
 {
 	size_t used = 0;
 	int i;
+	unsigned j, n;
 
 	out[0] = '\0';
-	for (i = 0; i < 600; i++)
-		if (r->status[i] && used < len)
-			used += (size_t)snprintf(out + used, len - used, "%sHTTP %d: %llu",
-						 used ? ", " : "", i,
-						 (unsigned long long)r->status[i]);
+	for (i = 0; i < 600; i++) {
+		if (!r->status[i] || used >= len)
+			continue;
+		used += (size_t)snprintf(out + used, len - used, "%sHTTP %d: %llu",
+					 used ? ", " : "", i, (unsigned long long)r->status[i]);
+		for (j = n = 0; j < r->nreasons && used < len; j++)
+			if (r->reasons[j].status == i && r->reasons[j].text[0])
+				used += (size_t)snprintf(out + used, len - used, "%s%s: %llu",
+							 n++ ? ", " : " (", r->reasons[j].text,
+							 (unsigned long long)r->reasons[j].count);
+		if (n && used < len)
+			used += (size_t)snprintf(out + used, len - used, ")");
+	}
 	for (i = 0; i < BENCH_ERR__COUNT; i++)
 		if (i != BENCH_ERR_HTTP && r->err[i] && used < len)
 			used += (size_t)snprintf(out + used, len - used, "%s%s: %llu",
@@ -57,7 +69,7 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 		       const struct bench_verify *v)
 {
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
-	char errs[512];
+	char errs[1536];
 	size_t i;
 
 	fprintf(out, "%s on %s %s, %u connection%s, %u thread%s, ", bench_kind_name(job->kind),
@@ -108,6 +120,18 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 	(void)o;
 }
 
+/* s as a JSON string. */
+static int json_text(struct cli_buf *out, const char *s)
+{
+	json_t *j = json_string(s); /* s came from jansson: UTF-8, cut between characters */
+	char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	int rc = t ? cli_buf_puts(out, t) : -ENOMEM;
+
+	free(t);
+	json_decref(j);
+	return rc;
+}
+
 int bench_report_json(struct cli_buf *out, const struct bench_opts *o,
 		      const struct bench_job *job, const char *endpoint,
 		      const struct bench_result *r, const struct bench_verify *v)
@@ -143,7 +167,21 @@ int bench_report_json(struct cli_buf *out, const struct bench_opts *o,
 			first = 0;
 		}
 	if (!rc)
-		rc = cli_buf_printf(out, "}},\"latency_ms\":{\"min\":%.3f",
+		rc = cli_buf_puts(out, "},\"http_reasons\":[");
+	for (i = 0; !rc && i < (int)r->nreasons; i++) {
+		rc = cli_buf_printf(out, "%s{\"status\":%d,\"detail\":", i ? "," : "",
+				    r->reasons[i].status);
+		if (!rc)
+			rc = json_text(out, r->reasons[i].text);
+		if (!rc)
+			rc = cli_buf_printf(out, ",\"count\":%llu}",
+					    (unsigned long long)r->reasons[i].count);
+	}
+	if (!rc)
+		rc = cli_buf_printf(out, "],\"http_reasons_other\":%llu",
+				    (unsigned long long)r->reasons_other);
+	if (!rc)
+		rc = cli_buf_printf(out, "},\"latency_ms\":{\"min\":%.3f",
 				    ms(r->lat.total ? r->lat.min : 0));
 	for (i = 0; !rc && i < 4; i++)
 		rc = cli_buf_printf(out, ",\"%s\":%.3f", pct_names[i],

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,25 @@ int bench_result_add(struct bench_result *r, const struct bench_job *job, uint64
 	return 0;
 }
 
+void bench_result_reason(struct bench_result *r, int status, const char *text, uint64_t count)
+{
+	unsigned i;
+
+	for (i = 0; i < r->nreasons; i++)
+		if (r->reasons[i].status == status && !strcmp(r->reasons[i].text, text)) {
+			r->reasons[i].count += count;
+			return;
+		}
+	if (r->nreasons == BENCH_REASONS) {
+		r->reasons_other += count;
+		return;
+	}
+	r->reasons[i].status = status;
+	snprintf(r->reasons[i].text, sizeof r->reasons[i].text, "%s", text);
+	r->reasons[i].count = count;
+	r->nreasons++;
+}
+
 int bench_result_merge(struct bench_result *dst, const struct bench_result *src)
 {
 	uint64_t i;
@@ -144,6 +164,10 @@ int bench_result_merge(struct bench_result *dst, const struct bench_result *src)
 		dst->err[i] += src->err[i];
 	for (i = 0; i < 600; i++)
 		dst->status[i] += src->status[i];
+	for (i = 0; i < src->nreasons; i++)
+		bench_result_reason(dst, src->reasons[i].status, src->reasons[i].text,
+				    src->reasons[i].count);
+	dst->reasons_other += src->reasons_other;
 	if (src->has_lost && (!dst->has_lost || src->lost_index < dst->lost_index)) {
 		dst->has_lost = 1;
 		dst->lost_index = src->lost_index;

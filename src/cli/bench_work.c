@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "cli/bench.h"
 
 uint64_t bench_now_ns(void)
@@ -506,6 +508,32 @@ static int value_is(const char *body, size_t n, const char *name, const char *va
 	if ((size_t)(body + n - p) < lv + la)
 		return 0;
 	return memcmp(p, value, lv) == 0 && memcmp(p + lv, after, la) == 0;
+}
+
+size_t bench_reply_reason(const char *body, size_t len, char out[BENCH_REASON_LEN])
+{
+	json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+	json_t *d = json_object_get(doc, "detail");
+	const char *s = json_string_value(d);
+	size_t n;
+
+	if (!s && json_is_array(d))
+		s = json_string_value(json_object_get(json_array_get(d, 0), "msg"));
+	if (!s)
+		s = json_string_value(json_object_get(doc, "message"));
+	if (!s)
+		s = json_string_value(json_object_get(doc, "error"));
+	n = s ? strlen(s) : 0;
+	if (n > BENCH_REASON_LEN - 1) {
+		n = BENCH_REASON_LEN - 1;
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--; /* s[n] continues a character: cut before it */
+	}
+	if (n)
+		memcpy(out, s, n);
+	out[n] = '\0';
+	json_decref(doc);
+	return n;
 }
 
 int bench_check_reply(const struct bench_job *job, const struct bench_op *op, int status,

@@ -129,6 +129,16 @@ bench 0 --seed-suite -n 10 --json
 out_has '"suite":"seed"'
 out_has '"test":"range 100","unit":"queries/s","seed":219.02,'
 
+# --- errors by status and reason ----------------------------------------------
+
+# Batches over the server's limit: every one refused, each reply's reason
+# counted with its status (exit 5: no operation succeeded).
+bench 5 --json -w batch -b 10001 -n 2 -c 1
+out_has '"http":2,'
+out_has '"http_status":{"413":2},"http_reasons":[{"status":413,"detail":"Too many items in batch: limit is 10000 (--max-batch-items)","count":2}],"http_reasons_other":0}'
+bench 5 -w batch -b 10001 -n 3 -c 1
+out_has 'HTTP 413: 3 (Too many items in batch: limit is 10000 (--max-batch-items): 3)'
+
 # --- usage errors and dead servers -------------------------------------------
 
 bench 2 -w nope

@@ -3,7 +3,8 @@
  * against a sorted-array oracle, the Zipf and uniform generators, the
  * incremental HTTP response parser (every split of the stream, chunked
  * bodies, malformed replies), key texts and base64, the requests and reply
- * checks of both targets, and the option parser and its cross-checks.
+ * checks of both targets, the reasons of error replies and their counts,
+ * and the option parser and its cross-checks.
  */
 #include "config.h"
 
@@ -459,6 +460,96 @@ static void test_check_reply(void **state)
 	bench_job_close(&job);
 }
 
+/* The reason of an error reply: kvfs's detail (a string, or the msg of a
+ * 422's first item), etcd's message or error; none in anything else; a
+ * long one cut between characters. */
+static void test_reply_reason(void **state)
+{
+	char why[BENCH_REASON_LEN], longer[480];
+	const char *k503 = "{\"detail\":\"Timed out waiting for commit\"}";
+	const char *k422 = "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],"
+			   "\"msg\":\"Field required\",\"input\":null}]}";
+	const char *etcd = "{\"error\":\"etcdserver: too many operations in txn request\","
+			   "\"code\":3,\"message\":\"etcdserver: too many operations in txn "
+			   "request\"}";
+	size_t i, n;
+
+	(void)state;
+	assert_int_equal(bench_reply_reason(k503, strlen(k503), why), 28);
+	assert_string_equal(why, "Timed out waiting for commit");
+	bench_reply_reason(k422, strlen(k422), why);
+	assert_string_equal(why, "Field required");
+	bench_reply_reason(etcd, strlen(etcd), why);
+	assert_string_equal(why, "etcdserver: too many operations in txn request");
+	bench_reply_reason("{\"error\":\"boom\"}", 16, why);
+	assert_string_equal(why, "boom");
+	const char *none[] = {"", "<html>503</html>", "{\"detail\":7}", "[\"detail\"]",
+			      "{\"detail\":\"cut"};
+	for (i = 0; i < sizeof none / sizeof *none; i++) {
+		strcpy(why, "x");
+		assert_int_equal(bench_reply_reason(none[i], strlen(none[i]), why), 0);
+		assert_string_equal(why, "");
+	}
+	assert_int_equal(bench_reply_reason(NULL, 0, why), 0);
+	/* 200 two-byte characters: cut to the whole ones that fit */
+	strcpy(longer, "{\"detail\":\"");
+	for (i = 0; i < 200; i++)
+		strcat(longer, "\xc3\xa9");
+	strcat(longer, "\"}");
+	n = bench_reply_reason(longer, strlen(longer), why);
+	assert_int_equal(n, (BENCH_REASON_LEN - 1) / 2 * 2);
+	assert_int_equal(strlen(why), n);
+	assert_memory_equal(why + n - 2, "\xc3\xa9", 2);
+}
+
+/* Reasons are counted per status and text, merged across threads; past
+ * BENCH_REASONS distinct ones only counted; the report shows them. */
+static void test_result_reasons(void **state)
+{
+	struct bench_result a, b;
+	struct bench_job job;
+	struct bench_opts o;
+	struct cli_buf out = CLI_BUF_INIT;
+	char text[32];
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(bench_result_init(&a), 0);
+	assert_int_equal(bench_result_init(&b), 0);
+	bench_result_reason(&a, 503, "Too many pending requests", 2);
+	bench_result_reason(&a, 503, "Timed out waiting for commit", 1);
+	bench_result_reason(&a, 503, "Too many pending requests", 1);
+	bench_result_reason(&b, 500, "Too many pending requests", 4); /* another status */
+	bench_result_reason(&b, 503, "Timed out waiting for commit", 5);
+	assert_int_equal(bench_result_merge(&a, &b), 0);
+	assert_int_equal(a.nreasons, 3);
+	assert_int_equal(a.reasons[0].count, 3);
+	assert_int_equal(a.reasons[1].count, 6);
+	assert_int_equal(a.reasons[2].status, 500);
+	assert_int_equal(a.reasons[2].count, 4);
+	for (i = 0; i < BENCH_REASONS + 2; i++) {
+		snprintf(text, sizeof text, "reason %u", i);
+		bench_result_reason(&a, 503, text, 1);
+	}
+	assert_int_equal(a.nreasons, BENCH_REASONS);
+	assert_int_equal(a.reasons_other, 5);
+
+	memset(&o, 0, sizeof o);
+	make_job(&job, BENCH_TARGET_KVFS, BENCH_PUT);
+	a.status[503] = 14;
+	bench_result_reason(&a, 503, "Timed out waiting for commit", 0);
+	assert_int_equal(bench_report_json(&out, &o, &job, "http://x", &a, NULL), 0);
+	assert_non_null(strstr(out.data, "\"http_reasons\":[{\"status\":503,\"detail\":"
+					 "\"Too many pending requests\",\"count\":3},"));
+	assert_non_null(strstr(out.data, "{\"status\":500,\"detail\":\"Too many pending "
+					 "requests\",\"count\":4}"));
+	assert_non_null(strstr(out.data, "\"http_reasons_other\":5}"));
+	cli_buf_free(&out);
+	bench_job_close(&job);
+	bench_result_close(&a);
+	bench_result_close(&b);
+}
+
 /* Unique writes take consecutive indices; verify visits exactly the set
  * bits; preload covers the key space in batches, the last one short. */
 static void test_generators(void **state)
@@ -681,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_parse_framing), cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_keys),         cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_requests),     cmocka_unit_test(test_check_reply),
+		cmocka_unit_test(test_reply_reason), cmocka_unit_test(test_result_reasons),
 		cmocka_unit_test(test_generators),   cmocka_unit_test(test_options),
 		cmocka_unit_test(test_option_errors), cmocka_unit_test(test_endpoints),
 	};
