@@ -283,8 +283,9 @@ struct bench_interval {
  * says little by itself: "Too many pending requests" (refused, not applied)
  * and "Timed out waiting for commit" (outcome unknown) call for different
  * conclusions. The first BENCH_REASONS distinct ones are kept, the rest
- * only counted. */
-#define BENCH_REASONS	 8
+ * only counted (each thread keeps its own until they are merged, so a
+ * named reason's count is exact unless a thread saw more than that many). */
+#define BENCH_REASONS	 32
 #define BENCH_REASON_LEN 120
 
 struct bench_reason {
@@ -296,8 +297,8 @@ struct bench_reason {
 /* The reason in an error reply's body (JSON): the string "detail" (kvfs),
  * the "msg" of the first item of a "detail" list (kvfs's 422), or
  * "message" or "error" (etcd). Written to out (NUL-terminated, cut to
- * BENCH_REASON_LEN - 1 bytes on a character boundary), "" when there is
- * none. Returns the length. */
+ * BENCH_REASON_LEN - 1 bytes on a character boundary, control characters
+ * made spaces), "" when there is none. Returns the length. */
 size_t bench_reply_reason(const char *body, size_t len, char out[BENCH_REASON_LEN]);
 
 struct bench_result {

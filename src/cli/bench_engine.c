@@ -219,6 +219,7 @@ static void op_complete(struct conn *c, uint64_t now)
 	err = bench_check_reply(w->job, op, status, c->body.data, c->body.len);
 	if (err == BENCH_ERR_HTTP && status >= 0 && status < 600) {
 		char why[BENCH_REASON_LEN];
+
 		w->res.status[status]++;
 		bench_reply_reason(c->body.data, c->body.len, why);
 		bench_result_reason(&w->res, status, why, 1);

@@ -33,35 +33,36 @@ static const char *target_name(enum bench_target t)
 	return t == BENCH_TARGET_ETCD ? "etcd" : "kvfs";
 }
 
-/* "HTTP 503: 4 (Too many pending requests: 3, ...: 1), timeout: 2" or
- * "none". */
-static void errors_text(const struct bench_result *r, char *out, size_t len)
+/* "HTTP 503: 4 (Too many pending requests: 3, Timed out waiting for
+ * commit: 1), timeout: 2" or "none". */
+static void errors_text(FILE *out, const struct bench_result *r)
 {
-	size_t used = 0;
+	const char *sep = "";
 	int i;
 	unsigned j, n;
 
-	out[0] = '\0';
 	for (i = 0; i < 600; i++) {
-		if (!r->status[i] || used >= len)
+		if (!r->status[i])
 			continue;
-		used += (size_t)snprintf(out + used, len - used, "%sHTTP %d: %llu",
-					 used ? ", " : "", i, (unsigned long long)r->status[i]);
-		for (j = n = 0; j < r->nreasons && used < len; j++)
+		fprintf(out, "%sHTTP %d: %llu", sep, i, (unsigned long long)r->status[i]);
+		sep = ", ";
+		for (j = n = 0; j < r->nreasons; j++)
 			if (r->reasons[j].status == i && r->reasons[j].text[0])
-				used += (size_t)snprintf(out + used, len - used, "%s%s: %llu",
-							 n++ ? ", " : " (", r->reasons[j].text,
-							 (unsigned long long)r->reasons[j].count);
-		if (n && used < len)
-			used += (size_t)snprintf(out + used, len - used, ")");
+				fprintf(out, "%s%s: %llu", n++ ? ", " : " (", r->reasons[j].text,
+					(unsigned long long)r->reasons[j].count);
+		if (n)
+			fputc(')', out);
 	}
+	if (r->reasons_other)
+		fprintf(out, "%sother reasons: %llu", sep, (unsigned long long)r->reasons_other);
 	for (i = 0; i < BENCH_ERR__COUNT; i++)
-		if (i != BENCH_ERR_HTTP && r->err[i] && used < len)
-			used += (size_t)snprintf(out + used, len - used, "%s%s: %llu",
-						 used ? ", " : "", bench_err_name(i),
-						 (unsigned long long)r->err[i]);
-	if (!used)
-		snprintf(out, len, "none");
+		if (i != BENCH_ERR_HTTP && r->err[i]) {
+			fprintf(out, "%s%s: %llu", sep, bench_err_name(i),
+				(unsigned long long)r->err[i]);
+			sep = ", ";
+		}
+	if (!*sep)
+		fputs("none", out);
 }
 
 void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench_job *job,
@@ -69,7 +70,6 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 		       const struct bench_verify *v)
 {
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
-	char errs[1536];
 	size_t i;
 
 	fprintf(out, "%s on %s %s, %u connection%s, %u thread%s, ", bench_kind_name(job->kind),
@@ -99,8 +99,9 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 	for (i = 0; i < 4; i++)
 		fprintf(out, "  %s %.3f", pct_names[i], ms(bench_hist_percentile(&r->lat, pcts[i])));
 	fprintf(out, "  max %.3f  mean %.3f\n", ms(r->lat.max), bench_hist_mean(&r->lat) / 1e6);
-	errors_text(r, errs, sizeof(errs));
-	fprintf(out, "  errors      %s\n", errs);
+	fputs("  errors      ", out);
+	errors_text(out, r);
+	fputc('\n', out);
 	if (r->err[BENCH_ERR_UNSENT])
 		fprintf(out, "  note        the target rate was not sustained: %llu operations "
 			     "were due but never sent\n",
@@ -123,9 +124,9 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 /* s as a JSON string. */
 static int json_text(struct cli_buf *out, const char *s)
 {
-	json_t *j = json_string(s); /* s came from jansson: UTF-8, cut between characters */
+	json_t *j = json_string(s); /* NULL for text that is not UTF-8: written "" */
 	char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-	int rc = t ? cli_buf_puts(out, t) : -ENOMEM;
+	int rc = t ? cli_buf_puts(out, t) : j ? -ENOMEM : cli_buf_puts(out, "\"\"");
 
 	free(t);
 	json_decref(j);

@@ -144,7 +144,7 @@ void bench_result_reason(struct bench_result *r, int status, const char *text, u
 		return;
 	}
 	r->reasons[i].status = status;
-	snprintf(r->reasons[i].text, sizeof r->reasons[i].text, "%s", text);
+	snprintf(r->reasons[i].text, sizeof(r->reasons[i].text), "%s", text);
 	r->reasons[i].count = count;
 	r->nreasons++;
 }

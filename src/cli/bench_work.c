@@ -515,7 +515,7 @@ size_t bench_reply_reason(const char *body, size_t len, char out[BENCH_REASON_LE
 	json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
 	json_t *d = json_object_get(doc, "detail");
 	const char *s = json_string_value(d);
-	size_t n;
+	size_t n, i;
 
 	if (!s && json_is_array(d))
 		s = json_string_value(json_object_get(json_array_get(d, 0), "msg"));
@@ -532,6 +532,9 @@ size_t bench_reply_reason(const char *body, size_t len, char out[BENCH_REASON_LE
 	if (n)
 		memcpy(out, s, n);
 	out[n] = '\0';
+	for (i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = ' '; /* the text report goes to a terminal */
 	json_decref(doc);
 	return n;
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "cli/args.h"
 #include "cli/bench.h"
@@ -472,6 +473,9 @@ static void test_reply_reason(void **state)
 	const char *etcd = "{\"error\":\"etcdserver: too many operations in txn request\","
 			   "\"code\":3,\"message\":\"etcdserver: too many operations in txn "
 			   "request\"}";
+	const char *ctl = "{\"detail\":\"two\\nlines\\u001b[31m\\u007f!\"}";
+	const char *none[] = {"", "<html>503</html>", "{\"detail\":7}", "[\"detail\"]",
+			      "{\"detail\":\"cut"};
 	size_t i, n;
 
 	(void)state;
@@ -483,8 +487,9 @@ static void test_reply_reason(void **state)
 	assert_string_equal(why, "etcdserver: too many operations in txn request");
 	bench_reply_reason("{\"error\":\"boom\"}", 16, why);
 	assert_string_equal(why, "boom");
-	const char *none[] = {"", "<html>503</html>", "{\"detail\":7}", "[\"detail\"]",
-			      "{\"detail\":\"cut"};
+	/* control characters would reach the terminal */
+	bench_reply_reason(ctl, strlen(ctl), why);
+	assert_string_equal(why, "two lines [31m !");
 	for (i = 0; i < sizeof none / sizeof *none; i++) {
 		strcpy(why, "x");
 		assert_int_equal(bench_reply_reason(none[i], strlen(none[i]), why), 0);
@@ -503,15 +508,19 @@ static void test_reply_reason(void **state)
 }
 
 /* Reasons are counted per status and text, merged across threads; past
- * BENCH_REASONS distinct ones only counted; the report shows them. */
+ * BENCH_REASONS distinct ones only counted. Both reports show them: the
+ * text report in its errors line, the JSON one escaped and parseable. */
 static void test_result_reasons(void **state)
 {
 	struct bench_result a, b;
 	struct bench_job job;
 	struct bench_opts o;
 	struct cli_buf out = CLI_BUF_INIT;
-	char text[32];
+	char text[32], *txt = NULL;
+	size_t txt_len = 0;
 	unsigned i;
+	FILE *f;
+	json_t *doc, *reasons;
 
 	(void)state;
 	assert_int_equal(bench_result_init(&a), 0);
@@ -521,29 +530,65 @@ static void test_result_reasons(void **state)
 	bench_result_reason(&a, 503, "Too many pending requests", 1);
 	bench_result_reason(&b, 500, "Too many pending requests", 4); /* another status */
 	bench_result_reason(&b, 503, "Timed out waiting for commit", 5);
+	bench_result_reason(&b, 413, "", 2); /* a reply that named none */
 	assert_int_equal(bench_result_merge(&a, &b), 0);
-	assert_int_equal(a.nreasons, 3);
+	assert_int_equal(a.nreasons, 4);
 	assert_int_equal(a.reasons[0].count, 3);
 	assert_int_equal(a.reasons[1].count, 6);
 	assert_int_equal(a.reasons[2].status, 500);
 	assert_int_equal(a.reasons[2].count, 4);
-	for (i = 0; i < BENCH_REASONS + 2; i++) {
-		snprintf(text, sizeof text, "reason %u", i);
+	a.status[413] = 2;
+	a.status[500] = 4;
+	a.status[503] = 9;
+	a.err[BENCH_ERR_HTTP] = 15;
+	a.err[BENCH_ERR_TIMEOUT] = 1;
+
+	memset(&o, 0, sizeof(o));
+	make_job(&job, BENCH_TARGET_KVFS, BENCH_PUT);
+	f = open_memstream(&txt, &txt_len);
+	assert_non_null(f);
+	bench_report_text(f, &o, &job, "http://x", &a, NULL);
+	fclose(f);
+	assert_non_null(strstr(txt, "  errors      HTTP 413: 2, HTTP 500: 4 (Too many pending "
+				    "requests: 4), HTTP 503: 9 (Too many pending requests: 3, "
+				    "Timed out waiting for commit: 6), timeout: 1\n"));
+	free(txt);
+
+	/* past the table: counted, and said so */
+	for (i = 0; i < BENCH_REASONS + 1; i++) {
+		snprintf(text, sizeof(text), "reason \"%u\"\\", i);
 		bench_result_reason(&a, 503, text, 1);
 	}
 	assert_int_equal(a.nreasons, BENCH_REASONS);
 	assert_int_equal(a.reasons_other, 5);
+	txt = NULL;
+	f = open_memstream(&txt, &txt_len);
+	assert_non_null(f);
+	bench_report_text(f, &o, &job, "http://x", &a, NULL);
+	fclose(f);
+	assert_non_null(strstr(txt, "reason \"27\"\\: 1), other reasons: 5, timeout: 1\n"));
+	free(txt);
 
-	memset(&o, 0, sizeof o);
-	make_job(&job, BENCH_TARGET_KVFS, BENCH_PUT);
-	a.status[503] = 14;
-	bench_result_reason(&a, 503, "Timed out waiting for commit", 0);
 	assert_int_equal(bench_report_json(&out, &o, &job, "http://x", &a, NULL), 0);
-	assert_non_null(strstr(out.data, "\"http_reasons\":[{\"status\":503,\"detail\":"
-					 "\"Too many pending requests\",\"count\":3},"));
-	assert_non_null(strstr(out.data, "{\"status\":500,\"detail\":\"Too many pending "
-					 "requests\",\"count\":4}"));
-	assert_non_null(strstr(out.data, "\"http_reasons_other\":5}"));
+	doc = json_loadb(out.data, out.len, 0, NULL);
+	assert_non_null(doc);
+	reasons = json_object_get(json_object_get(doc, "errors"), "http_reasons");
+	assert_int_equal(json_array_size(reasons), BENCH_REASONS);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(reasons, 1),
+							      "detail")),
+			    "Timed out waiting for commit");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(reasons, 1), "count")),
+			 6);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(reasons, 3),
+							      "detail")),
+			    "");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(reasons, 4),
+							      "detail")),
+			    "reason \"0\"\\");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "errors"),
+							    "http_reasons_other")),
+			 5);
+	json_decref(doc);
 	cli_buf_free(&out);
 	bench_job_close(&job);
 	bench_result_close(&a);
