@@ -144,13 +144,24 @@ static int preload(struct bench_env *env, const struct bench_test *t)
 		return cli_fail(env->ctx, CLI_EXIT_ERROR, "out of memory");
 	}
 	status = engine(env, &job, &res, "preload");
-	if (status == CLI_EXIT_OK && (res.errors || res.items != t->nkeys))
+	if (status == CLI_EXIT_OK && (res.errors || res.items != t->nkeys)) {
+		/* the reason most replies gave, which usually says what to do */
+		const struct bench_reason *top = NULL;
+		char why[BENCH_REASON_LEN + 32] = "";
+		unsigned i;
+
+		for (i = 0; i < res.nreasons; i++)
+			if (res.reasons[i].text[0] && (!top || res.reasons[i].count > top->count))
+				top = &res.reasons[i];
+		if (top)
+			snprintf(why, sizeof(why), "; HTTP %d: %s", top->status, top->text);
 		status = cli_fail(env->ctx, res.ops ? CLI_EXIT_ERROR : CLI_EXIT_UNAVAILABLE,
 				  "bench: preloading %llu keys failed (%llu requests failed, "
-				  "%llu HTTP errors, %llu connect errors)",
+				  "%llu HTTP errors, %llu connect errors%s)",
 				  (unsigned long long)t->nkeys, (unsigned long long)res.errors,
 				  (unsigned long long)res.err[BENCH_ERR_HTTP],
-				  (unsigned long long)res.err[BENCH_ERR_CONNECT]);
+				  (unsigned long long)res.err[BENCH_ERR_CONNECT], why);
+	}
 	bench_result_close(&res);
 	bench_job_close(&job);
 	return status;
