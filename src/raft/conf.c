@@ -9,21 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "raft/impl.h"
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static bool conf_valid(const struct raft_conf *conf)
 {
@@ -56,7 +43,7 @@ int raft_conf_encode(const struct raft_conf *conf, void *buf, size_t cap)
 		size_t alen = strlen(s->addr);
 		if (pos + 11 + alen > cap)
 			return -EINVAL;
-		put_u64(p + pos, s->id);
+		put_le64(p + pos, s->id);
 		p[pos + 8] = (uint8_t)s->role;
 		p[pos + 9] = (uint8_t)(alen & 0xff);
 		p[pos + 10] = (uint8_t)(alen >> 8);
@@ -79,7 +66,7 @@ int raft_conf_decode(struct raft_conf *conf, const void *buf, size_t len)
 		struct raft_server *s = &conf->servers[i];
 		if (len - pos < 11)
 			return KVFS_EPROTO;
-		s->id = get_u64(p + pos);
+		s->id = get_le64(p + pos);
 		s->role = (enum raft_role)p[pos + 8];
 		size_t alen = (size_t)p[pos + 9] | ((size_t)p[pos + 10] << 8);
 		if (alen >= RAFT_ADDR_MAX || len - pos - 11 < alen)

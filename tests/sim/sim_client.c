@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "tests/sim/sim.h"
 
 struct sim_req {
@@ -40,20 +41,6 @@ struct sim_client {
 
 void finish_req(struct sim *s, struct sim_req *r, enum lc_outcome o, bool rec);
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Entry layout: req id u64, kind u8, key u8, value i64, expected i64. */
 #define ENTRY_LEN 26
 
@@ -66,10 +53,10 @@ void kv_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e)
 	if (e->type != RAFT_ENTRY_NORMAL || e->len != ENTRY_LEN)
 		return;
 	const uint8_t *p = e->data;
-	uint64_t rid = get_u64(p);
+	uint64_t rid = get_le64(p);
 	enum lc_kind kind = p[8];
 	int key = p[9] % SIM_KEYS;
-	int64_t value = (int64_t)get_u64(p + 10), expected = (int64_t)get_u64(p + 18);
+	int64_t value = (int64_t)get_le64(p + 10), expected = (int64_t)get_le64(p + 18);
 	enum lc_outcome out = LC_OK;
 	switch (kind) {
 	case LC_PUT:
@@ -116,10 +103,10 @@ void kv_snapshot(const struct sim_node *n, uint8_t **data, size_t *len)
 	*data = malloc(*len);
 	if (!*data)
 		abort();
-	put_u64(*data, n->applied);
+	put_le64(*data, n->applied);
 	for (int k = 0; k < SIM_KEYS; k++)
-		put_u64(*data + 8 + 8 * k, (uint64_t)n->kv[k]);
-	put_u64(*data + 8 + 8 * SIM_KEYS, n->applied_hash);
+		put_le64(*data + 8 + 8 * k, (uint64_t)n->kv[k]);
+	put_le64(*data + 8 + 8 * SIM_KEYS, n->applied_hash);
 }
 
 int kv_restore(struct sim_node *n, const uint8_t *data, size_t len)
@@ -127,8 +114,8 @@ int kv_restore(struct sim_node *n, const uint8_t *data, size_t len)
 	if (len != 8 + 8 * SIM_KEYS + 8)
 		return -1;
 	for (int k = 0; k < SIM_KEYS; k++)
-		n->kv[k] = (int64_t)get_u64(data + 8 + 8 * k);
-	n->applied_hash = get_u64(data + 8 + 8 * SIM_KEYS);
+		n->kv[k] = (int64_t)get_le64(data + 8 + 8 * k);
+	n->applied_hash = get_le64(data + 8 + 8 * SIM_KEYS);
 	return 0;
 }
 
@@ -228,11 +215,11 @@ void node_handle_req(struct sim *s, struct sim_node *n, struct sim_req *r)
 		return;
 	}
 	uint8_t e[ENTRY_LEN];
-	put_u64(e, r->id);
+	put_le64(e, r->id);
 	e[8] = (uint8_t)r->kind;
 	e[9] = (uint8_t)r->key;
-	put_u64(e + 10, (uint64_t)r->value);
-	put_u64(e + 18, (uint64_t)r->expected);
+	put_le64(e + 10, (uint64_t)r->value);
+	put_le64(e + 18, (uint64_t)r->expected);
 	rv = raft_propose(n->core, e, sizeof(e), &r->index, &r->term, &hint);
 	if (rv) {
 		if (hint)
