@@ -30,20 +30,28 @@ struct fs_inode *fs_get_ref(struct fs *fs, fuse_ino_t ino)
 	return i;
 }
 
-void fs_op_read_on(fuse_req_t req, fuse_ino_t ino, const struct fuse_file_info *fi,
-		   fs_cont_fn cont)
+struct fs_op *fs_op_on(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_op *op = fs_op_new(fs, req);
 	if (!op) {
 		fsm_reply_err(req, ENOMEM);
-		return;
+		return NULL;
 	}
 	if (!(op->ino = fs_get_ref(fs, ino))) {
 		fsm_reply_err(req, ESTALE);
 		fs_op_free(op);
-		return;
+		return NULL;
 	}
+	return op;
+}
+
+void fs_op_read_on(fuse_req_t req, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   fs_cont_fn cont)
+{
+	struct fs_op *op = fs_op_on(req, ino);
+	if (!op)
+		return;
 	if (fi)
 		op->fi = *fi;
 	fs_op_read(op, cont);

@@ -201,9 +201,11 @@ struct fs_op *fs_op_new(struct fs *fs, fuse_req_t req);
 /* The inode numbered ino with a reference taken (fs_inode_unref under
  * fs->lock to drop it), or NULL if the kernel's number is stale. */
 struct fs_inode *fs_get_ref(struct fs *fs, fuse_ino_t ino);
-/* The usual start of a request on one inode: a new op holding a reference
- * to ino (and a copy of fi, if given), run through fs_op_read; replies
- * ENOMEM or ESTALE itself when it cannot start. */
+/* A new op holding a reference to ino, or NULL after replying ENOMEM or
+ * ESTALE. */
+struct fs_op *fs_op_on(fuse_req_t req, fuse_ino_t ino);
+/* The usual start of a request on one inode: fs_op_on (and a copy of fi,
+ * if given), run through fs_op_read. */
 void fs_op_read_on(fuse_req_t req, fuse_ino_t ino, const struct fuse_file_info *fi,
 		   fs_cont_fn cont);
 void fs_op_free(struct fs_op *op);

@@ -327,16 +327,9 @@ static void attr_cont(struct fs_op *op, int rc)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fsm_begin(req, FSM_GETATTR);
-	struct fs *fs = fuse_req_userdata(req);
-	struct fs_op *op = fs_op_new(fs, req);
-	if (!op) {
-		fsm_reply_err(req, ENOMEM);
+	struct fs_op *op = fs_op_on(req, ino);
+	if (!op)
 		return;
-	}
-	if (!(op->ino = get_ref(fs, req, ino))) {
-		fs_op_free(op);
-		return;
-	}
 	if (fi || ino == FUSE_ROOT_ID) {
 		/* fstat of an open file: its own state is current; the root
 		 * always exists. */
@@ -371,17 +364,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	fsm_begin(req, FSM_SETATTR);
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_op *op = fs_op_new(fs, req);
+	struct fs_op *op = fs_op_on(req, ino);
 	struct byte_buf key;
 	int rc = 0;
-	if (!op) {
-		fsm_reply_err(req, ENOMEM);
+	if (!op)
 		return;
-	}
-	if (!(op->ino = get_ref(fs, req, ino))) {
-		fs_op_free(op);
-		return;
-	}
 	bb_init(&key);
 	log_debug("fs", "setattr ino %llu to_set 0x%x size %lld", (unsigned long long)ino, to_set,
 		  (long long)attr->st_size);
