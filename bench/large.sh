@@ -94,7 +94,7 @@ for c in $(seq 0 9); do
 done
 # The flatness figure: the last tenth's rate against the first's, and the
 # mean of the nine after the first (one tenth's rate moves by 10-20% with
-# where a long compaction falls, see README).
+# where a long compaction falls, see bench/LARGE.md).
 python3 -c 'import sys; r=[float(x) for x in sys.argv[1:]]; print("last 10%% / first 10%%: %.1f%% (%.0f / %.0f keys/s); mean of chunks 1-9 / chunk 0: %.1f%%" % (100 * r[9] / r[0], r[9], r[0], 100 * sum(r[1:]) / 9 / r[0]))' "${rate[@]}"
 # The nodes' CPU seconds (user + system) so far, all three together: during
 # a GET run, what is not serving GETs is mostly LevelDB compacting.

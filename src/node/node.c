@@ -245,7 +245,7 @@ static struct node_req *take_queue(struct node *n, bool *stopping)
  * BG_SLOW_FLUSH_MS, --flush-max of applied state waiting, or someone waiting
  * for a flush) it goes back to normal priority until the store is calm.
  *
- * Measured (README, Performance; nodes in one session, as
+ * Measured (bench/NOTES.md; nodes in one session, as
  * scripts/cluster.sh starts them): bursts on a small store go faster (the
  * seed suite's batch-500 row 171,000-193,000 -> 219,000-229,000 items/s),
  * but bench/large.sh's 20M keys lose: the fresh store's first tenth runs

@@ -19,8 +19,8 @@
  * Why not write each apply batch to LevelDB: that is a second fsync per
  * batch on the disk where the Raft log fsyncs every batch, and the two
  * contend. Skipping it made 64-connection writes 18% faster and
- * one-connection writes 43% faster on the development machine (README,
- * Performance). Flushing every few tens of milliseconds also merges
+ * one-connection writes 43% faster on the development machine
+ * (bench/NOTES.md). Flushing every few tens of milliseconds also merges
  * overwrites of hot keys, and takes LevelDB's memtable inserts off the node
  * loop.
  */
