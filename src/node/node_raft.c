@@ -714,7 +714,8 @@ void node_turn(struct node *n, struct node_req *reqs, bool tick)
 	    !raft_conf_find(raft_conf_get(n->raft), n->cfg.id)) {
 		n->removed = true;
 		log_warn("node", "this node was removed from the cluster: it stops taking part "
-				 "(stop it, or wipe its data to join again)");
+				 "(stop it; to add this machine again, wipe its data and add it "
+				 "under a new id, never this one: kvfsd(8), CAVEATS)");
 	}
 	if (tick && !n->removed)
 		raft_tick(n->raft);

@@ -12,6 +12,9 @@
  *       runs the regression seeds listed in FILE ("seed mode" per line)
  *   kvfs-sim --ci-seeds
  *       prints how many seeds make check runs by default
+ *   --rejoin-same-id (with --seed or --seeds)
+ *       membership runs end by wiping a removed server and adding it again
+ *       under its old id: unsafe, see tests/sim/README.md
  *
  * A run: 45 simulated seconds of faults (message loss 0-30%, duplication,
  * delay spikes that reorder, symmetric and asymmetric partitions, isolating
@@ -44,7 +47,10 @@ struct run {
 	struct sim *s;
 	enum mode mode;
 	unsigned loss_max;
-	int members_phase; /* membership mode: 0 growing, 1 shrinking, 2 done */
+	int members_phase; /* membership mode: 0 growing, 1 shrinking, 2 one
+			      removed server wiped and added again, 3 it is
+			      promoted, 4 done */
+	uint64_t rejoined;  /* the server of phases 2-3 */
 };
 
 static void fault_heal_net(struct sim *s, void *arg)
@@ -216,22 +222,67 @@ static void fault(struct sim *s, void *arg)
 	sim_schedule_fn(s, s->now + sim_rand_range(s, 200, 2500) * MS, fault, r);
 }
 
+/* Phase 2 of membership mode: a server whose removal the leader has
+ * applied (so no leader to come counts it as a voter), or 0. */
+static uint64_t removed_server(struct sim *s, uint64_t leader)
+{
+	const struct raft_conf *conf = raft_conf_get(s->nodes[leader].core);
+	const struct raft_conf *applied = &s->nodes[leader].applied_conf;
+	uint64_t first = sim_rand_range(s, 1, s->o.nodes);
+	for (uint64_t k = 0; k < s->o.nodes; k++) {
+		uint64_t id = (first - 1 + k) % s->o.nodes + 1;
+		if (id != leader && !raft_conf_find(conf, id) && !raft_conf_find(applied, id))
+			return id;
+	}
+	return 0;
+}
+
+/* --rejoin-same-id: membership runs end with a removed server wiped and
+ * added again under its old id. Not in CI: it loses committed entries, and
+ * the simulator shows how (tests/sim/README.md, "Rejoining under the same
+ * id"). */
+static bool rejoin_same_id;
+
 /* Membership mode: grow 3 -> 5 (each as learner, then promoted), then
- * shrink back to 3 voters, removing random voters (the leader included). */
+ * shrink back to 3 voters, removing random voters (the leader included);
+ * with --rejoin-same-id, then one removed server loses its disk and is
+ * added again under its id and promoted, soon after the leader applied
+ * its removal. */
 static void membership(struct sim *s, void *arg)
 {
 	struct run *r = arg;
 	uint64_t leader = sim_leader(s);
-	if (r->members_phase == 2 || s->now >= FAULTS_END)
+	if (r->members_phase == 4 || (r->members_phase == 2 && !rejoin_same_id) ||
+	    s->now >= FAULTS_END)
 		return;
-	sim_schedule_fn(s, s->now + sim_rand_range(s, 500, 2000) * MS, membership, r);
+	sim_schedule_fn(s,
+			s->now + (r->members_phase == 2 ? sim_rand_range(s, 20, 400)
+							: sim_rand_range(s, 500, 2000)) *
+					 MS,
+			membership, r);
 	if (!leader || s->nodes[leader].busy)
 		return;
 	struct raft_core *c = s->nodes[leader].core;
 	const struct raft_conf *conf = raft_conf_get(c);
 	enum raft_change_kind kind = 0;
 	uint64_t id = 0;
-	if (r->members_phase == 0) {
+	if (r->members_phase == 2) {
+		if (!(id = removed_server(s, leader)))
+			return;
+		sim_wipe(s, id);
+		kind = RAFT_ADD_LEARNER;
+	} else if (r->members_phase == 3) {
+		const struct raft_server *sv = raft_conf_find(conf, r->rejoined);
+		if (sv && sv->role == RAFT_VOTER) {
+			r->members_phase = 4;
+			return;
+		}
+		if (!sv) { /* its addition was lost with a leader: add it again */
+			kind = RAFT_ADD_LEARNER, id = r->rejoined;
+		} else {
+			kind = RAFT_PROMOTE, id = r->rejoined;
+		}
+	} else if (r->members_phase == 0) {
 		for (uint64_t i = 4; i <= 5 && !kind; i++) {
 			const struct raft_server *sv = raft_conf_find(conf, i);
 			if (!sv)
@@ -254,6 +305,10 @@ static void membership(struct sim *s, void *arg)
 	char addr[32];
 	snprintf(addr, sizeof(addr), "sim://%llu", (unsigned long long)id);
 	int rv = raft_change(c, kind, id, addr, NULL);
+	if (r->members_phase == 2 && rv == 0) {
+		r->members_phase = 3;
+		r->rejoined = id;
+	}
 	sim_log(s, "membership: %s n%llu via leader n%llu: %d",
 		kind == RAFT_ADD_LEARNER ? "add learner"
 		: kind == RAFT_PROMOTE	 ? "promote"
@@ -390,6 +445,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: kvfs-sim --seed S [--nodes 3|5 | --membership] [--history FILE]\n"
 		"       kvfs-sim --seeds N [--first F] [--nodes 3|5 | --membership] [--stop]\n"
+		"       (either with --rejoin-same-id: see tests/sim/README.md)\n"
 		"       kvfs-sim --seed-file FILE\n");
 	exit(2);
 }
@@ -417,6 +473,8 @@ int main(int argc, char **argv)
 			fixed_mode = k == 3 ? MODE_3 : MODE_5;
 		} else if (!strcmp(a, "--membership")) {
 			fixed_mode = MODE_MEMBERSHIP;
+		} else if (!strcmp(a, "--rejoin-same-id")) {
+			rejoin_same_id = true;
 		} else if (!strcmp(a, "--history") && i + 1 < argc) {
 			hist = argv[++i];
 		} else if (!strcmp(a, "--seed-file") && i + 1 < argc) {

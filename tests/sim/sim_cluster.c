@@ -710,6 +710,15 @@ static void restart_fn(struct sim *s, void *arg)
 	sim_restart(s, (uint64_t)(uintptr_t)arg);
 }
 
+void sim_wipe(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+	sim_crash(s, id);
+	sim_log(s, "n%llu wiped", (unsigned long long)id);
+	disk_free(&n->disk); /* no bootstrap membership either */
+	sim_restart(s, id);
+}
+
 void sim_restart_later(struct sim *s, uint64_t id, uint64_t after_us)
 {
 	sim_schedule_fn(s, s->now + after_us, restart_fn, (void *)(uintptr_t)id);
