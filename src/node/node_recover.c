@@ -152,8 +152,8 @@ int node_raft_open(struct node *n)
 			  "(%llu): it lost writes that were durable; not starting on it (restore the "
 			  "data directory from a backup, or, in a cluster, remove the member with "
 			  "'kvfs member remove', empty its whole data directory, start it with "
-			  "--join and add it back with 'kvfs member add': it copies the state from "
-			  "the others)",
+			  "--join under a new id and add it with 'kvfs member add': it copies the "
+			  "state from the others; never reuse the old id, kvfsd(8) CAVEATS)",
 			  (unsigned long long)applied, (unsigned long long)snap.index);
 		rc = KVFS_ECORRUPT;
 		goto out;

@@ -223,7 +223,8 @@ static void fault(struct sim *s, void *arg)
 }
 
 /* Phase 2 of membership mode: a server whose removal the leader has
- * applied (so no leader to come counts it as a voter), or 0. */
+ * applied (so no up-to-date leader counts it as a voter; one that is behind
+ * may, which is the hazard), or 0. */
 static uint64_t removed_server(struct sim *s, uint64_t leader)
 {
 	const struct raft_conf *conf = raft_conf_get(s->nodes[leader].core);
@@ -267,10 +268,15 @@ static void membership(struct sim *s, void *arg)
 	enum raft_change_kind kind = 0;
 	uint64_t id = 0;
 	if (r->members_phase == 2) {
-		if (!(id = removed_server(s, leader)))
-			return;
-		sim_wipe(s, id);
-		kind = RAFT_ADD_LEARNER;
+		/* Wiped once; the addition is tried again until the leader
+		 * takes it (not while another change or its term's first
+		 * entry is uncommitted). */
+		if (!r->rejoined) {
+			if (!(r->rejoined = removed_server(s, leader)))
+				return;
+			sim_wipe(s, r->rejoined);
+		}
+		kind = RAFT_ADD_LEARNER, id = r->rejoined;
 	} else if (r->members_phase == 3) {
 		const struct raft_server *sv = raft_conf_find(conf, r->rejoined);
 		if (sv && sv->role == RAFT_VOTER) {
@@ -305,10 +311,8 @@ static void membership(struct sim *s, void *arg)
 	char addr[32];
 	snprintf(addr, sizeof(addr), "sim://%llu", (unsigned long long)id);
 	int rv = raft_change(c, kind, id, addr, NULL);
-	if (r->members_phase == 2 && rv == 0) {
+	if (r->members_phase == 2 && rv == 0)
 		r->members_phase = 3;
-		r->rejoined = id;
-	}
 	sim_log(s, "membership: %s n%llu via leader n%llu: %d",
 		kind == RAFT_ADD_LEARNER ? "add learner"
 		: kind == RAFT_PROMOTE	 ? "promote"

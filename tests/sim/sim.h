@@ -169,8 +169,8 @@ void sim_violation(struct sim *s, const char *fmt, ...) __attribute__((format(pr
 void sim_run_until(struct sim *s, uint64_t t);
 void sim_crash(struct sim *s, uint64_t id);
 int sim_restart(struct sim *s, uint64_t id);
-/* The operator's remove, wipe and add again: node id (which no leader's
- * membership may count as a voter) loses its disk and restarts empty,
+/* The operator's remove, wipe and add again: node id (removed in the
+ * up-to-date leader's membership) loses its disk and restarts empty,
  * waiting to be added, like kvfsd --join. */
 void sim_wipe(struct sim *s, uint64_t id);
 void sim_restart_later(struct sim *s, uint64_t id, uint64_t after_us);
