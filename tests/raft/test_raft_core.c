@@ -527,6 +527,24 @@ static void test_lost_probe_of_a_new_member_is_sent_again(void **state)
 	raft_destroy(c);
 }
 
+/* Learner 2 answers a heartbeat saying it has entry 1 only (it lost its
+ * log): the leader probes it from there, its match unknown (0) until the
+ * probe succeeds. Returns the probe. */
+static struct raft_msg answer_lost_log(struct raft_core *c, uint64_t term)
+{
+	struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = term};
+	struct raft_msg got;
+	uint64_t match = 1, next = 0;
+	m.reject = 1;
+	m.index = 1;
+	assert_int_equal(raft_step(c, &m), 0);
+	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
+	assert_int_equal(got.index, 1);
+	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
+	assert_int_equal(match, 0);
+	return got;
+}
+
 /* A follower whose log lost entries it had acknowledged (a wiped data
  * directory) says so in its heartbeat answer, and the leader starts again
  * from what it has instead of waiting for a write that never comes. */
@@ -553,18 +571,13 @@ static void test_member_that_lost_its_log_is_replicated_again(void **state)
 	struct raft_status st;
 	uint64_t match = 0, next = 0;
 	c = leader_with_caught_up_learner(&st);
-	/* It says it has entry 1 only: probed from there, its match unknown
-	 * (0) until the probe succeeds, so nothing is committed to it. */
+	/* It says it has entry 1 only: probed from there with everything
+	 * after it, and nothing is committed to it meanwhile. */
+	got = answer_lost_log(c, st.term);
+	assert_int_equal(got.n_entries, st.last_index - 1);
+	/* A reject that says no less than its match changes nothing. */
 	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
 	m.reject = 1;
-	m.index = 1;
-	assert_int_equal(raft_step(c, &m), 0);
-	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
-	assert_int_equal(got.index, 1);
-	assert_int_equal(got.n_entries, st.last_index - 1);
-	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
-	assert_int_equal(match, 0);
-	/* A reject that says no less than its match changes nothing. */
 	m.index = 5;
 	assert_int_equal(raft_step(c, &m), 0);
 	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
@@ -628,14 +641,7 @@ static void test_probe_rejected_at_the_match_is_not_sent_again(void **state)
 	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
 	assert_int_equal(match, acked);
 	/* Its heartbeat answer then says it lost its log: probed from there. */
-	m = (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = st.term};
-	m.reject = 1;
-	m.index = 1;
-	assert_int_equal(raft_step(c, &m), 0);
-	assert_int_equal(sent_to(c, 2, RAFT_MSG_APPEND, &got), 1);
-	assert_int_equal(got.index, 1);
-	assert_int_equal(raft_progress(c, 2, &match, &next), 0);
-	assert_int_equal(match, 0);
+	answer_lost_log(c, st.term);
 	raft_destroy(c);
 }
 
