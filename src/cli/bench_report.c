@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cli/bench.h"
+#include "cli/output.h"
 
 static const double pcts[] = {50, 90, 99, 99.9};
 static const char *const pct_names[] = {"p50", "p90", "p99", "p99.9"};
@@ -125,10 +126,8 @@ void bench_report_text(FILE *out, const struct bench_opts *o, const struct bench
 static int json_text(struct cli_buf *out, const char *s)
 {
 	json_t *j = json_string(s); /* NULL for text that is not UTF-8: written "" */
-	char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-	int rc = t ? cli_buf_puts(out, t) : j ? -ENOMEM : cli_buf_puts(out, "\"\"");
+	int rc = j ? cli_json_compact(j, out) : cli_buf_puts(out, "\"\"");
 
-	free(t);
 	json_decref(j);
 	return rc;
 }
