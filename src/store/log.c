@@ -39,6 +39,7 @@
 #define FRAME_HEADER 12	      /* payload crc32c, payload length, crc32c of those 8 */
 #define FRAME_MAX (1u << 30)  /* sanity bound on one frame's payload */
 #define REC_HEADER 5	      /* type, payload length */
+#define DIO_ALIGN 4096	      /* offset, length and memory alignment of direct writes */
 
 enum { REC_ENTRY = 1, REC_HARD_STATE = 2, REC_TRUNCATE = 3, REC_SNAPSHOT = 4 };
 
@@ -77,6 +78,11 @@ struct rlog {
 	uint64_t syncs;		   /* atomic */
 	uint64_t disk_bytes;	   /* atomic */
 	struct spare spare;
+	bool direct;	      /* fd takes direct writes (write_frame) */
+	bool buffered;	      /* never use direct writes (rlog_set_buffered, or they failed) */
+	uint8_t *dbuf;	      /* DIO_ALIGN-aligned; while direct, its first size % DIO_ALIGN
+				 bytes are the current segment's last partial block */
+	size_t dcap;
 };
 
 /* ---- segments ---- */
@@ -159,6 +165,8 @@ static int make_segment(struct rlog *l, uint64_t seq, bool zero)
 		log_debug("log", "cannot preallocate %s/%s: %s", l->path, name, strerror(errno));
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
+	if (rc == 0) /* clean now; direct writes would only have to drop them */
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (rc == 0 && renameat(l->dirfd, tmp, l->dirfd, name) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(l->dirfd) < 0)
@@ -332,6 +340,37 @@ static int spare_take(struct rlog *l, uint64_t seq)
 	return fd;
 }
 
+/* Makes fd, the segment now written, take direct writes (O_DIRECT) where
+ * the file system allows it. Its last partial block, the tail_len bytes at
+ * tail, is kept in l->dbuf and written again in front of the next frame
+ * (write_frame). The fdatasync then has no dirty page to write back:
+ * one-connection PUT 4-9% and 64 connections 5% faster on fresh 3-node
+ * clusters (bench/NOTES.md); and the log no longer fills the page cache
+ * (which a memory cgroup counts) with pages it never reads. */
+static void use_segment(struct rlog *l, int fd, const void *tail, size_t tail_len)
+{
+	l->direct = false;
+	if (l->buffered)
+		return;
+	if (!l->dbuf) {
+		void *b;
+		if (posix_memalign(&b, DIO_ALIGN, DIO_ALIGN) != 0)
+			return;
+		l->dbuf = b;
+		l->dcap = DIO_ALIGN;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
+		log_info("log", "%s: the file system takes no direct writes (%s); the log is "
+				"written through the page cache",
+			 l->path, strerror(errno));
+		l->buffered = true;
+		return;
+	}
+	memcpy(l->dbuf, tail, tail_len);
+	l->direct = true;
+}
+
 /* Makes segment seq the one written: the spare prepared ahead when there is
  * one (commit_records asks for it once the current segment is half full, so
  * the switch costs the node loop nothing), else made here. */
@@ -353,6 +392,7 @@ static int new_segment(struct rlog *l, uint64_t seq)
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = fd;
+	use_segment(l, fd, SEG_MAGIC, SEG_MAGIC_LEN);
 	__atomic_fetch_add(&l->disk_bytes, SEG_MAGIC_LEN, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -758,12 +798,20 @@ int rlog_open(const char *path, struct rlog **out)
 	} else {
 		char name[32];
 		seg_name(name, sizeof name, l->segs[l->n_segs - 1].seq);
-		l->fd = openat(l->dirfd, name, O_WRONLY | O_CLOEXEC);
-		if (l->fd < 0) {
-			log_error("log", "cannot open %s/%s: %s", path, name, strerror(errno));
+		uint64_t size = l->segs[l->n_segs - 1].size;
+		uint8_t tail[DIO_ALIGN];
+		size_t tail_len = (size_t)(size % DIO_ALIGN);
+		l->fd = openat(l->dirfd, name, O_RDWR | O_CLOEXEC);
+		rc = l->fd < 0 ? -errno : 0;
+		ssize_t got = rc == 0 ? pread(l->fd, tail, tail_len, (off_t)(size - tail_len)) : 0;
+		if (rc == 0 && got != (ssize_t)tail_len)
+			rc = got < 0 ? -errno : -EIO;
+		if (rc < 0) {
+			log_error("log", "cannot open %s/%s: %s", path, name, strerror(-rc));
 			rc = KVFS_ESTORAGE;
 			goto fail;
 		}
+		use_segment(l, l->fd, tail, tail_len);
 	}
 	*out = l;
 	return 0;
@@ -796,6 +844,7 @@ void rlog_close(struct rlog *l)
 	if (l->dirfd >= 0)
 		close(l->dirfd);
 	bb_free(&l->rec);
+	free(l->dbuf);
 	free(l->segs);
 	free(l->path);
 	free(l);
@@ -843,6 +892,61 @@ static void put_record(struct byte_buf *b, uint8_t type, const void *a, size_t a
 		bb_put(b, c, clen);
 }
 
+/* Writes the frame built in l->rec at offset off of the current segment
+ * (its end). Direct: whole aligned blocks from the one off falls in, its
+ * first bytes again (kept in l->dbuf), then the frame, then zeros, which
+ * is what the space after the end holds anyway (a spare's zeros, or none);
+ * the scan ends a segment at its first zeros. */
+static int write_frame(struct rlog *l, uint64_t off)
+{
+	if (!l->direct)
+		return write_at(l->fd, l->rec.data, l->rec.len, off);
+	size_t tail = (size_t)(off % DIO_ALIGN), end = tail + l->rec.len;
+	size_t padded = (end + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+	if (padded > l->dcap) {
+		void *b;
+		if (posix_memalign(&b, DIO_ALIGN, padded) != 0)
+			return -ENOMEM;
+		memcpy(b, l->dbuf, tail);
+		free(l->dbuf);
+		l->dbuf = b;
+		l->dcap = padded;
+	}
+	memcpy(l->dbuf + tail, l->rec.data, l->rec.len);
+	memset(l->dbuf + end, 0, padded - end);
+	int rc = write_at(l->fd, l->dbuf, padded, off - tail);
+	if (rc == -EINVAL) {
+		/* Alignment stricter than DIO_ALIGN, or a file system that
+		 * accepted O_DIRECT and refuses the write: the same bytes
+		 * through the page cache, and so from now on. */
+		log_info("log", "%s: direct write refused (%s); the log is written through the "
+				"page cache",
+			 l->path, strerror(-rc));
+		int fl = fcntl(l->fd, F_GETFL);
+		if (fl < 0 || fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+			return -errno;
+		l->direct = false;
+		l->buffered = true;
+		return write_at(l->fd, l->rec.data, l->rec.len, off);
+	}
+	if (rc < 0)
+		return rc;
+	size_t keep = end % DIO_ALIGN; /* the new last partial block */
+	if (padded > (8u << 20)) {
+		/* do not keep the memory of one huge batch */
+		void *b;
+		if (posix_memalign(&b, DIO_ALIGN, DIO_ALIGN) == 0) {
+			memcpy(b, l->dbuf + end - keep, keep);
+			free(l->dbuf);
+			l->dbuf = b;
+			l->dcap = DIO_ALIGN;
+			return 0;
+		}
+	}
+	memmove(l->dbuf, l->dbuf + end - keep, keep);
+	return 0;
+}
+
 /* Writes the records built in l->rec to the last segment and syncs them. */
 static int commit_records(struct rlog *l)
 {
@@ -862,7 +966,7 @@ static int commit_records(struct rlog *l)
 	else if (rc == 0 && l->segs[l->n_segs - 1].size >= SEG_TARGET / 2)
 		spare_request(l, l->segs[l->n_segs - 1].seq + 1);
 	if (rc == 0) {
-		rc = write_at(l->fd, l->rec.data, l->rec.len, l->segs[l->n_segs - 1].size);
+		rc = write_frame(l, l->segs[l->n_segs - 1].size);
 		if (rc == 0 && fdatasync(l->fd) < 0)
 			rc = -errno;
 		__atomic_fetch_add(&l->syncs, 1, __ATOMIC_RELAXED);
@@ -1001,6 +1105,21 @@ uint64_t rlog_spares_used(struct rlog *l)
 	uint64_t n = l->spare.taken;
 	pthread_mutex_unlock(&l->spare.mu);
 	return n;
+}
+
+void rlog_set_buffered(struct rlog *l)
+{
+	if (l->direct) {
+		int fl = fcntl(l->fd, F_GETFL);
+		if (fl >= 0 && fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) == 0)
+			l->direct = false;
+	}
+	l->buffered = !l->direct;
+}
+
+bool rlog_direct(struct rlog *l)
+{
+	return l->direct;
 }
 
 uint64_t rlog_sync_count(struct rlog *l)

@@ -3,7 +3,10 @@
  * metadata as an append-only stream of records in segment files. Every write
  * is one write(2) and one fdatasync, so entries and the hard state that goes
  * with them become durable together (a follower's acknowledgement, a vote,
- * are only sent after the write returned).
+ * are only sent after the write returned). The write is direct (O_DIRECT:
+ * whole 4 KiB blocks, the last partial one rewritten with the frame that
+ * follows it, zeros after the end) where the file system allows it, else
+ * through the page cache.
  *
  * Files: NNNNNNNNNNNNNNNN.seg (16 hex digits, replayed in that order), each
  * starting with the 8 bytes "kvfslog1" followed by records; LOCK (flock'd
@@ -43,6 +46,7 @@
 #ifndef KVFS_STORE_LOG_H
 #define KVFS_STORE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,5 +107,11 @@ uint64_t rlog_sync_count(struct rlog *log);
 
 /* Segments that were prepared ahead when the log switched to them (tests). */
 uint64_t rlog_spares_used(struct rlog *log);
+
+/* Whether the segment being written takes direct writes (O_DIRECT, where the
+ * file system allows it), and a switch to writes through the page cache
+ * from now on (tests of that path). Node loop only. */
+bool rlog_direct(struct rlog *log);
+void rlog_set_buffered(struct rlog *log);
 
 #endif

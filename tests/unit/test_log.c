@@ -382,6 +382,76 @@ static void test_large_and_empty_payloads(void **state)
 	free(big);
 }
 
+/* Entry i's payload in test_direct_and_buffered_writes_interleave. */
+static uint8_t sized_byte(uint64_t i, size_t j)
+{
+	return (uint8_t)(i * 31 + j * 7 + 1);
+}
+
+struct sized_check {
+	const size_t *sizes;
+	size_t n;
+};
+
+static int check_sized(const struct rlog_entry *e, void *ud)
+{
+	struct sized_check *c = ud;
+	assert_int_equal(e->index, c->n + 1);
+	assert_int_equal(e->len, c->sizes[c->n]);
+	for (size_t j = 0; j < e->len; j++)
+		if (((const uint8_t *)e->data)[j] != sized_byte(e->index, j))
+			fail_msg("entry %llu byte %zu differs", (unsigned long long)e->index, j);
+	c->n++;
+	return 0;
+}
+
+static void test_direct_and_buffered_writes_interleave(void **state)
+{
+	/* Frames of many sizes, some ending exactly on a 4 KiB block and some
+	 * larger than 8 MiB, written directly (each rewriting the last partial
+	 * block in front of it, kept in memory) or through the page cache,
+	 * with reopens in between (which read that block back from the file),
+	 * all load back byte for byte. A file system that takes O_DIRECT gets
+	 * direct writes. */
+	struct fx *f = *state;
+	static const size_t sizes[] = {1,    100,  4096 - 8 - 12 - 22, 4096, 4097, 0,  3000,
+				       9000, 1 << 20, (9u << 20) + 5, 17, 4095, 8191, 300};
+	size_t n = sizeof sizes / sizeof *sizes;
+	char probe[4200];
+	snprintf(probe, sizeof probe, "%s/probe", f->path);
+	int pfd = open(probe, O_WRONLY | O_CREAT | O_DIRECT, 0600);
+	bool direct_ok = pfd >= 0;
+	if (pfd >= 0) {
+		close(pfd);
+		unlink(probe);
+	}
+	assert_int_equal(rlog_direct(f->log), direct_ok);
+	uint8_t *buf = malloc(sizes[9]);
+	assert_non_null(buf);
+	for (size_t k = 0; k < n; k++) {
+		uint64_t i = k + 1;
+		if (k % 3 == 1) {
+			rlog_set_buffered(f->log);
+			assert_false(rlog_direct(f->log));
+		}
+		for (size_t j = 0; j < sizes[k]; j++)
+			buf[j] = sized_byte(i, j);
+		struct rlog_entry e = {.index = i, .term = 1, .data = buf, .len = sizes[k]};
+		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
+		if (k % 2) {
+			reopen(f);
+			assert_int_equal(rlog_direct(f->log), direct_ok);
+		}
+	}
+	free(buf);
+	rlog_close(f->log);
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	struct sized_check c = {.sizes = sizes};
+	free(f->snap.membership);
+	assert_int_equal(rlog_load(f->log, &f->hs, &f->snap, check_sized, &c), 0);
+	assert_int_equal(c.n, n);
+}
+
 static void test_hard_state(void **state)
 {
 	/* The hard state is stored alone or with entries, the last write wins, and it survives reopen. */
@@ -892,6 +962,7 @@ int main(void)
 		T(test_empty_log),
 		T(test_append_load_round_trip),
 		T(test_large_and_empty_payloads),
+		T(test_direct_and_buffered_writes_interleave),
 		T(test_hard_state),
 		T(test_truncate_then_append),
 		T(test_truncate_without_append),
