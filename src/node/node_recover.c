@@ -158,6 +158,22 @@ int node_raft_open(struct node *n)
 		rc = KVFS_ECORRUPT;
 		goto out;
 	}
+	/* A membership entry this version cannot read (a later version wrote
+	 * it): the Raft core would refuse the log; say why. */
+	for (size_t i = 0; i < lc.n; i++) {
+		struct raft_conf conf;
+		if (lc.ents[i].type == RAFT_ENTRY_CONF &&
+		    raft_conf_decode(&conf, lc.ents[i].data, lc.ents[i].len) != 0) {
+			log_error("node",
+				  "the Raft log holds a membership entry at index %llu in a format "
+				  "this version cannot read (version byte %u): a later version of "
+				  "kvfsd wrote it; run that version",
+				  (unsigned long long)lc.ents[i].index,
+				  lc.ents[i].len ? ((const uint8_t *)lc.ents[i].data)[0] : 0u);
+			rc = KVFS_ECONFIG;
+			goto out;
+		}
+	}
 	/* The membership in effect at the state machine's applied index. */
 	for (size_t i = 0; i < lc.n && lc.ents[i].index <= applied; i++)
 		if (lc.ents[i].type == RAFT_ENTRY_CONF)

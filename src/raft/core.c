@@ -101,6 +101,29 @@ int raft_push_read_result(struct raft_core *c, uint64_t ctx, uint64_t index, int
 	return 0;
 }
 
+/* Whether every configuration entry among e[0..n) decodes. One that does
+ * not (written by a later version, in a format this one cannot read) is
+ * refused with its message, as an InstallSnapshot's membership is: taking
+ * the entry while ignoring the change it makes would leave this server
+ * counting votes and acknowledgements in a membership that no longer is. */
+static bool confs_readable(struct raft_core *c, const struct raft_entry *e, size_t n,
+			   uint64_t from)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct raft_conf conf;
+		if (e[i].type == RAFT_ENTRY_CONF &&
+		    raft_conf_decode(&conf, e[i].data, e[i].len) != 0) {
+			raft_rtrace(c, RAFT_TRACE_INFO,
+				    "configuration entry at %llu from %llu is in a format this "
+				    "version cannot read (version byte %u): refused",
+				    (unsigned long long)e[i].index, (unsigned long long)from,
+				    e[i].len ? ((const uint8_t *)e[i].data)[0] : 0u);
+			return false;
+		}
+	}
+	return true;
+}
+
 int raft_create(const struct raft_config *cfg, const struct raft_init *init, struct raft_core **out)
 {
 	struct raft_core *c;
@@ -138,7 +161,7 @@ int raft_create(const struct raft_config *cfg, const struct raft_init *init, str
 		const struct raft_entry *e = &init->entries[i];
 		if (e->index != raft_log_last_index(&c->log) + 1 ||
 		    e->term < raft_log_last_term(&c->log) || e->term > c->term ||
-		    (e->len && !e->data))
+		    (e->len && !e->data) || !confs_readable(c, e, 1, c->id))
 			goto err_after_alloc;
 		if (raft_log_append(&c->log, e->term, e->type, e->data, e->len))
 			goto err_after_alloc;
@@ -201,6 +224,8 @@ int raft_step(struct raft_core *c, const struct raft_msg *m)
 	assert(!c->in_ready);
 	if (m->to != c->id || m->from == 0 || m->from == c->id || m->type == 0 ||
 	    m->type >= RAFT_MSG_TYPE_MAX || (m->n_entries && !m->entries))
+		return KVFS_EPROTO;
+	if (m->n_entries && !confs_readable(c, m->entries, m->n_entries, m->from))
 		return KVFS_EPROTO;
 
 	if (m->term > c->term) {

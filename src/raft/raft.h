@@ -302,7 +302,8 @@ struct raft_core;
 
 /* Creates a core from persisted state. Returns 0 and *out, -EINVAL for a bad
  * config or inconsistent init (entries not consecutive after snap.index,
- * terms going back), -ENOMEM. Everything in cfg/init is copied. */
+ * terms going back, a configuration entry raft_conf_decode refuses),
+ * -ENOMEM. Everything in cfg/init is copied. */
 int raft_create(const struct raft_config *cfg, const struct raft_init *init,
 		struct raft_core **out);
 
@@ -317,8 +318,9 @@ void raft_tick(struct raft_core *core);
 
 /* Feeds one received message; m is borrowed for the call (entries and
  * snapshot data are copied when kept). Returns 0 (also when the message is
- * stale and ignored), KVFS_EPROTO if malformed (wrong to, unknown type),
- * -ENOMEM. */
+ * stale and ignored), KVFS_EPROTO if malformed (wrong to, unknown type, a
+ * configuration entry or snapshot membership raft_conf_decode refuses, as
+ * a later format would be), -ENOMEM. */
 int raft_step(struct raft_core *core, const struct raft_msg *m);
 
 /* Proposes one normal entry (data copied). On the leader returns 0 and the
