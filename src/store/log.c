@@ -40,6 +40,7 @@
 #define FRAME_MAX (1u << 30)  /* sanity bound on one frame's payload */
 #define REC_HEADER 5	      /* type, payload length */
 #define DIO_ALIGN 4096	      /* offset, length and memory alignment of direct writes */
+#define DIO_CHUNK (256u << 10) /* the most a direct pwrite takes (multiple of DIO_ALIGN) */
 
 enum { REC_ENTRY = 1, REC_HARD_STATE = 2, REC_TRUNCATE = 3, REC_SNAPSHOT = 4 };
 
@@ -80,9 +81,9 @@ struct rlog {
 	struct spare spare;
 	bool direct;	      /* fd takes direct writes (write_frame) */
 	bool buffered;	      /* never use direct writes (rlog_set_buffered, or they failed) */
-	uint8_t *dbuf;	      /* DIO_ALIGN-aligned; while direct, its first size % DIO_ALIGN
-				 bytes are the current segment's last partial block */
-	size_t dcap;
+	uint8_t *dbuf;	      /* DIO_CHUNK bytes, DIO_ALIGN-aligned; while direct, its first
+				 size % DIO_ALIGN bytes are the current segment's last
+				 partial block */
 };
 
 /* ---- segments ---- */
@@ -354,10 +355,9 @@ static void use_segment(struct rlog *l, int fd, const void *tail, size_t tail_le
 		return;
 	if (!l->dbuf) {
 		void *b;
-		if (posix_memalign(&b, DIO_ALIGN, DIO_ALIGN) != 0)
+		if (posix_memalign(&b, DIO_ALIGN, DIO_CHUNK) != 0)
 			return;
 		l->dbuf = b;
-		l->dcap = DIO_ALIGN;
 	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
@@ -896,25 +896,34 @@ static void put_record(struct byte_buf *b, uint8_t type, const void *a, size_t a
  * (its end). Direct: whole aligned blocks from the one off falls in, its
  * first bytes again (kept in l->dbuf), then the frame, then zeros, which
  * is what the space after the end holds anyway (a spare's zeros, or none);
- * the scan ends a segment at its first zeros. */
+ * the scan ends a segment at its first zeros. A frame longer than l->dbuf
+ * goes through it in DIO_CHUNK pieces, each written before the next is
+ * copied, so a batch never needs a second copy of itself. */
 static int write_frame(struct rlog *l, uint64_t off)
 {
 	if (!l->direct)
 		return write_at(l->fd, l->rec.data, l->rec.len, off);
-	size_t tail = (size_t)(off % DIO_ALIGN), end = tail + l->rec.len;
-	size_t padded = (end + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
-	if (padded > l->dcap) {
-		void *b;
-		if (posix_memalign(&b, DIO_ALIGN, padded) != 0)
-			return -ENOMEM;
-		memcpy(b, l->dbuf, tail);
-		free(l->dbuf);
-		l->dbuf = b;
-		l->dcap = padded;
+	const uint8_t *src = l->rec.data;
+	size_t left = l->rec.len, have = (size_t)(off % DIO_ALIGN);
+	uint64_t pos = off - have;
+	int rc = 0;
+	while (rc == 0) {
+		size_t n = left < DIO_CHUNK - have ? left : DIO_CHUNK - have;
+		memcpy(l->dbuf + have, src, n);
+		have += n;
+		src += n;
+		left -= n;
+		if (!left)
+			break;
+		rc = write_at(l->fd, l->dbuf, have, pos); /* a full chunk: aligned */
+		pos += have;
+		have = 0;
 	}
-	memcpy(l->dbuf + tail, l->rec.data, l->rec.len);
-	memset(l->dbuf + end, 0, padded - end);
-	int rc = write_at(l->fd, l->dbuf, padded, off - tail);
+	size_t padded = (have + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+	if (rc == 0) {
+		memset(l->dbuf + have, 0, padded - have);
+		rc = write_at(l->fd, l->dbuf, padded, pos);
+	}
 	if (rc == -EINVAL) {
 		/* Alignment stricter than DIO_ALIGN, or a file system that
 		 * accepted O_DIRECT and refuses the write: the same bytes
@@ -931,19 +940,8 @@ static int write_frame(struct rlog *l, uint64_t off)
 	}
 	if (rc < 0)
 		return rc;
-	size_t keep = end % DIO_ALIGN; /* the new last partial block */
-	if (padded > (8u << 20)) {
-		/* do not keep the memory of one huge batch */
-		void *b;
-		if (posix_memalign(&b, DIO_ALIGN, DIO_ALIGN) == 0) {
-			memcpy(b, l->dbuf + end - keep, keep);
-			free(l->dbuf);
-			l->dbuf = b;
-			l->dcap = DIO_ALIGN;
-			return 0;
-		}
-	}
-	memmove(l->dbuf, l->dbuf + end - keep, keep);
+	size_t keep = have % DIO_ALIGN; /* the new last partial block */
+	memmove(l->dbuf, l->dbuf + have - keep, keep);
 	return 0;
 }
 

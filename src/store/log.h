@@ -1,12 +1,13 @@
 /*
  * The durable Raft log (raft/ directory): entries, hard state and snapshot
  * metadata as an append-only stream of records in segment files. Every write
- * is one write(2) and one fdatasync, so entries and the hard state that goes
- * with them become durable together (a follower's acknowledgement, a vote,
- * are only sent after the write returned). The write is direct (O_DIRECT:
- * whole 4 KiB blocks, the last partial one rewritten with the frame that
- * follows it, zeros after the end) where the file system allows it, else
- * through the page cache.
+ * is one frame, written (one pwrite, or several for a frame over 256 KiB)
+ * and then fdatasync'd, so entries and the hard state that goes with them
+ * become durable together (a follower's acknowledgement, a vote, are only
+ * sent after the write returned). The write is direct (O_DIRECT: whole 4
+ * KiB blocks, the last partial one rewritten with the frame that follows
+ * it, zeros after the end) where the file system allows it, else through
+ * the page cache.
  *
  * Files: NNNNNNNNNNNNNNNN.seg (16 hex digits, replayed in that order), each
  * starting with the 8 bytes "kvfslog1" followed by records; LOCK (flock'd

@@ -405,18 +405,31 @@ static int check_sized(const struct rlog_entry *e, void *ud)
 	return 0;
 }
 
+#define FRAME_OVERHEAD 34 /* frame header 12, record header 5, entry header 17 */
+#define EXACT ((size_t)-1) /* a payload that ends its frame on a 4 KiB boundary */
+
 static void test_direct_and_buffered_writes_interleave(void **state)
 {
-	/* Frames of many sizes, some ending exactly on a 4 KiB block and some
-	 * larger than 8 MiB, written directly (each rewriting the last partial
-	 * block in front of it, kept in memory) or through the page cache,
-	 * with reopens in between (which read that block back from the file),
-	 * all load back byte for byte. A file system that takes O_DIRECT gets
-	 * direct writes. */
+	/* Frames of many sizes written directly (each rewriting the last
+	 * partial block in front of it, kept in memory) or through the page
+	 * cache, with reopens in between (which read that block back from the
+	 * file): frames that end exactly on a 4 KiB block and the ones that
+	 * then start on one, frames of several 256 KiB chunks, and a switch to
+	 * a spare segment (zeros) written directly. All load back byte for
+	 * byte. A file system that takes O_DIRECT gets direct writes. */
 	struct fx *f = *state;
-	static const size_t sizes[] = {1,    100,  4096 - 8 - 12 - 22, 4096, 4097, 0,  3000,
-				       9000, 1 << 20, (9u << 20) + 5, 17, 4095, 8191, 300};
-	size_t n = sizeof sizes / sizeof *sizes;
+	static const struct {
+		size_t size;
+		bool buffered, reopen;
+	} plan[] = {
+	    {1, false, false},	     {100, false, true},	{EXACT, false, false},
+	    {4096, false, false},    {4097, true, true},	{0, false, false},
+	    {3000, true, false},     {EXACT, false, true},	{9000, false, false},
+	    {1 << 20, false, false}, {(4u << 20) + 3, false, false}, {17, false, false},
+	    {3u << 20, false, false}, {4095, false, false},	{EXACT, false, true},
+	    {300, false, false},
+	};
+	size_t n = sizeof plan / sizeof *plan, sizes[sizeof plan / sizeof *plan];
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/probe", f->path);
 	int pfd = open(probe, O_WRONLY | O_CREAT | O_DIRECT, 0600);
@@ -424,21 +437,40 @@ static void test_direct_and_buffered_writes_interleave(void **state)
 	if (pfd >= 0) {
 		close(pfd);
 		unlink(probe);
+	} else {
+		print_message("(%s takes no O_DIRECT: only writes through the page cache "
+			      "are tested)\n",
+			      f->path);
 	}
 	assert_int_equal(rlog_direct(f->log), direct_ok);
-	uint8_t *buf = malloc(sizes[9]);
+	uint8_t *buf = malloc(5u << 20);
 	assert_non_null(buf);
+	uint64_t off = 8, spares = 0; /* after the magic */
 	for (size_t k = 0; k < n; k++) {
 		uint64_t i = k + 1;
-		if (k % 3 == 1) {
+		if (off >= (8u << 20))
+			off = 8; /* the log moves to the next segment */
+		sizes[k] = plan[k].size;
+		if (sizes[k] == EXACT)
+			sizes[k] = (size_t)((8192 - (off + FRAME_OVERHEAD) % 4096) % 4096);
+		if (plan[k].buffered) {
 			rlog_set_buffered(f->log);
 			assert_false(rlog_direct(f->log));
 		}
 		for (size_t j = 0; j < sizes[k]; j++)
 			buf[j] = sized_byte(i, j);
 		struct rlog_entry e = {.index = i, .term = 1, .data = buf, .len = sizes[k]};
+		if (k == 13)
+			spares = rlog_spares_used(f->log);
 		assert_int_equal(rlog_write(f->log, NULL, 0, &e, 1), 0);
-		if (k % 2) {
+		if (k == 13) /* the first frame of the next segment, a spare */
+			assert_int_equal(rlog_spares_used(f->log), spares + 1);
+		off += FRAME_OVERHEAD + sizes[k];
+		if (plan[k].size == EXACT)
+			assert_int_equal(off % 4096, 0);
+		if (k == 2 || k == 7) /* one segment so far: its size */
+			assert_int_equal(rlog_disk_size(f->log), off);
+		if (plan[k].reopen) {
 			reopen(f);
 			assert_int_equal(rlog_direct(f->log), direct_ok);
 		}
