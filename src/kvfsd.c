@@ -79,6 +79,8 @@ static void usage(FILE *f)
 		"  --key-filter-max MIB    most memory of the filter of live keys that spares\n"
 		"                          writes of new keys a read (default 64; 0: no bound)\n"
 		"  --table-reads HOW       pread (default) or mmap: how LevelDB reads its tables\n"
+		"  --log-writes HOW        direct (default, where the file system takes it) or\n"
+		"                          cached: how the Raft log is written\n"
 		"  --background-priority P normal (default) or idle: LevelDB's compactions\n"
 		"                          yield the CPU to requests while the store keeps up\n"
 		"  --mount DIR             also mount the keyspace at DIR (FUSE)\n"
@@ -118,6 +120,7 @@ enum {
 	OPT_META_CACHE,
 	OPT_KEY_FILTER_MAX,
 	OPT_TABLE_READS,
+	OPT_LOG_WRITES,
 	OPT_BACKGROUND,
 	OPT_READY_FILE,
 	OPT_PEER,
@@ -160,6 +163,7 @@ static const struct option options[] = {
 	{"meta-cache", required_argument, NULL, OPT_META_CACHE},
 	{"key-filter-max", required_argument, NULL, OPT_KEY_FILTER_MAX},
 	{"table-reads", required_argument, NULL, OPT_TABLE_READS},
+	{"log-writes", required_argument, NULL, OPT_LOG_WRITES},
 	{"background-priority", required_argument, NULL, OPT_BACKGROUND},
 	{"ready-file", required_argument, NULL, OPT_READY_FILE},
 	{"peer", required_argument, NULL, OPT_PEER},
@@ -402,6 +406,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ncfg.kv.table_mmap = !strcmp(optarg, "mmap");
+			break;
+		case OPT_LOG_WRITES:
+			if (strcmp(optarg, "direct") && strcmp(optarg, "cached")) {
+				fprintf(stderr, "kvfsd: --log-writes: want direct or cached\n");
+				return 2;
+			}
+			ncfg.log_cached = !strcmp(optarg, "cached");
 			break;
 		case OPT_BACKGROUND:
 			if (strcmp(optarg, "idle") && strcmp(optarg, "normal")) {

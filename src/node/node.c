@@ -126,6 +126,8 @@ int node_create(const struct node_config *cfg, struct node **out)
 	snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
 	if ((rc = rlog_open(path, &n->log)) < 0)
 		goto err_after_alloc;
+	if (cfg->log_cached)
+		rlog_set_buffered(n->log);
 	snprintf(path, sizeof path, "%s/kv", cfg->data_dir);
 	if ((rc = kv_open(path, &cfg->kv, &n->kv)) < 0)
 		goto err_after_log;

@@ -44,6 +44,8 @@ struct node_config {
 	struct node_member members[NODE_MAX_MEMBERS];
 	int n_members;
 	bool join;              /* start with no membership: wait to be added */
+	bool log_cached;        /* write the Raft log through the page cache, not
+				   with direct I/O (--log-writes cached) */
 	int heartbeat_ms;       /* leader heartbeat (default 100) */
 	int election_ms;        /* election timeout, randomised in [e, 2e) (default 1000) */
 	uint64_t seed;          /* Raft PRNG seed (0: from the clock and id) */
