@@ -665,6 +665,10 @@ static double m_log_size(void *ud)
 {
 	return (double)rlog_disk_size(((struct node *)ud)->log);
 }
+static double m_log_direct(void *ud)
+{
+	return rlog_direct(((struct node *)ud)->log) ? 1 : 0;
+}
 static double m_fsyncs(void *ud)
 {
 	return (double)rlog_sync_count(((struct node *)ud)->log);
@@ -876,5 +880,9 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_gauge_fn("kvfs_disk_wal_size_in_bytes",
 			       "On-disk size of the Raft log's segment files.", NULL,
 			       m_log_size, n);
+	rc |= metrics_gauge_fn("kvfs_disk_wal_direct_io",
+			       "1 when the Raft log is written with direct I/O, 0 through the page "
+			       "cache (--log-writes, or a file system that refuses direct I/O).",
+			       NULL, m_log_direct, n);
 	return rc ? -ENOMEM : 0;
 }

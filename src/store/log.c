@@ -79,7 +79,7 @@ struct rlog {
 	uint64_t syncs;		   /* atomic */
 	uint64_t disk_bytes;	   /* atomic */
 	struct spare spare;
-	bool direct;	      /* fd takes direct writes (write_frame) */
+	bool direct;	      /* fd takes direct writes (write_frame); atomic (rlog_direct) */
 	bool buffered;	      /* never use direct writes (rlog_set_buffered, or they failed) */
 	uint8_t *dbuf;	      /* DIO_CHUNK bytes, DIO_ALIGN-aligned; while direct, its first
 				 size % DIO_ALIGN bytes are the current segment's last
@@ -350,7 +350,7 @@ static int spare_take(struct rlog *l, uint64_t seq)
  * (which a memory cgroup counts) with pages it never reads. */
 static void use_segment(struct rlog *l, int fd, const void *tail, size_t tail_len)
 {
-	l->direct = false;
+	__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
 	if (l->buffered)
 		return;
 	if (!l->dbuf) {
@@ -368,7 +368,7 @@ static void use_segment(struct rlog *l, int fd, const void *tail, size_t tail_le
 		return;
 	}
 	memcpy(l->dbuf, tail, tail_len);
-	l->direct = true;
+	__atomic_store_n(&l->direct, true, __ATOMIC_RELAXED);
 }
 
 /* Makes segment seq the one written: the spare prepared ahead when there is
@@ -934,7 +934,7 @@ static int write_frame(struct rlog *l, uint64_t off)
 		int fl = fcntl(l->fd, F_GETFL);
 		if (fl < 0 || fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) < 0)
 			return -errno;
-		l->direct = false;
+		__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
 		l->buffered = true;
 		return write_at(l->fd, l->rec.data, l->rec.len, off);
 	}
@@ -1110,14 +1110,17 @@ void rlog_set_buffered(struct rlog *l)
 	if (l->direct) {
 		int fl = fcntl(l->fd, F_GETFL);
 		if (fl >= 0 && fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) == 0)
-			l->direct = false;
+			__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
+		else
+			log_warn("log", "%s: cannot stop direct writes: %s", l->path,
+				 strerror(errno));
 	}
 	l->buffered = !l->direct;
 }
 
 bool rlog_direct(struct rlog *l)
 {
-	return l->direct;
+	return __atomic_load_n(&l->direct, __ATOMIC_RELAXED);
 }
 
 uint64_t rlog_sync_count(struct rlog *l)

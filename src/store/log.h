@@ -37,7 +37,8 @@
  * the very last frame looks the same and is dropped the same way.)
  *
  * Thread: the node loop only (rlog_open/rlog_load before it starts);
- * rlog_disk_size, rlog_sync_count and rlog_spares_used from any thread.
+ * rlog_disk_size, rlog_sync_count, rlog_spares_used and rlog_direct from any
+ * thread.
  * rlog_close waits for a spare being prepared and the deletions pending.
  * rlog_compact leaves the deletion of the segments it lets go to that
  * thread, so rlog_disk_size falls a little later. On any write failure
@@ -111,7 +112,7 @@ uint64_t rlog_spares_used(struct rlog *log);
 
 /* Whether the segment being written takes direct writes (O_DIRECT, where the
  * file system allows it), and a switch to writes through the page cache
- * from now on (tests of that path). Node loop only. */
+ * from now on (kvfsd --log-writes cached; node loop only). */
 bool rlog_direct(struct rlog *log);
 void rlog_set_buffered(struct rlog *log);
 

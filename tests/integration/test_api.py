@@ -594,7 +594,8 @@ def log_segment_direct(pid):
 
 def test_log_writes_modes():
     """--log-writes direct (the default, where the file system takes it)
-    opens the log segment with O_DIRECT; cached does not; both keep what
+    opens the log segment with O_DIRECT; cached does not, and
+    kvfs_disk_wal_direct_io says which; both keep what
     they acknowledged across restarts in either mode; any other value is a
     usage error."""
     bad = subprocess.run([KVFSD, "--log-writes", "fast"], capture_output=True)
@@ -607,6 +608,7 @@ def test_log_writes_modes():
     except OSError:
         direct_ok = False
     assert log_segment_direct(n.proc.pid) == direct_ok
+    assert n.client().metric("kvfs_disk_wal_direct_io") == (1 if direct_ok else 0)
     written = {}
     for mode in ["cached", "direct", "cached"]:
         cl = n.client()
@@ -619,6 +621,8 @@ def test_log_writes_modes():
         n.start()
         assert log_segment_direct(n.proc.pid) == (direct_ok and mode == "direct"), mode
         cl = n.client()
+        assert cl.metric("kvfs_disk_wal_direct_io") == (1 if direct_ok and mode == "direct"
+                                                        else 0), mode
         for k, v in written.items():
             assert cl.get(k).json() == {"value": v}, (mode, k)
     assert n.stop() == 0
