@@ -199,6 +199,17 @@ static unsigned long long num_arg(const char *opt, const char *s, unsigned long 
 	return v;
 }
 
+/* Parses an option that takes one of two words: whether s is the second;
+ * exits with a clear message if it is neither. */
+static bool word_arg(const char *opt, const char *s, const char *first, const char *second)
+{
+	if (strcmp(s, first) && strcmp(s, second)) {
+		fprintf(stderr, "kvfsd: --%s: want %s or %s\n", opt, first, second);
+		exit(2);
+	}
+	return !strcmp(s, second);
+}
+
 /* Parses --cluster "1=tcp://h:p,2=tcp://h:p" into cfg->members. */
 static int parse_cluster(const char *arg, struct node_config *cfg)
 {
@@ -401,25 +412,14 @@ int main(int argc, char **argv)
 			ncfg.kv.filter_max_bytes = num_arg("key-filter-max", optarg, 0, 65536) << 20;
 			break;
 		case OPT_TABLE_READS:
-			if (strcmp(optarg, "pread") && strcmp(optarg, "mmap")) {
-				fprintf(stderr, "kvfsd: --table-reads: want pread or mmap\n");
-				return 2;
-			}
-			ncfg.kv.table_mmap = !strcmp(optarg, "mmap");
+			ncfg.kv.table_mmap = word_arg("table-reads", optarg, "pread", "mmap");
 			break;
 		case OPT_LOG_WRITES:
-			if (strcmp(optarg, "direct") && strcmp(optarg, "cached")) {
-				fprintf(stderr, "kvfsd: --log-writes: want direct or cached\n");
-				return 2;
-			}
-			ncfg.log_cached = !strcmp(optarg, "cached");
+			ncfg.log_cached = word_arg("log-writes", optarg, "direct", "cached");
 			break;
 		case OPT_BACKGROUND:
-			if (strcmp(optarg, "idle") && strcmp(optarg, "normal")) {
-				fprintf(stderr, "kvfsd: --background-priority: want idle or normal\n");
-				return 2;
-			}
-			ncfg.background_idle = !strcmp(optarg, "idle");
+			ncfg.background_idle =
+			    !word_arg("background-priority", optarg, "idle", "normal");
 			break;
 		case OPT_PEER:
 			ncfg.peer_addr = optarg;
@@ -445,14 +445,9 @@ int main(int argc, char **argv)
 			fcfg.mountpoint = optarg;
 			break;
 		case OPT_MOUNT_CONSISTENCY:
-			if (strcmp(optarg, "linearizable") == 0) {
-				fcfg.consistency = FS_LINEARIZABLE;
-			} else if (strcmp(optarg, "stale") == 0) {
-				fcfg.consistency = FS_STALE;
-			} else {
-				fprintf(stderr, "kvfsd: --mount-consistency: want linearizable or stale\n");
-				return 2;
-			}
+			fcfg.consistency = word_arg("mount-consistency", optarg, "linearizable", "stale")
+					       ? FS_STALE
+					       : FS_LINEARIZABLE;
 			break;
 		case OPT_CACHE_TIMEOUT: {
 			char *end;

@@ -41,6 +41,7 @@
 #define REC_HEADER 5	      /* type, payload length */
 #define DIO_ALIGN 4096	      /* offset, length and memory alignment of direct writes */
 #define DIO_CHUNK (256u << 10) /* the most a direct pwrite takes (multiple of DIO_ALIGN) */
+_Static_assert(DIO_CHUNK % DIO_ALIGN == 0, "DIO_CHUNK must be whole blocks");
 
 enum { REC_ENTRY = 1, REC_HARD_STATE = 2, REC_TRUNCATE = 3, REC_SNAPSHOT = 4 };
 
@@ -341,6 +342,15 @@ static int spare_take(struct rlog *l, uint64_t seq)
 	return fd;
 }
 
+/* Turns O_DIRECT on or off for fd: 0 or -errno. */
+static int set_direct(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Makes fd, the segment now written, take direct writes (O_DIRECT) where
  * the file system allows it. Its last partial block, the tail_len bytes at
  * tail, is kept in l->dbuf and written again in front of the next frame
@@ -359,11 +369,11 @@ static void use_segment(struct rlog *l, int fd, const void *tail, size_t tail_le
 			return;
 		l->dbuf = b;
 	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
+	int rc = set_direct(fd, true);
+	if (rc < 0) {
 		log_info("log", "%s: the file system takes no direct writes (%s); the log is "
 				"written through the page cache",
-			 l->path, strerror(errno));
+			 l->path, strerror(-rc));
 		l->buffered = true;
 		return;
 	}
@@ -931,9 +941,8 @@ static int write_frame(struct rlog *l, uint64_t off)
 		log_info("log", "%s: direct write refused (%s); the log is written through the "
 				"page cache",
 			 l->path, strerror(-rc));
-		int fl = fcntl(l->fd, F_GETFL);
-		if (fl < 0 || fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-			return -errno;
+		if ((rc = set_direct(l->fd, false)) < 0)
+			return rc;
 		__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
 		l->buffered = true;
 		return write_at(l->fd, l->rec.data, l->rec.len, off);
@@ -1107,14 +1116,11 @@ uint64_t rlog_spares_used(struct rlog *l)
 
 void rlog_set_buffered(struct rlog *l)
 {
-	if (l->direct) {
-		int fl = fcntl(l->fd, F_GETFL);
-		if (fl >= 0 && fcntl(l->fd, F_SETFL, fl & ~O_DIRECT) == 0)
-			__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
-		else
-			log_warn("log", "%s: cannot stop direct writes: %s", l->path,
-				 strerror(errno));
-	}
+	int rc = l->direct ? set_direct(l->fd, false) : 0;
+	if (rc == 0)
+		__atomic_store_n(&l->direct, false, __ATOMIC_RELAXED);
+	else
+		log_warn("log", "%s: cannot stop direct writes: %s", l->path, strerror(-rc));
 	l->buffered = !l->direct;
 }
 
