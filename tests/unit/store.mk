@@ -28,5 +28,7 @@ test_kv_nofd_LDADD = $(STORE_TEST_LDADD)
 test_log_SOURCES = tests/unit/test_log.c tests/unit/store_test_util.h
 test_log_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 test_log_LDADD = $(STORE_TEST_LDADD)
+# The log's pwrite goes through the test's __wrap_pwrite (a refused direct write).
+test_log_LDFLAGS = -Wl,--wrap=pwrite
 
 EXTRA_DIST += tests/fuzz/fuzz_txn.c tests/fuzz/gen_txn_corpus.c tests/fuzz/corpus/txn
