@@ -16,7 +16,8 @@
 #
 #   bench/large.sh [KEYS [MEM]]
 #
-# KEEP_LOGS=DIR keeps the three nodes' logs there (log1..log3).
+# KEEP_LOGS=DIR keeps the three nodes' logs there (log1..log3);
+# KVFSD_ARGS adds options to every kvfsd (e.g. "--write-buffer 32").
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${KVFS_BIN:-$top/build}
@@ -46,7 +47,7 @@ for i in 1 2 3; do
 	echo "$MEM" >"$CG/n$i/memory.limit_in_bytes"
 	# Start inside the cgroup: the shell moves itself in, then execs kvfsd.
 	sh -c "echo \$\$ > $CG/n$i/cgroup.procs && exec $B/kvfsd --id $i --cluster $cl \
-		--http 127.0.0.1:0 --ready-file $tmp/ready$i --data $tmp/n$i" 2>"$tmp/log$i" &
+		--http 127.0.0.1:0 --ready-file $tmp/ready$i --data $tmp/n$i ${KVFSD_ARGS:-}" 2>"$tmp/log$i" &
 	pids+=($!)
 done
 # REST on a port each node picks itself (a port chosen free here could be
