@@ -686,6 +686,10 @@ static double m_kv_pending(void *ud)
 {
 	return (double)kv_pending_bytes(((struct node *)ud)->kv);
 }
+static double m_kv_filter(void *ud)
+{
+	return (double)kv_key_filter_bytes(((struct node *)ud)->kv);
+}
 static double m_kv_debt(void *ud)
 {
 	return (double)kv_compaction_debt(((struct node *)ud)->kv);
@@ -790,6 +794,11 @@ int node_register_metrics(struct node *n)
 	rc |= metrics_gauge_fn("kvfs_disk_backend_pending_bytes",
 			       "Applied state in memory waiting for its write to LevelDB.", NULL,
 			       m_kv_pending, n);
+	rc |= metrics_gauge_fn("kvfs_key_filter_bytes",
+			       "Memory of the filter of live keys, which spares writes of new "
+			       "keys a read (kvfsd --key-filter-max), a rebuild under way "
+			       "included.",
+			       NULL, m_kv_filter, n);
 	rc |= metrics_gauge_fn("kvfs_disk_backend_compactions",
 			       "LevelDB background jobs (memtable writes and compactions) "
 			       "scheduled or running: 0 when the store is quiet.",

@@ -51,6 +51,10 @@ uint64_t kv_applied_index(struct kv *kv);
 uint64_t kv_key_count(struct kv *kv);
 /* Approximate size of the database on disk, bytes. */
 uint64_t kv_disk_size(struct kv *kv);
+/* Memory the filter of live keys holds (kv_bloom.c), a build under way
+ * included, bytes; at most about twice kv_options.filter_max_bytes. Any
+ * thread. */
+uint64_t kv_key_filter_bytes(const struct kv *kv);
 
 /* The largest value a store holds (the bound of kvfsd --max-value-size). */
 #define KV_VALUE_LIMIT (64u << 20)

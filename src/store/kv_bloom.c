@@ -108,7 +108,7 @@ static void key_hashes(const void *key, size_t klen, uint64_t *h1, uint64_t *h2)
 }
 
 /* One empty layer of nbits (a power of two, at least BLOCK_BITS). */
-static struct kv_bloom *layer_new(uint64_t nbits)
+static struct kv_bloom *layer_new(struct kv *kv, uint64_t nbits)
 {
 	struct kv_bloom *b = malloc(sizeof *b);
 	if (!b)
@@ -141,6 +141,7 @@ static struct kv_bloom *layer_new(uint64_t nbits)
 		b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
 					~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	}
+	__atomic_fetch_add(&kv->bloom_bytes, len, __ATOMIC_RELAXED);
 	b->mask = nbits / BLOCK_BITS - 1;
 	b->capacity = b->total_capacity = nbits / BLOOM_BITS_PER_KEY;
 	b->added = 0;
@@ -151,7 +152,8 @@ static struct kv_bloom *layer_new(uint64_t nbits)
 
 /* A layer for keys (at least min_keys), of at most max_bits (0: no bound;
  * never less than one block). */
-static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys, uint64_t max_bits)
+static struct kv_bloom *bloom_new(struct kv *kv, uint64_t keys, uint64_t min_keys,
+				   uint64_t max_bits)
 {
 	if (keys < min_keys)
 		keys = min_keys;
@@ -161,7 +163,7 @@ static struct kv_bloom *bloom_new(uint64_t keys, uint64_t min_keys, uint64_t max
 	uint64_t nbits = BLOCK_BITS;
 	while (nbits < want && (!max_bits || nbits * 2 <= max_bits))
 		nbits <<= 1;
-	return layer_new(nbits);
+	return layer_new(kv, nbits);
 }
 
 /* Bits of all of b's layers. */
@@ -173,10 +175,11 @@ static uint64_t bloom_bits(const struct kv_bloom *b)
 	return bits;
 }
 
-static void bloom_free(struct kv_bloom *b)
+static void bloom_free(struct kv *kv, struct kv_bloom *b)
 {
 	while (b) {
 		struct kv_bloom *older = b->older;
+		__atomic_fetch_sub(&kv->bloom_bytes, (b->mask + 1) * (BLOCK_BITS / 8), __ATOMIC_RELAXED);
 		if (b->map_len)
 			munmap(b->mem, b->map_len);
 		else
@@ -294,7 +297,7 @@ static void *build_main(void *arg)
 		log_info("kv", "key filter built from a scan of %llu keys", (unsigned long long)n);
 	}
 	if (!keep)
-		bloom_free(bd->b);
+		bloom_free(kv, bd->b);
 	free(bd);
 	return NULL;
 }
@@ -310,7 +313,7 @@ static void add_pending(void *ud, const uint8_t *k, size_t klen)
 static void start_build(struct kv *kv, uint64_t keys)
 {
 	struct build *bd = calloc(1, sizeof *bd);
-	struct kv_bloom *b = bd ? bloom_new(keys, kv->bloom_min_keys, kv->bloom_max_bits) : NULL;
+	struct kv_bloom *b = bd ? bloom_new(kv, keys, kv->bloom_min_keys, kv->bloom_max_bits) : NULL;
 	if (!b) {
 		free(bd);
 		return; /* no filter: lookups read the database */
@@ -341,7 +344,7 @@ static void start_build(struct kv *kv, uint64_t keys)
 		kv->bloom_next = NULL;
 		pthread_mutex_unlock(&kv->bloom_lock);
 		leveldb_release_snapshot(kv->db, bd->snap);
-		bloom_free(b);
+		bloom_free(kv, b);
 		free(bd);
 		return;
 	}
@@ -358,7 +361,7 @@ void kv_bloom_before_apply(struct kv *kv)
 	bool building = kv->bloom_next != NULL;
 	pthread_mutex_unlock(&kv->bloom_lock);
 	if (done) {
-		bloom_free(kv->bloom);
+		bloom_free(kv, kv->bloom);
 		kv->bloom = done;
 		kv->bloom_full = false;
 	}
@@ -389,7 +392,7 @@ static void grow(struct kv *kv)
 			 bytes >= 1u << 20 ? "MiB" : "KiB", b->layers);
 		return; /* the full layer stays in use, with more false positives */
 	}
-	struct kv_bloom *top = b->layers < MAX_GROWN ? bloom_new(2 * b->capacity, 1, 0) : NULL;
+	struct kv_bloom *top = b->layers < MAX_GROWN ? bloom_new(kv, 2 * b->capacity, 1, 0) : NULL;
 	if (!top)
 		return; /* the full layer stays in use, with more false positives */
 	top->older = b;
@@ -447,10 +450,10 @@ void kv_bloom_invalidate(struct kv *kv)
 {
 	pthread_mutex_lock(&kv->bloom_lock);
 	__atomic_fetch_add(&kv->bloom_epoch, 1, __ATOMIC_RELAXED);
-	bloom_free(kv->bloom_done);
+	bloom_free(kv, kv->bloom_done);
 	kv->bloom_done = NULL;
 	pthread_mutex_unlock(&kv->bloom_lock);
-	bloom_free(kv->bloom);
+	bloom_free(kv, kv->bloom);
 	kv->bloom = NULL;
 	kv->bloom_full = false;
 }
@@ -608,7 +611,7 @@ static struct kv_bloom *bloom_load(struct kv *kv)
 		    nbits / 8 > left)
 			goto bad;
 		left -= nbits / 8;
-		struct kv_bloom *l = layer_new(nbits);
+		struct kv_bloom *l = layer_new(kv, nbits);
 		if (!l) {
 			why = "out of memory";
 			goto bad;
@@ -636,7 +639,7 @@ bad:
 	fclose(f);
 	unlink(path);
 	free(path);
-	bloom_free(top);
+	bloom_free(kv, top);
 	return NULL;
 }
 
@@ -647,7 +650,7 @@ void kv_bloom_start(struct kv *kv)
 	if (kv->bloom && kv->bloom_max_bits && bloom_bits(kv->bloom) > kv->bloom_max_bits) {
 		log_info("kv", "key filter: the saved one is larger than --key-filter-max; "
 			       "built again from a scan");
-		bloom_free(kv->bloom);
+		bloom_free(kv, kv->bloom);
 		kv->bloom = NULL;
 	}
 	if (!kv->bloom)
@@ -661,13 +664,13 @@ void kv_bloom_stop(struct kv *kv)
 		pthread_join(kv->bloom_thread, NULL);
 	kv->bloom_thread_started = false;
 	if (kv->bloom_done) { /* a finished build, not adopted yet: complete */
-		bloom_free(kv->bloom);
+		bloom_free(kv, kv->bloom);
 		kv->bloom = kv->bloom_done;
 		kv->bloom_done = NULL;
 	}
 	bloom_save(kv);
-	bloom_free(kv->bloom);
-	bloom_free(kv->bloom_done);
+	bloom_free(kv, kv->bloom);
+	bloom_free(kv, kv->bloom_done);
 	kv->bloom = kv->bloom_done = NULL;
 	pthread_mutex_destroy(&kv->bloom_lock);
 }
@@ -685,6 +688,11 @@ bool kv_bloom_wait(struct kv *kv)
 		kv->bloom_thread_started = false;
 	}
 	return kv_bloom_ready(kv);
+}
+
+uint64_t kv_key_filter_bytes(const struct kv *kv)
+{
+	return __atomic_load_n(&kv->bloom_bytes, __ATOMIC_RELAXED);
 }
 
 int kv_bloom_layers(const struct kv *kv)

@@ -287,6 +287,9 @@ def test_metrics_exposition():
     line = [l for l in text.splitlines()
             if l.startswith('kvstore_operations_total{operation="put",status="success"}')][0]
     assert int(line.split()[-1]) > 0
+    # The filter of live keys: one layer for the minimum of 1 Mi keys at 20
+    # bits each, whatever this small store holds.
+    assert c.metric("kvfs_key_filter_bytes") == 4 << 20
     # promtool (Debian package prometheus) must find nothing to complain about.
     p = subprocess.run(["promtool", "check", "metrics"], input=m.body, capture_output=True)
     assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (
