@@ -162,7 +162,7 @@ struct kv {
 	bool bloom_thread_started, bloom_stop;
 	uint64_t bloom_epoch, bloom_min_keys;
 	uint64_t bloom_max_bits; /* all layers together at most (0: no bound) */
-	uint64_t bloom_bytes;	 /* bits of every filter held: in use, built, done (atomic) */
+	uint64_t bloom_bytes;	 /* bytes of every filter held: in use, built, done (atomic) */
 	bool bloom_full;	 /* at that bound: no more layers (logged once) */
 	/* The metadata cache (kv_meta.c): node loop only; the counters are
 	 * read by any thread. */

@@ -28,7 +28,8 @@ test_kv_nofd_LDADD = $(STORE_TEST_LDADD)
 test_log_SOURCES = tests/unit/test_log.c tests/unit/store_test_util.h
 test_log_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 test_log_LDADD = $(STORE_TEST_LDADD)
-# The log's pwrite goes through the test's __wrap_pwrite (a refused direct write).
-test_log_LDFLAGS = -Wl,--wrap=pwrite
+# The log's pwrite goes through the test's __wrap_pwrite (a refused direct
+# write); pwrite64 where the headers name it so (_FILE_OFFSET_BITS=64).
+test_log_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=pwrite -Wl,--wrap=pwrite64
 
 EXTRA_DIST += tests/fuzz/fuzz_txn.c tests/fuzz/gen_txn_corpus.c tests/fuzz/corpus/txn

@@ -485,59 +485,79 @@ static void test_direct_and_buffered_writes_interleave(void **state)
 	assert_int_equal(c.n, n);
 }
 
-/* pwrite as the log calls it (linked with -Wl,--wrap=pwrite): after
- * refuse_after more writes to a file opened for direct I/O, each further
- * one fails with EINVAL, as on a device whose alignment is stricter than
- * the log's 4 KiB, or a file system that takes O_DIRECT at fcntl and
- * refuses the writes. Off (negative) outside test_refused_direct_write. */
+/* pwrite as the log calls it (linked with -Wl,--wrap=pwrite and
+ * --wrap=pwrite64, whichever the build's headers name): after refuse_after
+ * more writes to a file opened for direct I/O, each further one fails with
+ * EINVAL, as on a device whose alignment is stricter than the log's 4 KiB,
+ * or a file system that takes O_DIRECT at fcntl and refuses the writes.
+ * Off (negative) outside test_refused_direct_write. */
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t __real_pwrite64(int fd, const void *buf, size_t n, off64_t off);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off64_t off);
 static int refuse_after = -1;
 static unsigned refused;
 
-ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+static bool refuse(int fd)
 {
 	int fl = refuse_after >= 0 ? fcntl(fd, F_GETFL) : 0;
 	if (fl > 0 && (fl & O_DIRECT) && refuse_after-- == 0) {
 		refuse_after = 0;
 		refused++;
 		errno = EINVAL;
-		return -1;
+		return true;
 	}
-	return __real_pwrite(fd, buf, n, off);
+	return false;
+}
+
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return refuse(fd) ? -1 : __real_pwrite(fd, buf, n, off);
+}
+
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+	return refuse(fd) ? -1 : __real_pwrite64(fd, buf, n, off);
 }
 
 static void test_refused_direct_write(void **state)
 {
 	/* A direct write refused with EINVAL is written again through the
-	 * page cache, and so are the writes after it until the log is
-	 * reopened (which tries direct writes again): the refused frame
-	 * and every other one load back byte for byte. Refused at a frame's
-	 * first write, and after the first of its 256 KiB chunks (the rest
-	 * of it then goes through the page cache over the same offsets). */
+	 * page cache, and so are the writes after it, into the next segment
+	 * too, until the log is reopened (which tries direct writes again):
+	 * the refused frame and every other one load back byte for byte.
+	 * Refused at a frame's first write, and after the first of its 256 KiB
+	 * chunks (the whole frame is then written again through the page
+	 * cache, over the chunk already written). */
 	struct fx *f = *state;
-	if (!rlog_direct(f->log)) {
-		print_message("(%s takes no O_DIRECT: nothing to refuse)\n", f->path);
-		return;
-	}
-	static const size_t sizes[] = {100, 5000, 1, (1u << 20) + 5, 300, 4096, 7};
-	static const int refuse[] = {-1, 0, -1, 1, -1, -1, 0};
-	static const bool reopen_after[] = {false, false, true, false, true, false, false};
+	if (!rlog_direct(f->log))
+		skip(); /* the file system takes no O_DIRECT: nothing to refuse */
+	static const size_t sizes[] = {100, 5000, 1, (1u << 20) + 5, 300, 4096, 7,
+				       3u << 20, 3u << 20, 3u << 20, 10};
+	static const int refuse_at[] = {-1, 0, -1, 1, -1, -1, 0, -1, -1, -1, -1};
+	static const bool reopen_after[] = {false, false, true, false, true, false,
+					    false, false, false, false, false};
 	size_t n = sizeof sizes / sizeof *sizes;
-	uint8_t *buf = malloc((1u << 20) + 5);
+	uint8_t *buf = malloc(3u << 20);
 	assert_non_null(buf);
+	uint64_t written = 8; /* the segment's magic */
 	for (size_t k = 0; k < n; k++) {
 		uint64_t i = k + 1;
 		for (size_t j = 0; j < sizes[k]; j++)
 			buf[j] = sized_byte(i, j);
 		struct rlog_entry e = {.index = i, .term = 1, .data = buf, .len = sizes[k]};
 		bool was_direct = rlog_direct(f->log);
+		if (refuse_at[k] >= 0)
+			assert_true(was_direct);
+		if (k == n - 1) /* the three 3 MiB frames filled the segment */
+			assert_true(written >= (8u << 20));
 		refused = 0;
-		refuse_after = refuse[k];
+		refuse_after = refuse_at[k];
 		int rc = rlog_write(f->log, NULL, 0, &e, 1);
 		refuse_after = -1;
 		assert_int_equal(rc, 0);
-		if (refuse[k] >= 0 && was_direct) {
+		written += FRAME_OVERHEAD + sizes[k];
+		if (refuse_at[k] >= 0) {
 			assert_int_equal(refused, 1);
 			assert_false(rlog_direct(f->log)); /* and stays so */
 		} else {
