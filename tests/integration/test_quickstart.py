@@ -40,6 +40,20 @@ def free_run(n):
     raise AssertionError("no %d consecutive free ports" % n)
 
 
+def node_logs(run_dir, lines=15):
+    """The last lines of each node's log under run_dir, for a failure message."""
+    out = ""
+    for i in range(1, N + 1):
+        path = os.path.join(run_dir, "node%d" % i, "kvfsd.log")
+        try:
+            with open(path, errors="replace") as f:
+                tail = f.readlines()[-lines:]
+        except OSError as e:
+            tail = ["(%s)\n" % e]
+        out += "--- node %d (%s):\n%s" % (i, path, "".join(tail))
+    return out
+
+
 def node_pids(run_dir):
     """kvfsd processes whose data lives under run_dir, by node number."""
     out = {}
@@ -79,8 +93,11 @@ def test_cluster_sh_serves_survives_a_node_and_stops_cleanly():
         def output():
             log.seek(0)
             return log.read()
-        wait_for(lambda: "nodes up, leader is node" in output() or proc.poll() is not None,
-                 timeout=120, what="cluster.sh to report a leader")
+        try:
+            wait_for(lambda: "nodes up, leader is node" in output() or proc.poll() is not None,
+                     timeout=120, what="cluster.sh to report a leader")
+        except AssertionError as e:  # what cluster.sh and the nodes said
+            raise AssertionError("%s\n--- cluster.sh:\n%s%s" % (e, output(), node_logs(run_dir)))
         assert proc.poll() is None, output()
         assert all(is_mounted(m) for m in mnt), output()
         with open(os.path.join(mnt[0], "greeting"), "w") as f:
