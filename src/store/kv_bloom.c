@@ -107,6 +107,12 @@ static void key_hashes(const void *key, size_t klen, uint64_t *h1, uint64_t *h2)
 	*h2 = mix64(h ^ 0x9e3779b97f4a7c15ull);
 }
 
+/* Memory of one layer's bits (what kv->bloom_bytes counts). */
+static uint64_t layer_bytes(const struct kv_bloom *b)
+{
+	return (b->mask + 1) * (BLOCK_BITS / 8);
+}
+
 /* One empty layer of nbits (a power of two, at least BLOCK_BITS). */
 static struct kv_bloom *layer_new(struct kv *kv, uint64_t nbits)
 {
@@ -141,8 +147,8 @@ static struct kv_bloom *layer_new(struct kv *kv, uint64_t nbits)
 		b->words = (uint64_t *)(((uintptr_t)b->mem + BLOCK_BITS / 8 - 1) &
 					~(uintptr_t)(BLOCK_BITS / 8 - 1));
 	}
-	__atomic_fetch_add(&kv->bloom_bytes, len, __ATOMIC_RELAXED);
 	b->mask = nbits / BLOCK_BITS - 1;
+	__atomic_fetch_add(&kv->bloom_bytes, layer_bytes(b), __ATOMIC_RELAXED);
 	b->capacity = b->total_capacity = nbits / BLOOM_BITS_PER_KEY;
 	b->added = 0;
 	b->older = NULL;
@@ -171,7 +177,7 @@ static uint64_t bloom_bits(const struct kv_bloom *b)
 {
 	uint64_t bits = 0;
 	for (; b; b = b->older)
-		bits += (b->mask + 1) * BLOCK_BITS;
+		bits += layer_bytes(b) * 8;
 	return bits;
 }
 
@@ -179,7 +185,7 @@ static void bloom_free(struct kv *kv, struct kv_bloom *b)
 {
 	while (b) {
 		struct kv_bloom *older = b->older;
-		__atomic_fetch_sub(&kv->bloom_bytes, (b->mask + 1) * (BLOCK_BITS / 8), __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&kv->bloom_bytes, layer_bytes(b), __ATOMIC_RELAXED);
 		if (b->map_len)
 			munmap(b->mem, b->map_len);
 		else

@@ -406,6 +406,18 @@ static int check_sized(const struct rlog_entry *e, void *ud)
 	return 0;
 }
 
+/* Closes and reopens f's log and loads it: entries 1..n, entry i of
+ * sizes[i-1] bytes of sized_byte(i, ...). */
+static void assert_loads_sized(struct fx *f, const size_t *sizes, size_t n)
+{
+	rlog_close(f->log);
+	assert_int_equal(rlog_open(f->path, &f->log), 0);
+	struct sized_check c = {.sizes = sizes};
+	free(f->snap.membership);
+	assert_int_equal(rlog_load(f->log, &f->hs, &f->snap, check_sized, &c), 0);
+	assert_int_equal(c.n, n);
+}
+
 #define FRAME_OVERHEAD 34 /* frame header 12, record header 5, entry header 17 */
 #define EXACT ((size_t)-1) /* a payload that ends its frame on a 4 KiB boundary */
 
@@ -477,12 +489,7 @@ static void test_direct_and_buffered_writes_interleave(void **state)
 		}
 	}
 	free(buf);
-	rlog_close(f->log);
-	assert_int_equal(rlog_open(f->path, &f->log), 0);
-	struct sized_check c = {.sizes = sizes};
-	free(f->snap.membership);
-	assert_int_equal(rlog_load(f->log, &f->hs, &f->snap, check_sized, &c), 0);
-	assert_int_equal(c.n, n);
+	assert_loads_sized(f, sizes, n);
 }
 
 /* pwrite as the log calls it (linked with -Wl,--wrap=pwrite and
@@ -570,12 +577,7 @@ static void test_refused_direct_write(void **state)
 		}
 	}
 	free(buf);
-	rlog_close(f->log);
-	assert_int_equal(rlog_open(f->path, &f->log), 0);
-	struct sized_check c = {.sizes = sizes};
-	free(f->snap.membership);
-	assert_int_equal(rlog_load(f->log, &f->hs, &f->snap, check_sized, &c), 0);
-	assert_int_equal(c.n, n);
+	assert_loads_sized(f, sizes, n);
 }
 
 static void test_hard_state(void **state)
