@@ -93,12 +93,10 @@ if pgrep -f bench/large.sh >/dev/null; then
 fi
 
 # ------------------------------------------------------------ the clusters --
-# Twelve distinct free ports, all bound at once so none is handed out twice.
-read -r -a P <<<"$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(12)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')"
+# Twelve distinct free ports, outside the range the kernel gives outgoing
+# connections (tests/lib/harness.py, free_port: a member connecting to a peer
+# not listening yet could otherwise take, or connect itself to, its port).
+read -r -a P <<<"$(python3 "$top/tests/lib/harness.py" free-ports 12)"
 cl= icl=
 for i in 1 2 3; do
 	kpeer[$i]=${P[i - 1]} khttp[$i]=${P[i + 2]} eclient[$i]=${P[i + 5]} epeer[$i]=${P[i + 8]}

@@ -15,9 +15,10 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# peer ports outside the range of outgoing connections (tests/lib/harness.py)
+read -r -a pp <<<"$(python3 "$top/tests/lib/harness.py" free-ports "$N")"
 cl=
-for i in $(seq 1 "$N"); do peer[$i]=$(port); cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
+for i in $(seq 1 "$N"); do peer[$i]=${pp[i - 1]}; cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
 for i in $(seq 1 "$N"); do
 	args=(--data "$tmp/n$i" --http 127.0.0.1:0 --ready-file "$tmp/ready$i")
 	[ "$N" -gt 1 ] && args+=(--id "$i" --cluster "$cl")

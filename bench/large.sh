@@ -39,9 +39,10 @@ cleanup() {
 trap cleanup EXIT
 [ -d /sys/fs/cgroup/memory ] || { echo "large: needs the cgroup v1 memory controller" >&2; exit 1; }
 mkdir -p "$CG"
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# peer ports outside the range of outgoing connections (tests/lib/harness.py)
+read -r -a pp <<<"$(python3 "$top/tests/lib/harness.py" free-ports 3)"
 cl=
-for i in 1 2 3; do peer[$i]=$(port); cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
+for i in 1 2 3; do peer[$i]=${pp[i - 1]}; cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
 for i in 1 2 3; do
 	mkdir -p "$CG/n$i"
 	echo "$MEM" >"$CG/n$i/memory.limit_in_bytes"

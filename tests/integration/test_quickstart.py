@@ -4,40 +4,17 @@ keeps the others serving when one dies, and stops everything it started on
 SIGTERM. Needs root and /dev/fuse (the mounts)."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BUILDDIR, Client, run, tmpdir, wait_for  # noqa: E402
+from harness import BUILDDIR, Client, free_port, run, tmpdir, wait_for  # noqa: E402
 from fsharness import is_mounted  # noqa: E402
 
 TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 N = 4
-
-
-def free_run(n):
-    """A base port with n free ports from it (cluster.sh numbers them)."""
-    for _ in range(100):
-        socks = []
-        try:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-            socks.append(s)
-            for i in range(1, n):
-                t = socket.socket()
-                t.bind(("127.0.0.1", base + i))
-                socks.append(t)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no %d consecutive free ports" % n)
 
 
 def node_logs(run_dir, lines=15):
@@ -79,10 +56,8 @@ def test_cluster_sh_serves_survives_a_node_and_stops_cleanly():
     works; SIGTERM stops every node, the restarted one too, and unmounts
     all."""
     run_dir = tmpdir()
-    http = free_run(N)
-    peer = free_run(N)
-    while abs(peer - http) < N:  # the two runs must not overlap
-        peer = free_run(N)
+    http = free_port(N)  # cluster.sh numbers each node's ports from these
+    peer = free_port(N)  # (free_port never hands out a port twice)
     env = dict(os.environ, KVFS_RUN=run_dir, KVFS_NODES=str(N), KVFS_HTTP_PORT=str(http),
                KVFS_PEER_PORT=str(peer), KVFS_PROM_PORT="0", KVFS_BIN=BUILDDIR)
     log = open(os.path.join(run_dir, "cluster.out"), "w+")

@@ -13,6 +13,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -75,13 +76,55 @@ def put_batches(client, prefix, value, count, per=100):
     return acked, None
 
 
-def free_port():
-    """A port the kernel just handed out; used where a daemon cannot bind 0."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+_handed = set()  # ports free_port gave out in this process
+
+
+def _outgoing_range():
+    """The kernel's range of source ports for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(n=1):
+    """The first of n consecutive ports that nothing listens on, for a daemon
+    that must be told its port before it starts (a Raft peer address).
+
+    Drawn outside the kernel's range for outgoing connections: a port from
+    bind(0) is in that range, so an outgoing connection could be given it
+    before the daemon binds it; a node connecting to a peer that is not
+    listening yet (ZeroMQ retries every 100 ms) could even be connected to
+    itself on it. Never the same port twice in one process."""
+    lo, hi = _outgoing_range()
+    spans = [(a, b - n + 1) for a, b in ((10000, lo - 1), (hi + 1, 65535)) if b - n + 1 > a]
+    total = sum(b - a for a, b in spans)
+    for _ in range(1000):
+        r = random.randrange(total)
+        for a, b in spans:
+            if r < b - a:
+                base = a + r
+                break
+            r -= b - a
+        ports = range(base, base + n)
+        if any(p in _handed for p in ports):
+            continue
+        socks = []
+        try:
+            for p in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        _handed.update(ports)
+        return base
+    raise AssertionError("no %d consecutive free ports outside %d-%d" % (n, lo, hi))
 
 
 class Response:
@@ -283,7 +326,7 @@ def run(module_globals):
 
 class Cluster:
     """N kvfsd nodes on 127.0.0.1 with short Raft timings, each on its own
-    peer port (handed out by the kernel) and REST port (bound by kvfsd)."""
+    peer port (free_port) and REST port (bound by kvfsd)."""
 
     def __init__(self, n, heartbeat_ms=20, election_ms=300, extra=()):
         self.heartbeat_ms, self.election_ms = heartbeat_ms, election_ms
@@ -369,3 +412,11 @@ class Cluster:
     def follower(self, exclude=()):
         lid = self.wait_leader()
         return [i for i in self.live() if i != lid and i not in exclude][0]
+
+
+if __name__ == "__main__":
+    # For the shell scripts under bench/: "harness.py free-ports N" prints N
+    # distinct free ports (free_port, above), one line.
+    if len(sys.argv) != 3 or sys.argv[1] != "free-ports" or not sys.argv[2].isdigit():
+        sys.exit("usage: harness.py free-ports N")
+    print(" ".join(str(free_port()) for _ in range(int(sys.argv[2]))))
