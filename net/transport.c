@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "common/log.h"
+#include "common/ports.h"
 #include "net/transport.h"
 #include "net/wire.h"
 
@@ -84,8 +85,11 @@ int transport_create(uint64_t self_id, const char *bind_addr, struct transport *
 	set_int(t->pull, ZMQ_RCVHWM, 10000);
 	set_int(t->pull, ZMQ_LINGER, 0);
 	if (bind_resolved(t->pull, bind_addr) != 0) {
-		log_error("net", "cannot listen for peers on %s: %s", bind_addr,
-			  zmq_strerror(zmq_errno()));
+		int err = zmq_errno();
+		char hint[320];
+		ports_busy_hint_here(bind_addr, err, hint, sizeof hint);
+		log_error("net", "cannot listen for peers on %s: %s%s", bind_addr, zmq_strerror(err),
+			  hint);
 		zmq_close(t->pull);
 		goto err_after_ctx;
 	}

@@ -34,6 +34,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/ports.h"
 
 enum route {
 	R_NOT_FOUND,
@@ -733,8 +734,10 @@ int http_server_create(const struct http_config *cfg, struct node *node, struct 
 		rc = start_workers(s, &ss, sl);
 	}
 	if (rc < 0) {
-		log_error("http", "cannot serve on %s: %s", cfg->listen,
-			  rc == -EIO ? "libmicrohttpd refused to start" : strerror(-rc));
+		char hint[320];
+		ports_busy_hint_here(cfg->listen, -rc, hint, sizeof hint);
+		log_error("http", "cannot serve on %s: %s%s", cfg->listen,
+			  rc == -EIO ? "libmicrohttpd refused to start" : strerror(-rc), hint);
 		stop_workers(s);
 		free(s);
 		return rc;

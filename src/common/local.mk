@@ -4,7 +4,8 @@ libkvfscommon_a_SOURCES = \
 	src/common/log.c src/common/log.h \
 	src/common/bytes.c src/common/bytes.h
 libkvfscommon_a_SOURCES += src/common/metrics.c src/common/metrics.h \
-	src/common/clock.c src/common/clock.h
+	src/common/clock.c src/common/clock.h \
+	src/common/ports.c src/common/ports.h
 ARFLAGS = cr
 
 check_PROGRAMS += test_bytes

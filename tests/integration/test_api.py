@@ -6,13 +6,14 @@ import base64
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import KVFSD, Client, Node, put_batches, run, wait_for  # noqa: E402
+from harness import KVFSD, Client, Node, put_batches, run, tmpdir, wait_for  # noqa: E402
 
 LIMITS = ["--max-key-size", "256", "--max-value-size", "65536", "--max-batch-items", "100",
           "--max-body", "1048576"]
@@ -555,6 +556,27 @@ def test_restart_replays_and_keeps_revisions():
     assert cl.get("rs119").json() == {"value": 119}
     assert cl.request("GET", "/debug/replication").json()["data_size"] == 120
     assert cl.put("rs0", "new").json()["revision"] > int(etag.strip('"'))
+
+
+def test_taken_port_stops_the_node_and_says_why():
+    """A REST port another socket holds: kvfsd stops with an error naming
+    the address and errno, and, the port lying in the range the kernel
+    gives outgoing connections (where bind(0) found it), why that can
+    happen on one start and not the next."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = subprocess.run([KVFSD, "--http", "127.0.0.1:%d" % port,
+                            "--data", os.path.join(tmpdir(), "d")],
+                           capture_output=True, timeout=60)
+    finally:
+        s.close()
+    err = r.stderr.decode()
+    assert r.returncode != 0, err
+    assert "cannot serve on 127.0.0.1:%d: Address already in use (port %d is in the range " \
+        "this machine gives outgoing connections" % (port, port) in err, err
 
 
 def test_table_reads_modes_read_the_same_tables():

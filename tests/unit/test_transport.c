@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "common/ports.h"
 #include "net/transport.h"
 
 /* A loopback address with a port the kernel just handed out. */
@@ -184,6 +185,65 @@ static void test_unknown_peer(void **state)
 	assert_int_equal(transport_send(p->a, 9, "x", 1), -ENOENT);
 }
 
+/* The hint a bind failure gets: only for EADDRINUSE on a port in the range
+ * of outgoing connections, whatever the address's form. */
+static void test_busy_port_hint(void **state)
+{
+	(void)state;
+	char h[400];
+	ports_busy_hint("tcp://127.0.0.1:40000", EADDRINUSE, 32768, 60999, h, sizeof h);
+	assert_non_null(strstr(h, "port 40000 is in the range"));
+	assert_non_null(strstr(h, "32768-60999"));
+	assert_int_equal(h[0], ' ');
+	ports_busy_hint("[::1]:32768", EADDRINUSE, 32768, 60999, h, sizeof h);
+	assert_non_null(strstr(h, "port 32768 "));
+	ports_busy_hint("0.0.0.0:60999", EADDRINUSE, 32768, 60999, h, sizeof h);
+	assert_non_null(strstr(h, "port 60999 "));
+	const char *none[] = {"127.0.0.1:32767",
+			      "127.0.0.1:61000",
+			      "127.0.0.1:8000",
+			      "127.0.0.1",
+			      "127.0.0.1:",
+			      "127.0.0.1:40000x",
+			      "127.0.0.1:99999999999",
+			      "127.0.0.1:-40000",
+			      ""};
+	for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+		strcpy(h, "left");
+		ports_busy_hint(none[i], EADDRINUSE, 32768, 60999, h, sizeof h);
+		assert_string_equal(h, "");
+	}
+	ports_busy_hint("127.0.0.1:40000", EACCES, 32768, 60999, h, sizeof h);
+	assert_string_equal(h, "");
+	char small[16];
+	ports_busy_hint("127.0.0.1:40000", EADDRINUSE, 32768, 60999, small, sizeof small);
+	assert_int_equal(strlen(small), sizeof small - 1);
+	unsigned lo, hi;
+	assert_int_equal(ports_outgoing_range(&lo, &hi), 0);
+	assert_true(lo > 0 && lo <= hi && hi <= 65535);
+}
+
+/* A peer port some other socket holds: transport_create fails, and the
+ * port bind(0) handed out lies in the range the hint names. */
+static void test_port_taken(void **state)
+{
+	(void)state;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(s, 1), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+	char addr[64], h[400];
+	snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+	struct transport *t = NULL;
+	assert_int_equal(transport_create(1, addr, &t), -EADDRINUSE);
+	assert_null(t);
+	ports_busy_hint_here(addr, EADDRINUSE, h, sizeof h);
+	assert_non_null(strstr(h, "is in the range this machine gives outgoing connections"));
+	close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +251,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_sends_what_is_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held_message_at_removal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
+	    cmocka_unit_test(test_busy_port_hint),
+	    cmocka_unit_test(test_port_taken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
