@@ -82,6 +82,7 @@ int kv_open(const char *path, const struct kv_options *o, struct kv **out)
 	leveldb_options_set_write_buffer_size(kv->opts, o->write_buffer);
 	leveldb_options_set_max_open_files(kv->opts, o->max_open_files);
 	leveldb_options_set_max_file_size(kv->opts, 8u << 20);
+	leveldb_options_set_block_size(kv->opts, KV_TABLE_BLOCK);
 	leveldb_options_set_compression(kv->opts, leveldb_no_compression);
 	leveldb_options_set_env(kv->opts, o->table_mmap ? kv_plain_env() : kv_pread_env());
 	kv->ropts = leveldb_readoptions_create();

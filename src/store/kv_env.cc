@@ -143,16 +143,17 @@ private:
 };
 
 /* A table file being written: LevelDB's TableBuilder flushes its file after
- * every data block (4 KiB), and LevelDB's own file turns each flush into a
+ * every data block, and LevelDB's own file turns each flush into a
  * write(2): under a batch load those were about 70,000 system calls a second
- * on the development machine, one per 4 KiB of every table any compaction
- * wrote. Here the blocks gather in a buffer of kBuf bytes and go down in
- * one write when it is full, at Sync and at Close. Nothing reads a table
- * before that: LevelDB syncs and closes a table before it opens it to check
- * it and before the manifest names it (db/builder.cc, db_impl.cc
- * FinishCompactionOutputFile), and a table left half-written by a crash is
- * named by no manifest and deleted at the next open. The log and manifest
- * files keep LevelDB's own writer, whose flushes their recovery counts on. */
+ * on the development machine, one per 4 KiB block (the size then) of every
+ * table any compaction wrote. Here the blocks gather in a buffer of kBuf
+ * bytes and go down in one write when it is full, at Sync and at Close.
+ * Nothing reads a table before that: LevelDB syncs and closes a table
+ * before it opens it to check it and before the manifest names it
+ * (db/builder.cc, db_impl.cc FinishCompactionOutputFile), and a table left
+ * half-written by a crash is named by no manifest and deleted at the next
+ * open. The log and manifest files keep LevelDB's own writer, whose
+ * flushes their recovery counts on. */
 class TableWriter final : public leveldb::WritableFile {
 public:
 	static constexpr size_t kBuf = 256 * 1024;

@@ -2748,7 +2748,101 @@ static void test_flipped_byte_in_a_table_is_an_error(void **state)
 		}
 	}
 	assert_true(errors > 0);
-	assert_true(errors < 100); /* one 4 KiB block: about 20 keys */
+	/* one block (KV_TABLE_BLOCK) of records of about 220 bytes */
+	assert_true(errors <= (int)(KV_TABLE_BLOCK / 200));
+}
+
+/* Reads a varint of at most 64 bits at *p (below end), or fails the test. */
+static uint64_t table_varint(const uint8_t **p, const uint8_t *end)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+	fail_msg("bad varint in a table");
+	return 0;
+}
+
+/* The sizes of a LevelDB table file's data blocks, in file order, from its
+ * footer and index block (LevelDB's doc/table_format.md): *n of them, at
+ * most max, into sizes. */
+static void table_block_sizes(const char *path, uint64_t *sizes, size_t max, size_t *n)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	uint8_t foot[48];
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_size > 48);
+	assert_int_equal(pread(fd, foot, 48, st.st_size - 48), 48);
+	assert_true(get_le64(foot + 40) == 0xdb4775248b80fb57ull); /* the magic */
+	const uint8_t *p = foot, *fe = foot + 40;
+	(void)table_varint(&p, fe); /* the metaindex block */
+	(void)table_varint(&p, fe);
+	uint64_t off = table_varint(&p, fe), size = table_varint(&p, fe);
+	assert_true(size >= 4 && off + size <= (uint64_t)st.st_size);
+	uint8_t *ix = malloc(size);
+	assert_non_null(ix);
+	assert_int_equal(pread(fd, ix, size, (off_t)off), (ssize_t)size);
+	close(fd);
+	/* entries, then the restart offsets (32 bits each), then their count */
+	uint32_t restarts = get_le32(ix + size - 4);
+	assert_true(4 + 4 * (uint64_t)restarts <= size);
+	const uint8_t *q = ix, *end = ix + size - 4 - 4 * (size_t)restarts;
+	*n = 0;
+	while (q < end) {
+		uint64_t shared = table_varint(&q, end), unshared = table_varint(&q, end);
+		uint64_t vlen = table_varint(&q, end);
+		(void)shared;
+		assert_true(unshared + vlen <= (uint64_t)(end - q));
+		q += unshared;
+		const uint8_t *v = q, *ve = q + vlen;
+		(void)table_varint(&v, ve); /* the block's offset, */
+		assert_true(*n < max);
+		sizes[(*n)++] = table_varint(&v, ve); /* and size */
+		q = ve;
+	}
+	free(ix);
+}
+
+static void test_tables_have_blocks_of_kv_table_block(void **state)
+{
+	/* The store's tables are cut into data blocks of KV_TABLE_BLOCK:
+	 * LevelDB ends a block once it holds that much, so every block but a
+	 * table's last is that size plus at most one entry (and its restart
+	 * offset). Fails with LevelDB's default 4 KiB blocks. */
+	struct fx *f = *state;
+	char key[16], val[201], path[4096];
+	memset(val, 'b', sizeof val - 1);
+	val[sizeof val - 1] = '\0';
+	for (int i = 0; i < 12000; i++) {
+		snprintf(key, sizeof key, "b%05d", i);
+		assert_int_equal(put(f, key, val), 0);
+	}
+	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
+	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0);
+	DIR *d = opendir(path_join(path, sizeof path, f->dir, "kv"));
+	struct dirent *de;
+	size_t blocks = 0;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		size_t nl = strlen(de->d_name), n;
+		char p[4096];
+		static uint64_t sizes[4096];
+		if (nl < 4 || strcmp(de->d_name + nl - 4, ".ldb") != 0)
+			continue;
+		snprintf(p, sizeof p, "%s/kv/%s", f->dir, de->d_name);
+		table_block_sizes(p, sizes, sizeof sizes / sizeof *sizes, &n);
+		for (size_t i = 0; i + 1 < n; i++) {
+			assert_in_range(sizes[i], KV_TABLE_BLOCK, KV_TABLE_BLOCK + 300);
+			blocks++;
+		}
+	}
+	closedir(d);
+	assert_true(blocks >= 100); /* 2.6 MB of records */
 }
 
 static void test_tables_read_through_pread_env(void **state)
@@ -2957,6 +3051,7 @@ int main(void)
 		T(test_flush_order_is_key_order),
 		T(test_large_batch),
 		T(test_tables_read_through_pread_env),
+		T(test_tables_have_blocks_of_kv_table_block),
 		T(test_flipped_byte_in_a_table_is_an_error),
 		/* (last, as the one above: the tests that fork want no LevelDB
 		 * background thread in the parent, which a child would lack) */
