@@ -96,7 +96,8 @@ fi
 # Twelve distinct free ports, outside the range the kernel gives outgoing
 # connections (tests/lib/harness.py, free_port: a member connecting to a peer
 # not listening yet could otherwise take, or connect itself to, its port).
-read -r -a P <<<"$(python3 "$top/tests/lib/harness.py" free-ports 12)"
+ports=$(python3 "$top/tests/lib/harness.py" free-ports 12) # (set -e: stops here if it fails)
+read -r -a P <<<"$ports"
 cl= icl=
 for i in 1 2 3; do
 	kpeer[$i]=${P[i - 1]} khttp[$i]=${P[i + 2]} eclient[$i]=${P[i + 5]} epeer[$i]=${P[i + 8]}

@@ -15,7 +15,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 cc -O2 -o "$tmp/pingpong" "$top/bench/pingpong.c" -lzmq
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# outside the range of outgoing connections: the client, which connects until
+# the server listens, could otherwise take the port first (tests/lib/harness.py)
+port() { python3 "$top/tests/lib/harness.py" free-ports 1; }
 rtt() { # rtt zmq|tcp [taskset args...]
 	local kind=$1 p
 	shift

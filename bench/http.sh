@@ -16,7 +16,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 # peer ports outside the range of outgoing connections (tests/lib/harness.py)
-read -r -a pp <<<"$(python3 "$top/tests/lib/harness.py" free-ports "$N")"
+ports=$(python3 "$top/tests/lib/harness.py" free-ports "$N") # (set -e: stops here if it fails)
+read -r -a pp <<<"$ports"
 cl=
 for i in $(seq 1 "$N"); do peer[$i]=${pp[i - 1]}; cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
 for i in $(seq 1 "$N"); do

@@ -40,7 +40,8 @@ trap cleanup EXIT
 [ -d /sys/fs/cgroup/memory ] || { echo "large: needs the cgroup v1 memory controller" >&2; exit 1; }
 mkdir -p "$CG"
 # peer ports outside the range of outgoing connections (tests/lib/harness.py)
-read -r -a pp <<<"$(python3 "$top/tests/lib/harness.py" free-ports 3)"
+ports=$(python3 "$top/tests/lib/harness.py" free-ports 3) # (set -e: stops here if it fails)
+read -r -a pp <<<"$ports"
 cl=
 for i in 1 2 3; do peer[$i]=${pp[i - 1]}; cl="${cl:+$cl,}$i=tcp://127.0.0.1:${peer[$i]}"; done
 for i in 1 2 3; do

@@ -49,29 +49,37 @@ static int bind_resolved(void *sock, const char *addr)
 {
 	if (zmq_bind(sock, addr) == 0)
 		return 0;
+	int err = zmq_errno(); /* what the caller reports, unless a retry fails */
 	char host[256];
+	struct in_addr numeric;
 	const char *h = strncmp(addr, "tcp://", 6) == 0 ? addr + 6 : NULL;
 	const char *colon = h ? strrchr(h, ':') : NULL;
 	if (!colon || (size_t)(colon - h) >= sizeof host)
-		return -1;
+		goto failed;
 	memcpy(host, h, (size_t)(colon - h));
 	host[colon - h] = 0;
+	if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, &numeric) == 1)
+		goto failed; /* nothing to resolve: the bind itself failed */
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
 	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return -1;
+		goto failed;
 	char ip[INET_ADDRSTRLEN], resolved[320];
 	inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
 	freeaddrinfo(res);
 	snprintf(resolved, sizeof resolved, "tcp://%s%s", ip, colon);
 	log_info("net", "%s resolves to %s", addr, resolved);
 	return zmq_bind(sock, resolved);
+failed:
+	errno = err; /* zmq_errno() is errno */
+	return -1;
 }
 
 int transport_create(uint64_t self_id, const char *bind_addr, struct transport **out)
 {
 	struct transport *t = calloc(1, sizeof *t);
+	int rc = -ENOMEM;
 	if (!t)
-		return -ENOMEM;
+		return rc;
 	t->self = self_id;
 	t->ctx = zmq_ctx_new();
 	if (!t->ctx)
@@ -88,8 +96,9 @@ int transport_create(uint64_t self_id, const char *bind_addr, struct transport *
 		int err = zmq_errno();
 		char hint[320];
 		ports_busy_hint_here(bind_addr, err, hint, sizeof hint);
-		log_error("net", "cannot listen for peers on %s: %s%s", bind_addr, zmq_strerror(err),
-			  hint);
+		log_error("net", "cannot listen for peers on %s: %s%s", bind_addr,
+			  zmq_strerror(err), hint);
+		rc = err > 0 ? -err : -EINVAL;
 		zmq_close(t->pull);
 		goto err_after_ctx;
 	}
@@ -103,7 +112,7 @@ err_after_ctx:
 	zmq_ctx_term(t->ctx);
 err_after_alloc:
 	free(t);
-	return -EADDRINUSE;
+	return rc;
 }
 
 static struct peer *find(struct transport *t, uint64_t id)

@@ -27,7 +27,8 @@ struct transport_peer_stats {
 };
 
 /* Binds the PULL socket on bind_addr ("tcp://HOST:PORT"). Returns 0, or a
- * negative code (logged) when the address is invalid or in use. */
+ * negative errno (logged): the bind's (-EADDRINUSE, -EINVAL for an address
+ * ZeroMQ cannot take, ...), or -ENOMEM. */
 int transport_create(uint64_t self_id, const char *bind_addr, struct transport **out);
 void transport_destroy(struct transport *t);
 

@@ -36,9 +36,10 @@ void ports_busy_hint(const char *addr, int err, unsigned lo, unsigned hi, char *
 	if (err != EADDRINUSE || !port || port < lo || port > hi)
 		return;
 	snprintf(buf, len,
-		 " (port %u is in the range this machine gives outgoing connections, %u-%u: any "
-		 "process's connection may hold it for a while; listen on a port outside "
-		 "net.ipv4.ip_local_port_range, or reserve it in net.ipv4.ip_local_reserved_ports)",
+		 " (port %u is in the range this machine gives outgoing connections, %u-%u: "
+		 "besides another listener, any process's outgoing connection may hold it for a "
+		 "while; listen on a port outside net.ipv4.ip_local_port_range, or reserve it in "
+		 "net.ipv4.ip_local_reserved_ports)",
 		 port, lo, hi);
 }
 

@@ -1,6 +1,6 @@
 /*
  * LevelDB's environment with table files read by pread(2) instead of memory
- * maps, and written in 256 KiB writes instead of one per 4 KiB block
+ * maps, and written in 256 KiB writes instead of one per block
  * (kv_env.cc says why).
  */
 #ifndef KVFS_STORE_KV_ENV_H

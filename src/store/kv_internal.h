@@ -31,8 +31,8 @@
 #define KV_META_GEN "\0gen"
 /* LevelDB's table block size (its default is 4 KiB). With 16 KiB blocks a
  * compaction has a quarter of the blocks to read (one pread each), check,
- * build, index and finish: bench/large.sh's 20 million keys took 62-64
- * CPU-seconds of compaction instead of 70-71 in four alternated runs
+ * build, index and finish: bench/large.sh's 20 million keys took 62.1-63.8
+ * CPU-seconds of compaction instead of 69.9-71.1 in four alternated pairs
  * (bench/LARGE.md), and the index blocks that open tables keep in memory
  * are a quarter as big. A point read that misses the block cache copies
  * and checks 16 KiB instead of 4. */

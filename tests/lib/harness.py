@@ -99,8 +99,13 @@ def free_port(n=1):
     listening yet (ZeroMQ retries every 100 ms) could even be connected to
     itself on it. Never the same port twice in one process."""
     lo, hi = _outgoing_range()
-    spans = [(a, b - n + 1) for a, b in ((10000, lo - 1), (hi + 1, 65535)) if b - n + 1 > a]
+    # below the range from 10000 (from 1024 if that leaves under 1000), and
+    # above it; spans of the bases whose n ports all fit, half-open
+    ranges = [(10000 if lo - 10000 >= 1000 else 1024, lo - 1), (hi + 1, 65535)]
+    spans = [(a, b - n + 2) for a, b in ranges if b - n + 2 > a]
     total = sum(b - a for a, b in spans)
+    if not total:
+        raise AssertionError("no %d consecutive ports outside %d-%d" % (n, lo, hi))
     for _ in range(1000):
         r = random.randrange(total)
         for a, b in spans:

@@ -223,8 +223,35 @@ static void test_busy_port_hint(void **state)
 	assert_true(lo > 0 && lo <= hi && hi <= 65535);
 }
 
-/* A peer port some other socket holds: transport_create fails, and the
- * port bind(0) handed out lies in the range the hint names. */
+/* transport_create(addr) with stderr (where the log goes) caught in buf:
+ * returns what transport_create returned. */
+static int create_logged(const char *addr, char *buf, size_t len)
+{
+	struct transport *t = NULL;
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fileno(f), 2), 2);
+	int rc = transport_create(1, addr, &t);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if (rc == 0)
+		transport_destroy(t);
+	rewind(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return rc;
+}
+
+/* A peer port some other socket holds: transport_create fails with the
+ * bind's errno and logs the address, the error, and (the port bind(0)
+ * handed out lying in the range of outgoing connections) the hint; by
+ * number, by host name (resolved here, then bound again) and as the
+ * wildcard. */
 static void test_port_taken(void **state)
 {
 	(void)state;
@@ -234,14 +261,24 @@ static void test_port_taken(void **state)
 	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
 	assert_int_equal(listen(s, 1), 0);
 	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
-	char addr[64], h[400];
-	snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
-	struct transport *t = NULL;
-	assert_int_equal(transport_create(1, addr, &t), -EADDRINUSE);
-	assert_null(t);
-	ports_busy_hint_here(addr, EADDRINUSE, h, sizeof h);
-	assert_non_null(strstr(h, "is in the range this machine gives outgoing connections"));
+	char addr[64], log[4096], want[128];
+	const char *hosts[] = {"127.0.0.1", "localhost", "*"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(addr, sizeof addr, "tcp://%s:%d", hosts[i], ntohs(a.sin_port));
+		assert_int_equal(create_logged(addr, log, sizeof log), -EADDRINUSE);
+		snprintf(want, sizeof want, "cannot listen for peers on %s: Address already in use",
+			 addr);
+		assert_non_null(strstr(log, want));
+		snprintf(want, sizeof want, "(port %d is in the range this machine gives outgoing",
+			 ntohs(a.sin_port));
+		assert_non_null(strstr(log, want));
+	}
 	close(s);
+	/* not a port: ZeroMQ's error (not "in use"), without the hint */
+	int rc = create_logged("tcp://127.0.0.1:port", log, sizeof log);
+	assert_true(rc < 0 && rc != -EADDRINUSE);
+	assert_non_null(strstr(log, "cannot listen for peers on tcp://127.0.0.1:port: "));
+	assert_null(strstr(log, "is in the range"));
 }
 
 int main(void)
