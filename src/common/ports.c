@@ -46,10 +46,7 @@ void ports_busy_hint(const char *addr, int err, unsigned lo, unsigned hi, char *
 void ports_busy_hint_here(const char *addr, int err, char *buf, size_t len)
 {
 	unsigned lo, hi;
-	if (ports_outgoing_range(&lo, &hi) < 0) {
-		if (len)
-			buf[0] = '\0';
-		return;
-	}
+	if (ports_outgoing_range(&lo, &hi) < 0)
+		lo = 1, hi = 0; /* no range known: an empty one, no hint */
 	ports_busy_hint(addr, err, lo, hi, buf, len);
 }

@@ -2681,6 +2681,52 @@ static int table_fds(void)
 	return n;
 }
 
+/* n keys "<prefix>00000".. holding val, synced into LevelDB and compacted
+ * into tables. */
+static void put_compacted(struct fx *f, char prefix, int n, const char *val)
+{
+	char key[16];
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "%c%05d", prefix, i);
+		assert_int_equal(put(f, key, val), 0);
+	}
+	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
+	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0);
+}
+
+/* Calls fn with the path of each LevelDB table file of the store. */
+static void each_table(struct fx *f, void (*fn)(const char *path, void *ud), void *ud)
+{
+	char dir[4096], p[sizeof dir + sizeof((struct dirent *)0)->d_name + 1];
+	DIR *d = opendir(path_join(dir, sizeof dir, f->dir, "kv"));
+	struct dirent *de;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		if (nl < 4 || strcmp(de->d_name + nl - 4, ".ldb") != 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		fn(p, ud);
+	}
+	closedir(d);
+}
+
+struct biggest {
+	char path[4096];
+	off_t size;
+};
+
+static void note_biggest(const char *path, void *ud)
+{
+	struct biggest *b = ud;
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	if (st.st_size > b->size) {
+		b->size = st.st_size;
+		snprintf(b->path, sizeof b->path, "%s", path);
+	}
+}
+
 static void test_flipped_byte_in_a_table_is_an_error(void **state)
 {
 	/* Every block LevelDB reads is checked against its CRC-32C (in a
@@ -2689,7 +2735,7 @@ static void test_flipped_byte_in_a_table_is_an_error(void **state)
 	 * never return another value. Fails if the checksum in use does not
 	 * check (say one that always gives the same answer). */
 	struct fx *f = *state;
-	char key[16], val[201], path[4096], got[256];
+	char key[16], val[201], got[256];
 #ifdef KVFS_STATIC_LEVELDB
 	assert_true(kv_crc_replaced());
 #else
@@ -2697,42 +2743,20 @@ static void test_flipped_byte_in_a_table_is_an_error(void **state)
 #endif
 	memset(val, 'v', sizeof val - 1);
 	val[sizeof val - 1] = '\0';
-	for (int i = 0; i < 3000; i++) {
-		snprintf(key, sizeof key, "c%05d", i);
-		assert_int_equal(put(f, key, val), 0);
-	}
-	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
-	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0);
+	put_compacted(f, 'c', 3000, val);
 	kv_close(f->kv);
 	f->kv = NULL;
 
 	/* one byte in the middle of the biggest table: inside a data block */
-	DIR *d = opendir(path_join(path, sizeof path, f->dir, "kv"));
-	struct dirent *de;
-	char best[4096] = "";
-	off_t best_size = 0;
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		struct stat st;
-		size_t nl = strlen(de->d_name);
-		char p[4096];
-		if (nl < 4 || strcmp(de->d_name + nl - 4, ".ldb") != 0)
-			continue;
-		snprintf(p, sizeof p, "%s/kv/%s", f->dir, de->d_name);
-		assert_int_equal(stat(p, &st), 0);
-		if (st.st_size > best_size) {
-			best_size = st.st_size;
-			snprintf(best, sizeof best, "%s", p);
-		}
-	}
-	closedir(d);
-	assert_true(best_size > 64 * 1024);
-	int fd = open(best, O_RDWR);
+	struct biggest big = {.size = 0};
+	each_table(f, note_biggest, &big);
+	assert_true(big.size > 64 * 1024);
+	int fd = open(big.path, O_RDWR);
 	assert_true(fd >= 0);
 	unsigned char b;
-	assert_int_equal(pread(fd, &b, 1, best_size / 2), 1);
+	assert_int_equal(pread(fd, &b, 1, big.size / 2), 1);
 	b ^= 0x20;
-	assert_int_equal(pwrite(fd, &b, 1, best_size / 2), 1);
+	assert_int_equal(pwrite(fd, &b, 1, big.size / 2), 1);
 	close(fd);
 
 	fx_open(f);
@@ -2808,6 +2832,18 @@ static void table_block_sizes(const char *path, uint64_t *sizes, size_t max, siz
 	free(ix);
 }
 
+/* Every data block of the table at path but its last (ud: their count). */
+static void check_blocks(const char *path, void *ud)
+{
+	static uint64_t sizes[4096];
+	size_t n;
+	table_block_sizes(path, sizes, sizeof sizes / sizeof *sizes, &n);
+	for (size_t i = 0; i + 1 < n; i++) {
+		assert_in_range(sizes[i], KV_TABLE_BLOCK, KV_TABLE_BLOCK + 300);
+		(*(size_t *)ud)++;
+	}
+}
+
 static void test_tables_have_blocks_of_kv_table_block(void **state)
 {
 	/* The store's tables are cut into data blocks of KV_TABLE_BLOCK:
@@ -2815,33 +2851,12 @@ static void test_tables_have_blocks_of_kv_table_block(void **state)
 	 * table's last is that size plus at most one entry (and its restart
 	 * offset). Fails with LevelDB's default 4 KiB blocks. */
 	struct fx *f = *state;
-	char key[16], val[201], path[4096];
+	char val[201];
+	size_t blocks = 0;
 	memset(val, 'b', sizeof val - 1);
 	val[sizeof val - 1] = '\0';
-	for (int i = 0; i < 12000; i++) {
-		snprintf(key, sizeof key, "b%05d", i);
-		assert_int_equal(put(f, key, val), 0);
-	}
-	assert_int_equal(kv_sync(f->kv, kv_applied_index(f->kv)), 0);
-	leveldb_compact_range(f->kv->db, NULL, 0, NULL, 0);
-	DIR *d = opendir(path_join(path, sizeof path, f->dir, "kv"));
-	struct dirent *de;
-	size_t blocks = 0;
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		size_t nl = strlen(de->d_name), n;
-		char p[4096];
-		static uint64_t sizes[4096];
-		if (nl < 4 || strcmp(de->d_name + nl - 4, ".ldb") != 0)
-			continue;
-		snprintf(p, sizeof p, "%s/kv/%s", f->dir, de->d_name);
-		table_block_sizes(p, sizes, sizeof sizes / sizeof *sizes, &n);
-		for (size_t i = 0; i + 1 < n; i++) {
-			assert_in_range(sizes[i], KV_TABLE_BLOCK, KV_TABLE_BLOCK + 300);
-			blocks++;
-		}
-	}
-	closedir(d);
+	put_compacted(f, 'b', 12000, val);
+	each_table(f, check_blocks, &blocks);
 	assert_true(blocks >= 100); /* 2.6 MB of records */
 }
 
