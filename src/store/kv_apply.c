@@ -42,6 +42,11 @@ struct apply_ctx {
 	struct undo *undo;
 	size_t n_undo, cap_undo;
 	int64_t count_delta, txn_count_delta;
+	/* The key filter's hash of the op being applied (its key and
+	 * length), computed when its lines were prefetched. */
+	const void *hkey;
+	size_t hklen;
+	uint64_t hash;
 };
 
 /* Current record of key (hash h) as the running batch sees it. *owned tells
@@ -68,7 +73,9 @@ static int lookup_h(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32
 	 * probes of tables much bigger than the CPU caches) nor a read. Marked,
 	 * so that the filter is told of the key if it is written
 	 * (note_written). */
-	if (!kv_bloom_may_have(c->kv, key, klen)) {
+	if (!kv_bloom_may_have(c->kv, key == c->hkey && klen == c->hklen
+					       ? c->hash
+					       : kv_bloom_hash(key, klen))) {
 		if (!e || !e->key) {
 			if (!(e = ov_slot(&c->ov, key, klen)))
 				return -ENOMEM;
@@ -548,13 +555,23 @@ static int apply_entry(struct apply_ctx *c, struct kv_entry *ent)
 	 * misses, so the lines for the ops a few places ahead are requested
 	 * while this one is applied. */
 	enum { AHEAD = 8 };
-	for (uint32_t i = 0; i < t.n_ops && i < AHEAD; i++)
-		kv_bloom_prefetch(c->kv, t.ops[i].key, t.ops[i].key_len);
+	uint64_t ahead[AHEAD]; /* hashes of ops i..i+AHEAD-1, by op % AHEAD */
+	for (uint32_t i = 0; i < t.n_ops && i < AHEAD; i++) {
+		ahead[i] = kv_bloom_hash(t.ops[i].key, t.ops[i].key_len);
+		kv_bloom_prefetch(c->kv, ahead[i]);
+	}
 	for (uint32_t i = 0; i < t.n_ops && rc == 0; i++) {
-		if (i + AHEAD < t.n_ops)
-			kv_bloom_prefetch(c->kv, t.ops[i + AHEAD].key, t.ops[i + AHEAD].key_len);
+		c->hkey = t.ops[i].key;
+		c->hklen = t.ops[i].key_len;
+		c->hash = ahead[i % AHEAD];
+		if (i + AHEAD < t.n_ops) {
+			const struct txn_op *o = &t.ops[i + AHEAD];
+			ahead[i % AHEAD] = kv_bloom_hash(o->key, o->key_len);
+			kv_bloom_prefetch(c->kv, ahead[i % AHEAD]);
+		}
 		rc = apply_op(c, &t, &t.ops[i], ent);
 	}
+	c->hkey = NULL;
 	txn_free(&t);
 	if (rc == 0) {
 		txn_commit(c);

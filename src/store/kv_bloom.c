@@ -97,13 +97,33 @@ static uint64_t mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-static void key_hashes(const void *key, size_t klen, uint64_t *h1, uint64_t *h2)
+/* A key's filter hash: word-at-a-time (MurmurHash64A's step and constants,
+ * the length in the seed, so that keys differing only in trailing zero
+ * bytes differ), then mixed. The apply path computes it once per key and
+ * hands it to the prefetch, the lookup and the add; the byte-at-a-time
+ * FNV-1a it replaces took a tenth of the node loop, computed three times. */
+uint64_t kv_bloom_hash(const void *key, size_t klen)
 {
+	const uint64_t m = 0xc6a4a7935bd1e995ull;
 	const uint8_t *p = key;
-	uint64_t h = 0xcbf29ce484222325ull ^ klen; /* FNV-1a, then mixed */
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	*h1 = mix64(h);
+	uint64_t h = 0x8445d61a4e774912ull ^ (klen * m);
+	for (; klen >= 8; p += 8, klen -= 8) {
+		uint64_t k = get_le64(p) * m;
+		h = (h ^ ((k ^ (k >> 47)) * m)) * m;
+	}
+	if (klen) {
+		uint64_t k = 0;
+		for (size_t i = 0; i < klen; i++)
+			k |= (uint64_t)p[i] << (8 * i);
+		h = (h ^ k) * m;
+	}
+	return mix64(h);
+}
+
+/* The block (h1) and the bits in it (h2) of hash h. */
+static void key_hashes(uint64_t h, uint64_t *h1, uint64_t *h2)
+{
+	*h1 = h;
 	*h2 = mix64(h ^ 0x9e3779b97f4a7c15ull);
 }
 
@@ -195,13 +215,19 @@ static void bloom_free(struct kv *kv, struct kv_bloom *b)
 	}
 }
 
+/* The block (cache line) of layer b that holds a key's bits. */
+static const uint64_t *block_of(const struct kv_bloom *b, uint64_t h1)
+{
+	return b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+}
+
 /* Sets key's bits in layer b. shared: another thread may set bits in it at
  * the same time (a build), so each is a locked OR; otherwise only the node
  * loop writes to it (the filter in use: the builder that made it has
  * finished), and plain loads and stores do. */
 static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2, bool shared)
 {
-	uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+	uint64_t *blk = (uint64_t *)block_of(b, h1);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
 		uint64_t *w = &blk[bit >> 6], m = 1ull << (bit & 63);
@@ -215,7 +241,7 @@ static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2, bool shared)
 
 static bool layer_has(const struct kv_bloom *b, uint64_t h1, uint64_t h2)
 {
-	const uint64_t *blk = b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
+	const uint64_t *blk = block_of(b, h1);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
 		if (!(__atomic_load_n(&blk[bit >> 6], __ATOMIC_RELAXED) & (1ull << (bit & 63))))
@@ -228,25 +254,25 @@ static bool layer_has(const struct kv_bloom *b, uint64_t h1, uint64_t h2)
 static void bloom_add(struct kv_bloom *b, const void *key, size_t klen)
 {
 	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
+	key_hashes(kv_bloom_hash(key, klen), &h1, &h2);
 	layer_add(b, h1, h2, true);
 }
 
-static bool bloom_has(const struct kv_bloom *b, const void *key, size_t klen)
+static bool bloom_has(const struct kv_bloom *b, uint64_t h)
 {
 	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
+	key_hashes(h, &h1, &h2);
 	for (; b; b = b->older)
 		if (layer_has(b, h1, h2))
 			return true;
 	return false;
 }
 
-/* Adds a key the filter in use ruled out to its newest layer b. */
-static void bloom_add_fresh(struct kv_bloom *b, const void *key, size_t klen)
+/* Adds a key (hash h) the filter in use ruled out to its newest layer b. */
+static void bloom_add_fresh(struct kv_bloom *b, uint64_t h)
 {
 	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
+	key_hashes(h, &h1, &h2);
 	layer_add(b, h1, h2, false);
 	b->added++;
 }
@@ -409,31 +435,39 @@ static void grow(struct kv *kv)
 		 (unsigned long long)top->capacity);
 }
 
-void kv_bloom_prefetch(const struct kv *kv, const void *key, size_t klen)
+void kv_bloom_prefetch(const struct kv *kv, uint64_t h)
 {
-	if (!kv->bloom)
-		return;
-	uint64_t h1, h2;
-	key_hashes(key, klen, &h1, &h2);
 	for (const struct kv_bloom *b = kv->bloom; b; b = b->older)
-		__builtin_prefetch(b->words + (h1 & b->mask) * (BLOCK_BITS / 64));
+		__builtin_prefetch(block_of(b, h));
 }
 
-bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen)
+bool kv_bloom_may_have(struct kv *kv, uint64_t h)
 {
-	return !kv->bloom || bloom_has(kv->bloom, key, klen);
+	return !kv->bloom || bloom_has(kv->bloom, h);
 }
 
 void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, const bool *fresh,
 		    size_t n)
 {
-	/* The others are in some layer already: bits are never cleared. */
-	for (size_t i = 0; kv->bloom && i < n; i++) {
-		if (!fresh[i])
-			continue;
-		bloom_add_fresh(kv->bloom, keys[i], lens[i]);
-		if (kv->bloom->added >= kv->bloom->capacity)
-			grow(kv);
+	/* The others are in some layer already: bits are never cleared. A
+	 * block of keys at a time: hashed, their lines of the newest layer
+	 * requested, then set, so that the adds' cache misses overlap (one
+	 * at a time, they were an eighth of the node loop). */
+	enum { BLOCK = 64 };
+	uint64_t h[BLOCK];
+	for (size_t at = 0; kv->bloom && at < n; at += BLOCK) {
+		size_t end = n - at < BLOCK ? n : at + BLOCK, k = 0;
+		for (size_t i = at; i < end; i++) {
+			if (!fresh[i])
+				continue;
+			h[k] = kv_bloom_hash(keys[i], lens[i]);
+			__builtin_prefetch(block_of(kv->bloom, h[k++]), 1);
+		}
+		for (size_t i = 0; i < k; i++) {
+			bloom_add_fresh(kv->bloom, h[i]);
+			if (kv->bloom->added >= kv->bloom->capacity)
+				grow(kv);
+		}
 	}
 	/* A build started before this batch was written misses its keys:
 	 * they go into it, whether it is still running or already done (not
@@ -489,7 +523,7 @@ void kv_bloom_invalidate(struct kv *kv)
 
 #define SAVE_MAGIC	  "KVFSKF01"
 #define SAVE_HEADER	  32
-#define SAVE_HASH_VERSION 1 /* bump when key_hashes or the bit placement changes */
+#define SAVE_HASH_VERSION 2 /* bump when kv_bloom_hash or the bit placement changes */
 #define SAVE_NAME	  "kvfs.filter"
 
 static char *saved_path(const struct kv *kv, const char *suffix)

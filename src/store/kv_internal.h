@@ -211,9 +211,11 @@ void kv_meta_written(struct kv *kv, const uint8_t *key, size_t klen, uint32_t ha
 void kv_bloom_start(struct kv *kv);
 void kv_bloom_stop(struct kv *kv);
 void kv_bloom_before_apply(struct kv *kv);
-bool kv_bloom_may_have(struct kv *kv, const void *key, size_t klen);
-/* Starts loading the cache lines kv_bloom_may_have will read for key. */
-void kv_bloom_prefetch(const struct kv *kv, const void *key, size_t klen);
+/* A key's hash for the two calls below (computed once per key). */
+uint64_t kv_bloom_hash(const void *key, size_t klen);
+bool kv_bloom_may_have(struct kv *kv, uint64_t hash);
+/* Starts loading the cache lines kv_bloom_may_have will read for hash. */
+void kv_bloom_prefetch(const struct kv *kv, uint64_t hash);
 /* keys[0..n) were written; fresh[i]: kv_bloom_may_have said no to keys[i]
  * during this batch (the others the filter in use already holds). */
 void kv_bloom_added(struct kv *kv, const void *const *keys, const size_t *lens, const bool *fresh,

@@ -899,6 +899,62 @@ static void test_touch_missing(void **state)
 
 /* --- iteration and scale ------------------------------------------------- */
 
+static bool may_have(struct fx *f, const void *key, size_t klen)
+{
+	return kv_bloom_may_have(f->kv, kv_bloom_hash(key, klen));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void test_filter_hash_tells_keys_apart(void **state)
+{
+	(void)state;
+	/* Keys that differ only by trailing zero bytes, or in one byte of a
+	 * word or of the tail, get different hashes: every key of 0-2 bytes,
+	 * runs of zeros and of "a" up to 24 bytes, and "key/<i>" keys. */
+	enum { KEYS = 65536 + 256 + 1 + 2 * 25 + 20000 };
+	uint64_t *h = malloc(KEYS * sizeof *h);
+	assert_non_null(h);
+	size_t n = 0;
+	uint8_t k[32] = {0};
+	h[n++] = kv_bloom_hash(k, 0);
+	for (int a = 0; a < 256; a++) {
+		k[0] = (uint8_t)a;
+		h[n++] = kv_bloom_hash(k, 1);
+		for (int b = 0; b < 256; b++) {
+			k[1] = (uint8_t)b;
+			h[n++] = kv_bloom_hash(k, 2);
+		}
+	}
+	memset(k, 0, sizeof k);
+	for (size_t len = 3; len <= 24; len++)
+		h[n++] = kv_bloom_hash(k, len);
+	memset(k, 'a', sizeof k);
+	for (size_t len = 3; len <= 24; len++)
+		h[n++] = kv_bloom_hash(k, len);
+	/* A filter's blocks are picked by the hash's low bits: 20000 keys over
+	 * 256 blocks put 78 in each on average; 40-120 is 4 standard
+	 * deviations. */
+	unsigned blocks[256] = {0};
+	for (int i = 0; i < 20000; i++) {
+		char key[32];
+		int kl = snprintf(key, sizeof key, "key/%d", i);
+		h[n] = kv_bloom_hash(key, (size_t)kl);
+		blocks[h[n++] & 255]++;
+	}
+	for (int b = 0; b < 256; b++) {
+		assert_in_range(blocks[b], 40, 120);
+	}
+	qsort(h, n, sizeof *h, cmp_u64);
+	for (size_t i = 1; i < n; i++)
+		assert_true(h[i] != h[i - 1]);
+	free(h);
+}
+
 /* Waits until the key filter is in use (the builder runs in the background). */
 static void filter_in_use(struct fx *f)
 {
@@ -928,7 +984,7 @@ static void assert_filter_has(struct fx *f, int n, int step)
 	char key[32];
 	for (int i = 0; i < n; i += step) {
 		int kl = snprintf(key, sizeof key, "k%d", i);
-		assert_true(kv_bloom_may_have(f->kv, key, (size_t)kl));
+		assert_true(may_have(f, key, (size_t)kl));
 	}
 }
 
@@ -973,7 +1029,7 @@ static int false_positives(struct fx *f)
 	int maybe = 0;
 	for (int i = 0; i < 10000; i++) {
 		int kl = snprintf(key, sizeof key, "absent/%d", i);
-		maybe += kv_bloom_may_have(f->kv, key, (size_t)kl);
+		maybe += may_have(f, key, (size_t)kl);
 	}
 	return maybe;
 }
@@ -1071,7 +1127,7 @@ static void test_filter_rebuilt_after_churn(void **state)
 	assert_true(kv_bloom_wait(f->kv));
 	assert_int_equal(kv_key_filter_bytes(f->kv), 256);
 	assert_filter_has(f, 1500, 100);
-	assert_true(kv_bloom_may_have(f->kv, "after", 5));
+	assert_true(may_have(f, "after", 5));
 	assert_int_equal(put(f, "k100", "2"), 0);
 	assert_int_equal(meta_of(f, "k100").version, 2);
 	assert_int_equal(put(f, "k101", "2"), 0);
@@ -1152,18 +1208,23 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 	filter_in_use(f);
 	assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
-	assert_true(kv_bloom_may_have(f->kv, "k250", 4));
+	assert_true(may_have(f, "k250", 4));
 	assert_int_equal(put(f, "k250", "3"), 0);
 	assert_int_equal(meta_of(f, "k250").version, 2);
 
 	/* damaged: one bit flipped in the bits; another format: the probe
-	 * count in the header changed; a layer claiming more bits than the
-	 * file holds (2^38, rejected before anything is allocated) */
+	 * count or the hash's version in the header changed (a filter of
+	 * another hash would rule out keys that exist); a layer claiming more
+	 * bits than the file holds (2^38, rejected before anything is
+	 * allocated) */
 	static const struct {
 		long off;
 		uint8_t byte[8];
 		int n;
-	} hurt[] = {{60, {0}, -1}, {26, {0}, -1}, {32, {0, 0, 0, 0, 0x40, 0, 0, 0}, 8}};
+	} hurt[] = {{60, {0}, -1},
+		    {26, {0}, -1},
+		    {29, {0}, -1},
+		    {32, {0, 0, 0, 0, 0x40, 0, 0, 0}, 8}};
 	int keys = 300;
 	for (size_t i = 0; i < sizeof hurt / sizeof hurt[0]; i++) {
 		while (kv_bloom_layers(f->kv) < 2) { /* so that a build shows */
@@ -1190,7 +1251,7 @@ static void test_filter_saved_at_another_state_is_not_used(void **state)
 		assert_int_equal(access(path, F_OK), -1);
 		filter_in_use(f);
 		assert_int_equal(kv_bloom_layers(f->kv), 1); /* built, not loaded */
-		assert_true(kv_bloom_may_have(f->kv, last, (size_t)ll));
+		assert_true(may_have(f, last, (size_t)ll));
 		assert_int_equal(kv_key_count(f->kv), keys);
 	}
 }
@@ -3045,6 +3106,7 @@ int main(void)
 		T(test_filter_learns_keys_written_again_while_deletion_pending),
 		T(test_readers_during_flushes),
 		T(test_filter_knows_keys_written_before_open),
+		cmocka_unit_test(test_filter_hash_tells_keys_apart),
 		T(test_filter_grows_when_outgrown),
 		T(test_filter_stops_growing_at_its_bound),
 		T(test_filter_rebuilt_after_churn),
