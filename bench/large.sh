@@ -75,12 +75,19 @@ threads_cpu() {
 }
 # What each node's LevelDB still owes when a chunk ends: level-0 tables
 # (compaction's backlog, writes slow at 8) and the bytes by which levels 1-5
-# exceed their target sizes.
+# exceed their target sizes; and the MiB of file pages each node's cgroup
+# read back during the chunk after evicting them (workingset refaults: what
+# the memory limit costs in rereads).
+declare -A refaults
+PAGE=$(getconf PAGESIZE)
+refaulted() { awk '/^workingset_refault_file /{print $2}' "$CG/n$1/memory.stat"; }
 backlog() {
-	local i m out="  backlog:"
+	local i m r out="  backlog:"
 	for i in 1 2 3; do
 		m=$(curl -s "${url[$i]}/metrics")
-		out="$out node $i $(echo "$m" | awk '/^kvfs_disk_backend_files\{level="0"\}/{print $2}') L0 tables, $(echo "$m" | awk '/^kvfs_disk_backend_compaction_debt_bytes /{printf "%d", $2 / 1048576}') MiB over;"
+		r=$(refaulted "$i")
+		out="$out node $i $(echo "$m" | awk '/^kvfs_disk_backend_files\{level="0"\}/{print $2}') L0 tables, $(echo "$m" | awk '/^kvfs_disk_backend_compaction_debt_bytes /{printf "%d", $2 / 1048576}') MiB over, $(( (r - ${refaults[$i]:-0}) * PAGE >> 20 )) MiB reread;"
+		refaults[$i]=$r
 	done
 	echo "${out%;}"
 }
