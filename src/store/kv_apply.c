@@ -73,9 +73,9 @@ static int lookup_h(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32
 	 * probes of tables much bigger than the CPU caches) nor a read. Marked,
 	 * so that the filter is told of the key if it is written
 	 * (note_written). */
-	if (!kv_bloom_may_have(c->kv, key == c->hkey && klen == c->hklen
-					       ? c->hash
-					       : kv_bloom_hash(key, klen))) {
+	if (c->kv->bloom && !kv_bloom_may_have(c->kv, key == c->hkey && klen == c->hklen
+							      ? c->hash
+							      : kv_bloom_hash(key, klen))) {
 		if (!e || !e->key) {
 			if (!(e = ov_slot(&c->ov, key, klen)))
 				return -ENOMEM;
@@ -556,11 +556,17 @@ static int apply_entry(struct apply_ctx *c, struct kv_entry *ent)
 	 * while this one is applied. */
 	enum { AHEAD = 8 };
 	uint64_t ahead[AHEAD]; /* hashes of ops i..i+AHEAD-1, by op % AHEAD */
-	for (uint32_t i = 0; i < t.n_ops && i < AHEAD; i++) {
+	/* (No filter in use, nothing to hash: none is adopted mid-entry.) */
+	const bool filter = c->kv->bloom != NULL;
+	for (uint32_t i = 0; filter && i < t.n_ops && i < AHEAD; i++) {
 		ahead[i] = kv_bloom_hash(t.ops[i].key, t.ops[i].key_len);
 		kv_bloom_prefetch(c->kv, ahead[i]);
 	}
 	for (uint32_t i = 0; i < t.n_ops && rc == 0; i++) {
+		if (!filter) {
+			rc = apply_op(c, &t, &t.ops[i], ent);
+			continue;
+		}
 		c->hkey = t.ops[i].key;
 		c->hklen = t.ops[i].key_len;
 		c->hash = ahead[i % AHEAD];

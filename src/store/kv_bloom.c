@@ -99,9 +99,11 @@ static uint64_t mix64(uint64_t z)
 
 /* A key's filter hash: word-at-a-time (MurmurHash64A's step and constants,
  * the length in the seed, so that keys differing only in trailing zero
- * bytes differ), then mixed. The apply path computes it once per key and
- * hands it to the prefetch, the lookup and the add; the byte-at-a-time
- * FNV-1a it replaces took a tenth of the node loop, computed three times. */
+ * bytes differ), then mixed. The apply path computes it for an op's key
+ * when it prefetches the key's lines and hands it to the lookup; the add
+ * after the batch hashes the new keys again (a key's bytes are at hand
+ * there, its hash is not). The byte-at-a-time FNV-1a it replaces, computed
+ * three times, took a tenth of the node loop. */
 uint64_t kv_bloom_hash(const void *key, size_t klen)
 {
 	const uint64_t m = 0xc6a4a7935bd1e995ull;

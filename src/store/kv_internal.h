@@ -211,7 +211,7 @@ void kv_meta_written(struct kv *kv, const uint8_t *key, size_t klen, uint32_t ha
 void kv_bloom_start(struct kv *kv);
 void kv_bloom_stop(struct kv *kv);
 void kv_bloom_before_apply(struct kv *kv);
-/* A key's hash for the two calls below (computed once per key). */
+/* A key's hash for the two calls below (computed once for both). */
 uint64_t kv_bloom_hash(const void *key, size_t klen);
 bool kv_bloom_may_have(struct kv *kv, uint64_t hash);
 /* Starts loading the cache lines kv_bloom_may_have will read for hash. */
