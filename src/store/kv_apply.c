@@ -73,9 +73,10 @@ static int lookup_h(struct apply_ctx *c, const uint8_t *key, size_t klen, uint32
 	 * probes of tables much bigger than the CPU caches) nor a read. Marked,
 	 * so that the filter is told of the key if it is written
 	 * (note_written). */
-	if (c->kv->bloom && !kv_bloom_may_have(c->kv, key == c->hkey && klen == c->hklen
-							      ? c->hash
-							      : kv_bloom_hash(key, klen))) {
+	bool filter = c->kv->bloom != NULL;
+	if (filter && !kv_bloom_may_have(c->kv, key == c->hkey && klen == c->hklen
+						    ? c->hash
+						    : kv_bloom_hash(key, klen))) {
 		if (!e || !e->key) {
 			if (!(e = ov_slot(&c->ov, key, klen)))
 				return -ENOMEM;
