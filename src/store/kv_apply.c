@@ -564,14 +564,12 @@ static int apply_entry(struct apply_ctx *c, struct kv_entry *ent)
 		kv_bloom_prefetch(c->kv, ahead[i]);
 	}
 	for (uint32_t i = 0; i < t.n_ops && rc == 0; i++) {
-		if (!filter) {
-			rc = apply_op(c, &t, &t.ops[i], ent);
-			continue;
+		if (filter) {
+			c->hkey = t.ops[i].key;
+			c->hklen = t.ops[i].key_len;
+			c->hash = ahead[i % AHEAD];
 		}
-		c->hkey = t.ops[i].key;
-		c->hklen = t.ops[i].key_len;
-		c->hash = ahead[i % AHEAD];
-		if (i + AHEAD < t.n_ops) {
+		if (filter && i + AHEAD < t.n_ops) {
 			const struct txn_op *o = &t.ops[i + AHEAD];
 			ahead[i % AHEAD] = kv_bloom_hash(o->key, o->key_len);
 			kv_bloom_prefetch(c->kv, ahead[i % AHEAD]);

@@ -218,7 +218,7 @@ static void bloom_free(struct kv *kv, struct kv_bloom *b)
 }
 
 /* The block (cache line) of layer b that holds a key's bits. */
-static const uint64_t *block_of(const struct kv_bloom *b, uint64_t h1)
+static uint64_t *block_of(const struct kv_bloom *b, uint64_t h1)
 {
 	return b->words + (h1 & b->mask) * (BLOCK_BITS / 64);
 }
@@ -229,7 +229,7 @@ static const uint64_t *block_of(const struct kv_bloom *b, uint64_t h1)
  * finished), and plain loads and stores do. */
 static void layer_add(struct kv_bloom *b, uint64_t h1, uint64_t h2, bool shared)
 {
-	uint64_t *blk = (uint64_t *)block_of(b, h1);
+	uint64_t *blk = block_of(b, h1);
 	for (int i = 0; i < BLOOM_PROBES; i++, h2 >>= 9) {
 		unsigned bit = h2 & (BLOCK_BITS - 1);
 		uint64_t *w = &blk[bit >> 6], m = 1ull << (bit & 63);
